@@ -1,0 +1,24 @@
+// ggml tensor element types (the numbering is the file format's) and their dequantisation to fp32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace starattn {
+
+enum class GgmlType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
+};
+
+const char* ggml_type_name(GgmlType t);
+bool ggml_type_supported(GgmlType t);  // true for the types dequantize() handles
+int64_t ggml_block_elems(GgmlType t);  // elements per block (1 for float types)
+size_t ggml_block_bytes(GgmlType t);   // bytes per block
+// Bytes of n elements; throws Error if n is not a whole number of blocks or the type is unknown.
+size_t ggml_row_bytes(GgmlType t, int64_t n);
+// Dequantises n elements (a whole number of blocks) from src into dst; throws on unsupported t.
+void dequantize(GgmlType t, const void* src, float* dst, int64_t n);
+
+}  // namespace starattn
