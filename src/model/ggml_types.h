@@ -7,10 +7,12 @@
 
 namespace starattn {
 
+// clang-format off
 enum class GgmlType : uint32_t {
   F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
   Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
 };
+// clang-format on
 
 const char* ggml_type_name(GgmlType t);
 bool ggml_type_supported(GgmlType t);  // true for the types dequantize() handles
@@ -20,5 +22,14 @@ size_t ggml_block_bytes(GgmlType t);   // bytes per block
 size_t ggml_row_bytes(GgmlType t, int64_t n);
 // Dequantises n elements (a whole number of blocks) from src into dst; throws on unsupported t.
 void dequantize(GgmlType t, const void* src, float* dst, int64_t n);
+
+// True when id is one of the GgmlType values above (block size and bytes known).
+bool ggml_type_known(uint32_t id);
+// ggml's name for any type id it defines, including ones starattn does not know ("IQ4_NL");
+// nullptr when ggml defines no such id. For error messages.
+const char* ggml_type_id_name(uint32_t id);
+// IEEE half and bfloat16 bit patterns to fp32, exactly (NaNs stay NaN, subnormals kept).
+float fp16_to_fp32(uint16_t h);
+float bf16_to_fp32(uint16_t h);
 
 }  // namespace starattn

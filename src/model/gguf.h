@@ -74,6 +74,8 @@ class GgufFile {
   std::vector<float> read_f32(const GgufTensorInfo& t) const;
 
  private:
+  void parse();  // reads the header, metadata and tensor table of the mapped file
+
   std::string path_;
   uint32_t version_ = 0;
   std::map<std::string, GgufValue> kv_;

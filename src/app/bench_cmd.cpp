@@ -1,0 +1,175 @@
+#include "app/bench_cmd.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <vector>
+
+#include "app/common.h"
+#include "backend/cpu/forward.h"
+#include "app/ranks.h"
+#include "dist/comm.h"
+#include "engine/engine.h"
+#include "starattn/error.h"
+
+namespace starattn::app {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::vector<int> prefill = {512, 2048, 8000};
+  int decode = 64;
+  int repeats = 3;
+  int threads = 0;
+  bool json = false;
+  RunConfig run;
+  std::string attn = "dense", anchor_mode = "shared";
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The machine's fp32 GEMM ceiling as OpenBLAS reaches it: median of square sgemms, GFLOP/s.
+double sgemm_gflops(int n, int repeats) {
+  std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+  auto once = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(),
+                n, 0.0f, c.data(), n);
+  };
+  once();  // warm-up: thread pool start, page faults
+  std::vector<double> t;
+  for (int r = 0; r < repeats; ++r) {
+    const double t0 = now_seconds();
+    once();
+    t.push_back(now_seconds() - t0);
+  }
+  return 2.0 * n * n * static_cast<double>(n) / median(t) / 1e9;
+}
+
+// Model FLOPs of a causal prefill of n tokens (logits of the last token only):
+// 2 * matmul params * n for the projections, 2 * n^2 * q_dim per layer for causal attention.
+double prefill_flops(const ModelConfig& c, int64_t n) {
+  const double per_layer = static_cast<double>(c.d_model) * (2.0 * c.q_dim() + 2.0 * c.kv_dim()) +
+                           3.0 * c.d_model * static_cast<double>(c.d_ffn);
+  const double lm_head = static_cast<double>(c.d_model) * c.vocab_size;
+  return 2.0 * per_layer * c.n_layers * n + 2.0 * lm_head +
+         2.0 * static_cast<double>(n) * n * c.q_dim() * c.n_layers;
+}
+
+int bench_on_rank(const BenchArgs& a, Comm& comm) {
+  const bool root = comm.rank() == 0;
+  set_threads(a.threads);
+  std::unique_ptr<LoadedModel> lm;
+  on_all_ranks(comm, [&] {
+    SA_CHECK(a.repeats >= 1, "--repeats must be >= 1");
+    SA_CHECK(a.decode >= 0, "--decode must be >= 0");
+    lm = load_model_and_tokenizer(a.model);
+    for (int n : a.prefill)
+      SA_CHECK(n > 1 && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
+               " must be in 2..", lm->model.config.max_positions - a.decode);
+    a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
+  });
+  const ModelConfig& cfg = lm->model.config;
+  CpuForward fwd(cfg, lm->model.weights);
+  std::mt19937 rng(7);  // same seed on every rank: the same random tokens everywhere
+  std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
+
+  const double gemm = sgemm_gflops(2048, 5);
+  nlohmann::json out;
+  out["sgemm_gflops"] = gemm;
+  out["attn"] = attn_mode_name(a.run.attn);
+  out["ranks"] = comm.size();
+  if (root) {
+    std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (OpenBLAS, %d threads); attn %s, %d rank(s)\n",
+                 gemm, openblas_get_num_threads(), attn_mode_name(a.run.attn), comm.size());
+    if (!a.json)
+      std::printf("%-10s %8s %12s %12s %10s\n", "phase", "tokens", "time (s)", "tok/s", "% sgemm");
+  }
+  // "Prefill" = phase 1 over n-1 context tokens + the last token as the query, so dense on one
+  // rank is an ordinary prefill; its FLOPs are those of a dense causal prefill.
+  std::vector<double> decode_t;
+  for (int n : a.prefill) {
+    std::vector<int> ids(n);
+    for (int& x : ids) x = tok(rng);
+    const std::vector<int> ctx(ids.begin(), ids.end() - 1);
+    const RunConfig rc = a.run.resolved(n - 1, comm.size());
+    std::vector<double> t;
+    for (int r = 0; r < a.repeats; ++r) {
+      Engine e(fwd, comm, rc, n - 1, 1 + a.decode);
+      comm.barrier();
+      const double t0 = now_seconds();
+      e.encode_context(ctx);
+      e.run({ids.back()});
+      t.push_back(now_seconds() - t0);
+      if (r == 0 && n == a.prefill.back()) {
+        for (int i = 0; i < a.decode; ++i) {
+          const double t1 = now_seconds();
+          e.run({tok(rng)});
+          decode_t.push_back(now_seconds() - t1);
+        }
+      }
+    }
+    const double sec = median(t);
+    const double gflops = prefill_flops(cfg, n) / sec / 1e9;
+    out["prefill"].push_back({{"tokens", n}, {"seconds", sec}, {"tok_s", n / sec},
+                              {"dense_gflops", gflops}, {"fraction_of_sgemm", gflops / gemm}});
+    if (root && !a.json)
+      std::printf("%-10s %8d %12.3f %12.1f %9.0f%%\n", "prefill", n, sec, n / sec,
+                  100.0 * gflops / gemm);
+  }
+  if (!decode_t.empty()) {
+    const double sec = median(decode_t);
+    out["decode"] = {{"context", a.prefill.back()}, {"tokens", a.decode},
+                     {"ms_per_token", sec * 1e3}, {"tok_s", 1.0 / sec}};
+    if (root && !a.json)
+      std::printf("%-10s %8d %12.4f %12.1f %10s   (median per token after %d tokens)\n", "decode",
+                  a.decode, sec, 1.0 / sec, "-", a.prefill.back());
+  }
+  if (root && a.json) std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  a->model = default_model_path();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure prefill and decode speed on random tokens, next to the sgemm rate.");
+  cmd->add_option("-m,--model", a->model, "Model: a GGUF file or a Hugging Face folder")
+      ->capture_default_str();
+  cmd->add_option("--prefill", a->prefill, "Prompt lengths to time (tokens)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--decode", a->decode, "Generated tokens to time (0 = skip)")
+      ->capture_default_str();
+  cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print the results as one JSON object");
+  cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
+      ->check(CLI::IsMember({"star", "ring", "dense"}))
+      ->capture_default_str();
+  cmd->add_option("-b,--block-size", a->run.block_size, "Star block size; 0 = context / ranks")
+      ->capture_default_str();
+  cmd->add_option("-a,--anchor-size", a->run.anchor_size, "Star anchor size; -1 = block size")
+      ->capture_default_str();
+  cmd->add_option("--anchor-mode", a->anchor_mode, "recompute, shared or broadcast")
+      ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
+      ->capture_default_str();
+  cmd->add_option("--chunk", a->run.chunk, "Tokens per forward call")->capture_default_str();
+  return [a]() {
+    a->run.attn = parse_attn_mode(a->attn);
+    a->run.anchor = parse_anchor_mode(a->anchor_mode);
+    std::unique_ptr<Comm> comm = make_default_comm();
+    return run_on_ranks(*comm, [&] { return bench_on_rank(*a, *comm); });
+  };
+}
+
+}  // namespace starattn::app

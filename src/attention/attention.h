@@ -1,0 +1,36 @@
+// Attention over one set of keys/values that also returns the log-sum-exp of the scores.
+// Every attention in starattn goes through this primitive: dense prefill, Star Attention's
+// [anchor + block] phase 1, phase 2's partial attention on each rank, and ring steps. Partial
+// results over disjoint key sets combine exactly with merge_attention() (merge.h).
+#pragma once
+
+#include <cstdint>
+
+namespace starattn {
+
+// Mask: query row i sees key j iff j <= i + causal_offset when causal, every key otherwise.
+// With a KV cache of P earlier tokens and n new ones appended, causal_offset = P gives ordinary
+// causal attention; for Star phase 1 over [anchor(A), block] with queries = block rows, it is A.
+struct AttnParams {
+  const float* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
+  const float* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  const float* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  float* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
+  float* lse = nullptr;      // [n_q, n_heads] natural log; -inf where a row sees no key (out = 0)
+  int n_q = 0;
+  int n_kv = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;  // n_heads % n_kv_heads == 0; query head h reads kv head h / (n_heads/n_kv_heads)
+  int head_dim = 0;
+  int64_t q_stride = 0;
+  int64_t kv_stride = 0;
+  int64_t out_stride = 0;
+  float scale = 0.0f;  // usually 1/sqrt(head_dim)
+  bool causal = false;
+  int64_t causal_offset = 0;
+};
+
+// fp32 reference implementation (OpenBLAS GEMMs, exact softmax per row). lse may be nullptr.
+void attention_cpu(const AttnParams& p);
+
+}  // namespace starattn

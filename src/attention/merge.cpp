@@ -1,0 +1,46 @@
+#include "attention/merge.h"
+
+#include <cmath>
+#include <limits>
+
+namespace starattn {
+
+void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b,
+                     int n_rows, int n_heads, int head_dim) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const long n = static_cast<long>(n_rows) * n_heads;
+#pragma omp parallel for schedule(static) if (n > 64)
+  for (long r = 0; r < n; ++r) {
+    const float la = lse_a[r], lb = lse_b[r];
+    float* oa = out_a + r * head_dim;
+    const float* ob = out_b + r * head_dim;
+    if (lb == neg_inf) continue;  // b saw no key: a is already the answer
+    if (la == neg_inf) {
+      for (int d = 0; d < head_dim; ++d) oa[d] = ob[d];
+      lse_a[r] = lb;
+      continue;
+    }
+    // Subtract the max so neither exponential overflows; the larger weight is exactly 1.
+    const float m = std::fmax(la, lb);
+    const float wa = std::exp(la - m), wb = std::exp(lb - m);
+    const float inv = 1.0f / (wa + wb);
+    for (int d = 0; d < head_dim; ++d) oa[d] = (wa * oa[d] + wb * ob[d]) * inv;
+    lse_a[r] = m + std::log(wa + wb);
+  }
+}
+
+void scale_partial_attention(float* out, const float* lse_local, const float* lse_global,
+                             int n_rows, int n_heads, int head_dim) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const long n = static_cast<long>(n_rows) * n_heads;
+  for (long r = 0; r < n; ++r) {
+    // A row no rank could see (global -inf) cannot occur for a real query, but stays 0, not NaN.
+    const float w = (lse_local[r] == neg_inf || lse_global[r] == neg_inf)
+                        ? 0.0f
+                        : std::exp(lse_local[r] - lse_global[r]);
+    float* o = out + r * head_dim;
+    for (int d = 0; d < head_dim; ++d) o[d] *= w;
+  }
+}
+
+}  // namespace starattn

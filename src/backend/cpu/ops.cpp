@@ -1,0 +1,107 @@
+#include "backend/cpu/ops.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <numbers>
+
+namespace starattn::cpu {
+
+void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out) {
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y,
+                out);
+  }
+  if (bias) {
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < out; ++j) y[static_cast<int64_t>(i) * out + j] += bias[j];
+  }
+}
+
+void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps) {
+#pragma omp parallel for schedule(static) if (n > 16)
+  for (int i = 0; i < n; ++i) {
+    const float* xi = x + static_cast<int64_t>(i) * d;
+    float* yi = y + static_cast<int64_t>(i) * d;
+    double ss = 0.0;
+    for (int j = 0; j < d; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / d) + eps);
+    for (int j = 0; j < d; ++j) yi[j] = xi[j] * inv * w[j];
+  }
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const int half = c.head_dim / 2;
+  std::vector<float> f(half);
+  for (int i = 0; i < half; ++i)
+    f[i] = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+  const RopeScaling& s = c.rope_scaling;
+  if (!s.llama3) return f;
+  // Llama 3.1 scaling: long wavelengths are slowed by `factor`, short ones kept, and the band
+  // between is interpolated smoothly (same arithmetic as transformers' _compute_llama3_parameters).
+  const float old_len = static_cast<float>(s.original_max_positions);
+  const float low_wavelen = old_len / s.low_freq_factor;
+  const float high_wavelen = old_len / s.high_freq_factor;
+  for (int i = 0; i < half; ++i) {
+    const float wavelen = 2.0f * std::numbers::pi_v<float> / f[i];
+    if (wavelen > low_wavelen) {
+      f[i] = f[i] / s.factor;
+    } else if (wavelen >= high_wavelen) {
+      const float smooth =
+          (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      f[i] = (1.0f - smooth) * f[i] / s.factor + smooth * f[i];
+    }
+  }
+  return f;
+}
+
+RopeTable rope_table(const std::vector<float>& inv_freq, const int* positions, int n) {
+  RopeTable t;
+  t.half = static_cast<int>(inv_freq.size());
+  t.cos.resize(static_cast<size_t>(n) * t.half);
+  t.sin.resize(t.cos.size());
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < t.half; ++j) {
+      // fp32 product as in transformers, then cos/sin in double for a correctly rounded value.
+      const float angle = static_cast<float>(positions[i]) * inv_freq[j];
+      t.cos[static_cast<size_t>(i) * t.half + j] = static_cast<float>(std::cos(double{angle}));
+      t.sin[static_cast<size_t>(i) * t.half + j] = static_cast<float>(std::sin(double{angle}));
+    }
+  }
+  return t;
+}
+
+void apply_rope(float* x, const RopeTable& t, int n, int n_heads, int head_dim) {
+  const int half = head_dim / 2;
+#pragma omp parallel for schedule(static) if (n > 16)
+  for (int i = 0; i < n; ++i) {
+    const float* c = t.cos.data() + static_cast<size_t>(i) * half;
+    const float* s = t.sin.data() + static_cast<size_t>(i) * half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (static_cast<int64_t>(i) * n_heads + h) * head_dim;
+      for (int j = 0; j < half; ++j) {
+        const float a = v[j], b = v[j + half];
+        v[j] = a * c[j] - b * s[j];
+        v[j + half] = b * c[j] + a * s[j];
+      }
+    }
+  }
+}
+
+void swiglu(float* gate, const float* up, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > 65536)
+  for (int64_t i = 0; i < count; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add_inplace(float* x, const float* y, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > 65536)
+  for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+}
+
+}  // namespace starattn::cpu

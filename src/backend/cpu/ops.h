@@ -1,0 +1,34 @@
+// fp32 CPU building blocks of the Llama forward pass. Row-major; shapes on every pointer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace starattn::cpu {
+
+// y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out] when not null). OpenBLAS sgemm.
+void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out);
+
+// y[n, d] = x / rms(x) * w, per row.
+void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps);
+
+// RoPE angles for a set of positions: cos/sin tables [n, head_dim/2], with llama3 scaling.
+struct RopeTable {
+  std::vector<float> cos, sin;
+  int half = 0;
+};
+// Inverse frequencies [head_dim/2] as Hugging Face computes them (llama3 scaling included).
+std::vector<float> rope_inv_freq(const ModelConfig& c);
+RopeTable rope_table(const std::vector<float>& inv_freq, const int* positions, int n);
+// Rotates pairs (i, i + head_dim/2) of every head of x[n, n_heads, head_dim] in place.
+void apply_rope(float* x, const RopeTable& t, int n, int n_heads, int head_dim);
+
+// gate[n, f] = silu(gate) * up, in place.
+void swiglu(float* gate, const float* up, int64_t count);
+
+// x[count] += y[count]
+void add_inplace(float* x, const float* y, int64_t count);
+
+}  // namespace starattn::cpu

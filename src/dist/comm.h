@@ -1,0 +1,98 @@
+// Comm: the one communication interface the engine uses between ranks (MPI processes).
+//   - Star Attention phase 2: allreduce/allgather of per-layer partial attention (o, lse).
+//   - ring baseline: sendrecv passes KV shards around the ring.
+//   - control: broadcast of token ids, agreement on arguments, failure propagation.
+// Buffers are host memory. Sizes are in bytes unless a parameter says `count` (floats).
+// Collectives must be called by every rank in the same order with the same sizes and root,
+// exactly as in MPI; a mismatch is undefined (usually a hang or an error from MPI).
+//
+// Failure pattern for the app layer (DESIGN.md 4: a fatal error on one rank ends every rank):
+//
+//   auto comm = make_default_comm();
+//   try { run(*comm); } catch (const starattn::Error& e) { comm->abort_all(e.what(), 1); }
+//
+// Only abort_all ends the job. Do NOT just `return 1` from main on one rank: the Comm destructor
+// then calls MPI_Finalize, which waits for the ranks still blocked in a collective, and the job
+// hangs. An exception escaping main (std::terminate) also ends the job, because mpirun kills the
+// rest when one process dies abnormally, but it prints nothing useful.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace starattn {
+
+class Comm {
+ public:
+  Comm() = default;
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+  virtual ~Comm() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual void barrier() = 0;
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  virtual void allreduce_sum(float* data, size_t count) = 0;         // in place
+  virtual void allreduce_max(float* data, size_t count) = 0;         // in place
+  virtual void reduce_sum(float* data, size_t count, int root) = 0;  // in place; valid on root only
+  // recv: [size * bytes_each], rank r's block at r * bytes_each. send may alias its own block.
+  virtual void allgather(const void* send, void* recv, size_t bytes_each) = 0;
+  // As allgather, but only root's recv is written; other ranks may pass recv = nullptr.
+  virtual void gather(const void* send, void* recv, size_t bytes_each, int root) = 0;
+  // Point to point. The receiver's size must equal the sender's exactly (checked: Error).
+  // tag >= 0. Sending to oneself works only with sendrecv (MPI) or in the local comm.
+  virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
+  virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
+  // One ring step: send to `to` and receive from `from` at once, without deadlock whatever the
+  // order ranks arrive in. send and recv must not overlap.
+  virtual void sendrecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes,
+                        int from, int tag) = 0;
+  // The app-layer escape hatch and the only place the job ends: prints msg once (from the calling
+  // rank, to stderr) and ends every rank with exit code `code` (MPI: MPI_Abort on
+  // MPI_COMM_WORLD, which makes mpirun kill the others; local: std::exit). Code 0 becomes 1.
+  // Never returns.
+  [[noreturn]] virtual void abort_all(const std::string& msg, int code) = 0;
+};
+
+// Single process, size 1. Collectives are the identity (gather/allgather copy send to recv).
+// send/recv to rank 0 go through a FIFO mailbox per tag (recv without a pending send throws, since
+// with one process nobody else could ever send it); sendrecv to self copies.
+std::unique_ptr<Comm> make_local_comm();
+
+struct MpiCommOptions {
+  // Largest piece handed to one MPI call. MPI counts are int, so transfers above this are split;
+  // tests lower it to exercise the split paths with small buffers.
+  size_t max_chunk_bytes = size_t{1} << 30;
+};
+
+// Initialises MPI if nobody has (MPI_Init_thread, FUNNELED: only the main thread calls MPI, OpenMP
+// threads do not) and finalises on destruction if it initialised. Sets MPI_ERRORS_RETURN on
+// MPI_COMM_WORLD so MPI errors come back as starattn::Error naming the call, file:line and rank.
+// Works on its own duplicate of MPI_COMM_WORLD, so its messages never meet anyone else's.
+std::unique_ptr<Comm> make_mpi_comm(const MpiCommOptions& options = {});
+
+// MPI when launched by mpirun/srun (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK set), else local.
+std::unique_ptr<Comm> make_default_comm();
+
+// Throws starattn::Error on every rank (none hangs) unless `value` is identical on all ranks; the
+// message names `what` and the first rank that differs from rank 0, with both values (shortened).
+void check_same_on_all_ranks(Comm& comm, const std::string& what, const std::string& value);
+
+// Root's string replaces every other rank's.
+void broadcast_string(Comm& comm, std::string& s, int root);
+
+// Root's vector (size and contents) replaces every other rank's.
+template <typename T>
+void broadcast_vector(Comm& comm, std::vector<T>& v, int root) {
+  static_assert(std::is_trivially_copyable_v<T>, "broadcast_vector sends raw bytes");
+  unsigned long long n = v.size();
+  comm.broadcast(&n, sizeof n, root);
+  v.resize(static_cast<size_t>(n));
+  comm.broadcast(v.data(), v.size() * sizeof(T), root);
+}
+
+}  // namespace starattn

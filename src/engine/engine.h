@@ -1,0 +1,64 @@
+// The engine of one rank: phase 1 encodes the context (dense, star or ring) into this rank's
+// context KV cache, phase 2 runs the query and each generated token on every rank (phase2.h).
+// Every rank constructs an Engine with the same arguments and makes the same calls in the same
+// order; rank 0 is the query host, which alone stores query/generated KV and gets logits.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/forward.h"
+#include "dist/comm.h"
+#include "engine/kv_cache.h"
+#include "engine/run_config.h"
+
+namespace starattn {
+
+// Called as long work advances: tokens done so far, tokens in all (on this rank).
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+class Engine {
+ public:
+  // rc must be resolved (RunConfig::resolved) for n_context tokens and comm.size() ranks.
+  // query_capacity: the most query + generated tokens this run will append.
+  Engine(CpuForward& forward, Comm& comm, const RunConfig& rc, int64_t n_context,
+         int64_t query_capacity);
+
+  // Phase 1. Every rank passes the whole context (n_context tokens) and encodes its share.
+  void encode_context(const std::vector<int>& context, const ProgressFn& progress = nullptr);
+  // Phase 2. Every rank passes the same tokens (the query, or one generated token). Returns the
+  // logits after the last token, [vocab], on the query host; an empty vector on other ranks.
+  std::vector<float> run(const std::vector<int>& tokens, const ProgressFn& progress = nullptr);
+  // As run(), with logits for every token ([n, vocab], query host only); for tests.
+  std::vector<float> run_all_logits(const std::vector<int>& tokens);
+
+  bool is_query_host() const { return comm_.rank() == 0; }
+  const KvCache& context_kv() const { return *context_; }
+  const KvCache* query_kv() const { return query_.get(); }
+  double phase2_comm_seconds() const { return comm_seconds_; }
+
+ private:
+  void encode_dense(const std::vector<int>& context, const ProgressFn& progress);
+  void encode_star(const std::vector<int>& context, const ProgressFn& progress);
+  void encode_ring(const std::vector<int>& context);
+  // Runs tokens [first, first + n) of `tokens` at positions starting at `pos` through the model in
+  // chunks, committing each chunk to `cache`. Reports progress as `done0 + tokens so far`.
+  void run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook& hook, KvCache& cache,
+                  const ProgressFn& progress, int64_t done0, int64_t total);
+  std::vector<float> run_phase2(const std::vector<int>& tokens, bool all_logits,
+                                const ProgressFn& progress);
+  int64_t local_context_rows() const;
+
+  CpuForward& fwd_;
+  Comm& comm_;
+  RunConfig rc_;
+  int64_t n_context_;
+  std::unique_ptr<KvCache> context_;
+  std::unique_ptr<KvCache> query_;  // query host only
+  int64_t n_query_ = 0;  // query + generated tokens run so far (known on every rank)
+  double comm_seconds_ = 0.0;
+};
+
+}  // namespace starattn

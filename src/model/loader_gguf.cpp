@@ -1,0 +1,228 @@
+// GGUF half of the model loader: llama.cpp metadata keys and tensor names -> ModelConfig, Weights.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "model/gguf.h"
+#include "model/loader_jobs.h"
+#include "starattn/error.h"
+
+namespace starattn {
+namespace {
+
+using loader_detail::LoadJob;
+using loader_detail::shape_string;
+
+int gguf_int(const GgufFile& f, const std::string& key) {
+  const int64_t v = f.get_int(key);
+  SA_CHECK(v >= 0 && v <= std::numeric_limits<int>::max(), f.path(), ": ", key, " = ", v,
+           " is out of range");
+  return static_cast<int>(v);
+}
+int gguf_int_or(const GgufFile& f, const std::string& key, int def) {
+  return f.find(key) ? gguf_int(f, key) : def;
+}
+
+// RoPE scaling from {arch}.rope.scaling.* keys. llama.cpp defines type, factor and
+// original_context_length; low_freq_factor / high_freq_factor are our extension for "llama3",
+// which llama.cpp itself never writes (it stores rope_freqs.weight instead; see rope_from_freqs).
+void rope_from_keys(const GgufFile& f, const std::string& p, ModelConfig& c) {
+  const std::string type = f.get_string_or(p + "rope.scaling.type", "none");
+  const double factor = f.get_float_or(p + "rope.scaling.factor", 1.0);
+  if (type == "none" || (type == "linear" && factor == 1.0)) return;
+  SA_CHECK(type == "llama3", f.path(), ": unsupported RoPE scaling type '", type,
+           "' (supported: none, llama3)");
+  RopeScaling& s = c.rope_scaling;
+  s.llama3 = true;
+  s.factor = static_cast<float>(f.get_float(p + "rope.scaling.factor"));
+  s.original_max_positions = gguf_int(f, p + "rope.scaling.original_context_length");
+  s.low_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.low_freq_factor", 1.0));
+  s.high_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.high_freq_factor", 4.0));
+  SA_CHECK(s.factor >= 1 && s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor &&
+               s.original_max_positions > 0,
+           f.path(),
+           ": llama3 RoPE scaling needs factor >= 1, 0 < low_freq_factor < "
+           "high_freq_factor and original_context_length > 0");
+}
+
+// llama.cpp's converter stores Llama 3.x RoPE scaling only as rope_freqs.weight: one divisor per
+// frequency, [head_dim / 2]. ModelConfig describes the scaling by its parameters, so we find
+// parameters that reproduce the divisors. They are underdetermined (only the two wavelength
+// thresholds matter), so low_freq_factor 1 and high_freq_factor 4, the values of every Llama 3.x,
+// are fixed and only original_max_positions is searched: taken from a divisor on the smooth ramp
+// when there is one, else the first power of two that fits. Any result reproduces the stored
+// divisors, which is all the forward pass uses.
+void rope_from_freqs(const GgufFile& f, const GgufTensorInfo& t, ModelConfig& c) {
+  const int half = c.head_dim / 2;
+  SA_CHECK(t.dims.size() == 1 && t.dims[0] == half, f.path(), ": rope_freqs.weight has dims ",
+           shape_string(t.dims), ", expected [", half, "] (head_dim / 2)");
+  const std::vector<float> div = f.read_f32(t);
+  auto reproduces = [&](const ModelConfig& cand) {
+    const std::vector<double> want = llama3_rope_divisors(cand);
+    for (int i = 0; i < half; ++i)
+      if (!(std::abs(want[i] - div[i]) <= 1e-4 * want[i])) return false;  // NaN fails too
+    return true;
+  };
+  if (c.rope_scaling.llama3) {
+    SA_CHECK(reproduces(c), f.path(),
+             ": rope_freqs.weight disagrees with the llama3 rope.scaling keys");
+    return;
+  }
+  if (reproduces(c)) return;  // all ones: no scaling
+
+  ModelConfig cand = c;
+  RopeScaling& s = cand.rope_scaling;
+  s.llama3 = true;
+  s.factor = div.back();  // the lowest frequency is always in the scaled band
+  s.low_freq_factor = 1.0f;
+  s.high_freq_factor = 4.0f;
+  std::vector<int64_t> origs;
+  for (int i = 0; i < half && s.factor > 1; ++i) {
+    if (div[i] > 1 + 1e-4 && div[i] < s.factor * (1 - 1e-4)) {
+      // On the ramp 1/div = (1 - r)/factor + r with r = (orig / wavelength - 1) / 3.
+      const double r = (1.0 / div[i] - 1.0 / s.factor) / (1.0 - 1.0 / s.factor);
+      const double wavelen = 2 * M_PI * std::pow(double(c.rope_theta), 2.0 * i / c.head_dim);
+      const double orig = wavelen * (3 * r + 1);
+      if (orig > 0 && orig < 1e9) origs.push_back(std::llround(orig));
+      break;
+    }
+  }
+  for (int e = 4; e <= 24; ++e) origs.push_back(int64_t{1} << e);
+  for (int64_t o : origs) {
+    s.original_max_positions = static_cast<int>(o);
+    if (reproduces(cand)) {
+      c.rope_scaling = s;
+      return;
+    }
+  }
+  fail(f.path(),
+       ": rope_freqs.weight holds RoPE divisors that no llama3 scaling (low_freq_factor "
+       "1, high_freq_factor 4) reproduces; other RoPE scalings are not supported");
+}
+
+// Undoes llama.cpp's permute() of llama-arch Q/K rows: within each head of hd rows, GGUF row
+// 2i+j holds HF row j*(hd/2)+i. w: [heads * hd, cols].
+std::vector<float> unpermute_rows(const std::vector<float>& w, int heads, int64_t cols) {
+  std::vector<float> out(w.size());
+  const int64_t hd = static_cast<int64_t>(w.size()) / cols / heads;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < hd / 2; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        std::memcpy(&out[((h * hd) + j * (hd / 2) + i) * cols], &w[((h * hd) + 2 * i + j) * cols],
+                    cols * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+ModelConfig config_from_gguf(const GgufFile& f) {
+  const std::string arch = f.get_string("general.architecture");
+  SA_CHECK(arch == "llama" || arch == "qwen2", f.path(), ": unsupported architecture '", arch,
+           "' (supported: llama, qwen2)");
+  ModelConfig c;
+  c.arch = arch;
+  const std::string p = arch + ".";
+  c.n_layers = gguf_int(f, p + "block_count");
+  c.d_model = gguf_int(f, p + "embedding_length");
+  c.n_heads = gguf_int(f, p + "attention.head_count");
+  c.n_kv_heads = gguf_int_or(f, p + "attention.head_count_kv", c.n_heads);
+  c.d_ffn = gguf_int(f, p + "feed_forward_length");
+  c.max_positions = gguf_int(f, p + "context_length");
+  c.rms_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
+  c.rope_theta = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
+  SA_CHECK(f.find(p + "attention.key_length") || (c.n_heads > 0 && c.d_model % c.n_heads == 0),
+           f.path(), ": embedding_length ", c.d_model, " is not a multiple of head_count ",
+           c.n_heads, " and attention.key_length is not given");
+  c.head_dim = gguf_int_or(f, p + "attention.key_length", c.n_heads ? c.d_model / c.n_heads : 0);
+  const int v_dim = gguf_int_or(f, p + "attention.value_length", c.head_dim);
+  SA_CHECK(v_dim == c.head_dim, f.path(), ": value head size ", v_dim,
+           " differs from key head size ", c.head_dim, "; not supported");
+  const int rope_dim = gguf_int_or(f, p + "rope.dimension_count", c.head_dim);
+  SA_CHECK(rope_dim == c.head_dim, f.path(), ": RoPE on ", rope_dim, " of ", c.head_dim,
+           " head dimensions (partial rotary) is not supported");
+
+  // The embedding table, not the tokenizer, fixes the vocabulary the forward pass sees.
+  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
+  SA_CHECK(embd, "tensor 'token_embd.weight' is missing from '", f.path(), "'");
+  SA_CHECK(embd->dims.size() == 2 && embd->dims[1] <= std::numeric_limits<int>::max(), f.path(),
+           ": token_embd.weight has dims ", shape_string(embd->dims),
+           ", expected [embedding_length, vocab]");
+  c.vocab_size = static_cast<int>(embd->dims[1]);
+  const int vocab_key = gguf_int_or(f, p + "vocab_size", c.vocab_size);
+  SA_CHECK(vocab_key == c.vocab_size, f.path(), ": ", p, "vocab_size = ", vocab_key,
+           " but token_embd.weight has ", c.vocab_size, " rows");
+  // llama.cpp's convention (and transformers' reading of it): no output.weight means tied.
+  c.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.qkv_bias = arch == "qwen2" || f.find_tensor("blk.0.attn_q.bias") != nullptr;
+
+  rope_from_keys(f, p, c);
+  c.validate();  // head_dim must be sane before the RoPE divisors are computed
+  if (const GgufTensorInfo* freqs = f.find_tensor("rope_freqs.weight"))
+    rope_from_freqs(f, *freqs, c);
+  c.validate();
+  return c;
+}
+
+namespace loader_detail {
+
+Model load_gguf(const std::string& path) {
+  const GgufFile f(path);
+  Model m;
+  m.config = config_from_gguf(f);
+  const ModelConfig& c = m.config;
+  // llama.cpp permutes Q/K only for the llama architecture; qwen2 already uses neox RoPE there.
+  const bool permuted = c.arch == "llama";
+
+  std::vector<LoadJob> jobs;
+  // hf_shape: [out, in] (or [n]); GGUF dims list the same sizes row length first.
+  auto add = [&](const std::string& name, std::vector<float>* dst, std::vector<int64_t> hf_shape,
+                 int unpermute_heads = 0) {
+    const GgufTensorInfo* t = f.find_tensor(name);
+    SA_CHECK(t, "tensor '", name, "' is missing from '", path, "'");
+    const std::vector<int64_t> want(hf_shape.rbegin(), hf_shape.rend());
+    SA_CHECK(t->dims == want, "tensor '", name, "' in '", path, "' has dims ",
+             shape_string(t->dims), " but the config implies ", shape_string(want),
+             " (ggml order, row length first)");
+    const int64_t cols = hf_shape.size() == 2 ? hf_shape[1] : 1;
+    const int heads = permuted ? unpermute_heads : 0;
+    jobs.push_back({name, dst, [&f, t, heads, cols] {
+                      std::vector<float> v = f.read_f32(*t);
+                      return heads ? unpermute_rows(v, heads, cols) : v;
+                    }});
+  };
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn, vocab = c.vocab_size;
+  add("token_embd.weight", &m.weights.tok_embd, {vocab, d});
+  add("output_norm.weight", &m.weights.output_norm, {d});
+  if (!c.tied_embeddings) add("output.weight", &m.weights.output, {vocab, d});
+  m.weights.layers.resize(c.n_layers);
+  for (int i = 0; i < c.n_layers; ++i) {
+    LayerWeights& l = m.weights.layers[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    add(p + "attn_norm.weight", &l.attn_norm, {d});
+    add(p + "attn_q.weight", &l.wq, {q, d}, c.n_heads);
+    add(p + "attn_k.weight", &l.wk, {kv, d}, c.n_kv_heads);
+    add(p + "attn_v.weight", &l.wv, {kv, d});
+    if (c.qkv_bias) {
+      add(p + "attn_q.bias", &l.bq, {q}, c.n_heads);  // the converter permutes biases too
+      add(p + "attn_k.bias", &l.bk, {kv}, c.n_kv_heads);
+      add(p + "attn_v.bias", &l.bv, {kv});
+    }
+    add(p + "attn_output.weight", &l.wo, {d, q});
+    add(p + "ffn_norm.weight", &l.ffn_norm, {d});
+    add(p + "ffn_gate.weight", &l.w_gate, {ffn, d});
+    add(p + "ffn_up.weight", &l.w_up, {ffn, d});
+    add(p + "ffn_down.weight", &l.w_down, {d, ffn});
+    // Weights has no slot for an output-projection bias; a zero one changes nothing.
+    if (const GgufTensorInfo* t = f.find_tensor(p + "attn_output.bias")) {
+      const std::vector<float> b = f.read_f32(*t);
+      SA_CHECK(std::all_of(b.begin(), b.end(), [](float x) { return x == 0.0f; }), "tensor '",
+               t->name, "' in '", path, "' is nonzero; an output-projection bias is not supported");
+    }
+  }
+  run_load_jobs(jobs);
+  return m;
+}
+
+}  // namespace loader_detail
+}  // namespace starattn

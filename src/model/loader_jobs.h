@@ -1,0 +1,29 @@
+// Pieces shared by the two halves of the model loader (loader.cpp: HF folders and the entry point;
+// loader_gguf.cpp: GGUF files). Not part of the library's interface.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/loader.h"
+
+namespace starattn::loader_detail {
+
+// One weight to read: its name (for messages), where it goes and how to read it as fp32.
+struct LoadJob {
+  std::string name;
+  std::vector<float>* dst = nullptr;
+  std::function<std::vector<float>()> read;
+};
+
+// Runs the jobs in parallel; rethrows the first failure in job order.
+void run_load_jobs(std::vector<LoadJob>& jobs);
+
+// "[a, b, c]" for error messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
+Model load_gguf(const std::string& path);
+
+}  // namespace starattn::loader_detail
