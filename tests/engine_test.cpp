@@ -78,9 +78,9 @@ TEST_F(EngineTest, StarWithOneBlockEqualsDense) {
 }
 
 TEST_F(EngineTest, RingOnOneRankEqualsDense) {
-  EXPECT_LT(test::rel_l2(query_logits(mode(AttnMode::Ring), 20),
-                         query_logits(mode(AttnMode::Dense), 20)),
-            1e-5);
+  EXPECT_LT(
+      test::rel_l2(query_logits(mode(AttnMode::Ring), 20), query_logits(mode(AttnMode::Dense), 20)),
+      1e-5);
 }
 
 TEST_F(EngineTest, AnchorModesAgree) {

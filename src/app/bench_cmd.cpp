@@ -1,6 +1,7 @@
 #include "app/bench_cmd.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -10,8 +11,8 @@
 #include <vector>
 
 #include "app/common.h"
-#include "backend/cpu/forward.h"
 #include "app/ranks.h"
+#include "backend/cpu/forward.h"
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
@@ -35,12 +36,15 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// The machine's fp32 GEMM ceiling as OpenBLAS reaches it: median of square sgemms, GFLOP/s.
+// The machine's fp32 GEMM ceiling as OpenBLAS reaches it with its own threads on every core:
+// median of square sgemms, GFLOP/s. The forward pass itself runs OpenBLAS single-threaded inside
+// OpenMP threads (backend/cpu/threads.h), so it is set back afterwards.
 double sgemm_gflops(int n, int repeats) {
+  openblas_set_num_threads(omp_get_max_threads());
   std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
   auto once = [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(),
-                n, 0.0f, c.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
   };
   once();  // warm-up: thread pool start, page faults
   std::vector<double> t;
@@ -49,6 +53,7 @@ double sgemm_gflops(int n, int repeats) {
     once();
     t.push_back(now_seconds() - t0);
   }
+  openblas_set_num_threads(1);
   return 2.0 * n * n * static_cast<double>(n) / median(t) / 1e9;
 }
 
@@ -87,7 +92,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   out["ranks"] = comm.size();
   if (root) {
     std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (OpenBLAS, %d threads); attn %s, %d rank(s)\n",
-                 gemm, openblas_get_num_threads(), attn_mode_name(a.run.attn), comm.size());
+                 gemm, omp_get_max_threads(), attn_mode_name(a.run.attn), comm.size());
     if (!a.json)
       std::printf("%-10s %8s %12s %12s %10s\n", "phase", "tokens", "time (s)", "tok/s", "% sgemm");
   }
@@ -117,16 +122,21 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     }
     const double sec = median(t);
     const double gflops = prefill_flops(cfg, n) / sec / 1e9;
-    out["prefill"].push_back({{"tokens", n}, {"seconds", sec}, {"tok_s", n / sec},
-                              {"dense_gflops", gflops}, {"fraction_of_sgemm", gflops / gemm}});
+    out["prefill"].push_back({{"tokens", n},
+                              {"seconds", sec},
+                              {"tok_s", n / sec},
+                              {"dense_gflops", gflops},
+                              {"fraction_of_sgemm", gflops / gemm}});
     if (root && !a.json)
       std::printf("%-10s %8d %12.3f %12.1f %9.0f%%\n", "prefill", n, sec, n / sec,
                   100.0 * gflops / gemm);
   }
   if (!decode_t.empty()) {
     const double sec = median(decode_t);
-    out["decode"] = {{"context", a.prefill.back()}, {"tokens", a.decode},
-                     {"ms_per_token", sec * 1e3}, {"tok_s", 1.0 / sec}};
+    out["decode"] = {{"context", a.prefill.back()},
+                     {"tokens", a.decode},
+                     {"ms_per_token", sec * 1e3},
+                     {"tok_s", 1.0 / sec}};
     if (root && !a.json)
       std::printf("%-10s %8d %12.4f %12.1f %10s   (median per token after %d tokens)\n", "decode",
                   a.decode, sec, 1.0 / sec, "-", a.prefill.back());

@@ -1,4 +1,5 @@
-// `starattn bench`: prefill and decode speed of a model on the CPU, next to the machine's sgemm rate.
+// `starattn bench`: prefill and decode speed of a model on the CPU, next to the machine's sgemm
+// rate.
 #pragma once
 
 #include <CLI/CLI.hpp>

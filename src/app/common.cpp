@@ -1,13 +1,12 @@
 #include "app/common.h"
 
-#include <cblas.h>
-#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "backend/cpu/threads.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
 
@@ -51,9 +50,7 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path) {
 }
 
 void set_threads(int n) {
-  if (n <= 0) return;
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+  cpu::set_threads(n);
 }
 
 double now_seconds() {

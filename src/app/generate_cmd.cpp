@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "app/common.h"
-#include "backend/cpu/forward.h"
 #include "app/ranks.h"
+#include "backend/cpu/forward.h"
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -67,20 +67,21 @@ PromptText build_prompt(const GenerateArgs& a, const Tokenizer& tok) {
     SA_CHECK(!query.empty(), "--query is empty: ask a question about the context");
   } else {
     query = !a.prompt_file.empty() ? read_text_file(a.prompt_file, "prompt file") : a.prompt;
-    SA_CHECK(!query.empty(), "the prompt is empty: pass -p TEXT, -f FILE or --context-file/--query");
+    SA_CHECK(!query.empty(),
+             "the prompt is empty: pass -p TEXT, -f FILE or --context-file/--query");
   }
   if (!a.chat) {
     if (!context.empty()) context += "\n\n";
     return {context, query};
   }
-  const ChatFormat fmt = detect_chat_format(tok.chat_template());
+  const ChatTemplate tmpl = parse_chat_template(tok.chat_template());
   // Render once with a marker where the query starts, then cut there: the template's own
   // prefix (system prompt, headers) belongs to the context, its suffix to the query.
   const std::string marker = "\x01starattn-query\x01";
   std::vector<ChatMessage> msgs;
   if (!a.system.empty()) msgs.push_back({"system", a.system});
   msgs.push_back({"user", context.empty() ? marker + query : context + "\n\n" + marker + query});
-  const std::string full = render_chat(fmt, msgs, /*add_generation_prompt=*/true);
+  const std::string full = render_chat(tmpl, msgs, /*add_generation_prompt=*/true);
   const size_t cut = full.find(marker);
   SA_CHECK(cut != std::string::npos, "chat template lost the prompt text");
   return {full.substr(0, cut), full.substr(cut + marker.size())};
@@ -135,9 +136,9 @@ void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t 
                "timing: %s on %d rank%s | load %.2f s | phase 1: %zu context tokens in %.2f s "
                "(%.1f tok/s) | query: %zu tokens in %.3f s | decode: %d tokens, %.1f ms/token "
                "(%.1f tok/s) | phase-2 comm %.3f s\n",
-               attn_mode_name(rc.attn), ranks, ranks == 1 ? "" : "s", t.load_s, n_ctx,
-               t.phase1_s, t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0, n_query, t.query_s, n_gen,
-               ms_tok, ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s);
+               attn_mode_name(rc.attn), ranks, ranks == 1 ? "" : "s", t.load_s, n_ctx, t.phase1_s,
+               t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0, n_query, t.query_s, n_gen, ms_tok,
+               ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s);
 }
 
 int generate_on_rank(const GenerateArgs& a, Comm& comm) {
@@ -173,7 +174,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   const ModelConfig& cfg = lm->model.config;
   const Tokenizer& tok = lm->tokenizer;
   if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
-    const int64_t blocks = (static_cast<int64_t>(ctx_ids.size()) + rc.block_size - 1) / rc.block_size;
+    const int64_t blocks =
+        (static_cast<int64_t>(ctx_ids.size()) + rc.block_size - 1) / rc.block_size;
     if (blocks < comm.size())
       std::fprintf(stderr, "note: %lld block(s) for %d ranks; ranks %lld..%d hold no context\n",
                    static_cast<long long>(blocks), comm.size(), static_cast<long long>(blocks),
@@ -227,8 +229,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   const std::string tail = stream.flush();
   out_text += tail;
   if (!a.json) std::fwrite(tail.data(), 1, tail.size(), stdout);
-  print_result(a, rc, comm.size(), ctx_ids.size(), q_ids.size(), out_ids, out_text, stop_reason,
-               t);
+  print_result(a, rc, comm.size(), ctx_ids.size(), q_ids.size(), out_ids, out_text, stop_reason, t);
   return 0;
 }
 
@@ -243,7 +244,8 @@ std::function<int()> add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
-      "generate", "Generate text from a prompt, or answer a query about a long context file.\n"
+      "generate",
+      "Generate text from a prompt, or answer a query about a long context file.\n"
       "Under `mpirun -np H`, the context is spread over H ranks (--attn star or ring).");
   cmd->add_option("-m,--model", a->model,
                   "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
@@ -290,7 +292,8 @@ std::function<int()> add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--chunk", a->run.chunk, "Tokens per forward call in long prefills")
       ->capture_default_str();
-  cmd->add_option("--progress", a->progress, "Prefill progress bar on stderr: auto (if a terminal), on, off")
+  cmd->add_option("--progress", a->progress,
+                  "Prefill progress bar on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->callback([cmd]() {

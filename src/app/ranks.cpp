@@ -39,6 +39,7 @@ int run_on_ranks(Comm& comm, const std::function<int()>& body) {
     if (comm.size() == 1) throw;
     comm.abort_all(e.what(), 1);
   }
+  return 1;  // not reached: abort_all ends the job (GCC does not trust [[noreturn]] on virtuals)
 }
 
 }  // namespace starattn::app

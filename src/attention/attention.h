@@ -20,7 +20,8 @@ struct AttnParams {
   int n_q = 0;
   int n_kv = 0;
   int n_heads = 0;
-  int n_kv_heads = 0;  // n_heads % n_kv_heads == 0; query head h reads kv head h / (n_heads/n_kv_heads)
+  int n_kv_heads =
+      0;  // n_heads % n_kv_heads == 0; query head h reads kv head h / (n_heads/n_kv_heads)
   int head_dim = 0;
   int64_t q_stride = 0;
   int64_t kv_stride = 0;

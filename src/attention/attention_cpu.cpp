@@ -1,6 +1,7 @@
-// fp32 attention with log-sum-exp on the CPU. Per query head and block of query rows:
-// S = scale * Q K^T over the visible keys (one sgemm), exact softmax per row, O = P V (one sgemm).
-// GEMMs are threaded by OpenBLAS; the softmax is threaded by OpenMP (never nested).
+// fp32 attention with log-sum-exp on the CPU. Work is split into tasks of (query head, block of
+// query rows); each task computes S = scale * Q K^T over the keys its rows can see (one sgemm),
+// an exact softmax per row, and O = P V (one sgemm). Tasks run on OpenMP threads, each with its
+// own score buffer; OpenBLAS is single-threaded inside them (backend/cpu/threads.h).
 #include <cblas.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "backend/cpu/threads.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -20,10 +22,31 @@ int64_t visible_keys(const AttnParams& p, int64_t i) {
   return std::clamp<int64_t>(i + p.causal_offset + 1, 0, p.n_kv);
 }
 
-// Bounds the score buffer (rows x keys) to a few MB so long contexts do not need N^2 memory.
+// Rows per task: bounds each thread's score buffer (rows x keys) to a few MB, so long contexts
+// never need N^2 memory, while keeping the GEMMs large enough to run near peak.
 int rows_per_block(int64_t n_kv) {
-  const int64_t budget = int64_t{1} << 21;  // floats
-  return static_cast<int>(std::clamp<int64_t>(budget / std::max<int64_t>(n_kv, 1), 1, 256));
+  const int64_t budget = int64_t{1} << 20;  // floats
+  return static_cast<int>(std::clamp<int64_t>(budget / std::max<int64_t>(n_kv, 1), 1, 128));
+}
+
+// Softmax of one row over its first `vis` scores, in place; zeroes the rest up to `width`.
+// Returns the log-sum-exp (natural log) of the scores, -inf when vis == 0.
+float softmax_row(float* s, int64_t vis, int64_t width) {
+  float lse = -std::numeric_limits<float>::infinity();
+  if (vis > 0) {
+    float m = s[0];
+    for (int64_t j = 1; j < vis; ++j) m = std::max(m, s[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < vis; ++j) {
+      s[j] = std::exp(s[j] - m);
+      sum += s[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < vis; ++j) s[j] *= inv;
+    lse = m + static_cast<float>(std::log(sum));
+  }
+  std::fill(s + vis, s + width, 0.0f);
+  return lse;
 }
 
 }  // namespace
@@ -32,18 +55,26 @@ void attention_cpu(const AttnParams& p) {
   SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
            "attention: ", p.n_heads, " query heads vs ", p.n_kv_heads, " kv heads");
   SA_CHECK(p.n_q >= 0 && p.n_kv >= 0 && p.head_dim > 0, "attention: bad sizes");
+  cpu::blas_single_threaded();
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int group = p.n_heads / p.n_kv_heads;
   const int d = p.head_dim;
   const int block = rows_per_block(p.n_kv);
-  std::vector<float> scores(static_cast<size_t>(block) * std::max(p.n_kv, 1));
+  const int n_blocks = (p.n_q + block - 1) / block;
+  const int tasks = n_blocks * p.n_heads;
 
-  for (int h = 0; h < p.n_heads; ++h) {
-    const float* k = p.k + static_cast<int64_t>(h / group) * d;
-    const float* v = p.v + static_cast<int64_t>(h / group) * d;
-    for (int i0 = 0; i0 < p.n_q; i0 += block) {
+#pragma omp parallel if (tasks > 1)
+  {
+    std::vector<float> scores;
+    // Later row blocks see more keys under a causal mask: hand out tasks dynamically.
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < tasks; ++task) {
+      const int h = task % p.n_heads;
+      const int i0 = (task / p.n_heads) * block;
       const int rows = std::min(block, p.n_q - i0);
       const int64_t keys = visible_keys(p, i0 + rows - 1);  // the widest row of this block
+      const float* k = p.k + static_cast<int64_t>(h / group) * d;
+      const float* v = p.v + static_cast<int64_t>(h / group) * d;
       const float* q = p.q + i0 * p.q_stride + static_cast<int64_t>(h) * d;
       float* out = p.out + i0 * p.out_stride + static_cast<int64_t>(h) * d;
       if (keys == 0) {
@@ -54,27 +85,13 @@ void attention_cpu(const AttnParams& p) {
         continue;
       }
       const int ld = static_cast<int>(keys);
+      scores.resize(static_cast<size_t>(rows) * ld);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, ld, d, p.scale, q,
                   static_cast<int>(p.q_stride), k, static_cast<int>(p.kv_stride), 0.0f,
                   scores.data(), ld);
-#pragma omp parallel for schedule(static) if (rows * keys > 4096)
       for (int r = 0; r < rows; ++r) {
-        float* s = scores.data() + static_cast<int64_t>(r) * ld;
-        const int64_t vis = visible_keys(p, i0 + r);
-        float lse = neg_inf;
-        if (vis > 0) {
-          float m = s[0];
-          for (int64_t j = 1; j < vis; ++j) m = std::max(m, s[j]);
-          double sum = 0.0;
-          for (int64_t j = 0; j < vis; ++j) {
-            s[j] = std::exp(s[j] - m);
-            sum += s[j];
-          }
-          const float inv = static_cast<float>(1.0 / sum);
-          for (int64_t j = 0; j < vis; ++j) s[j] *= inv;
-          lse = m + static_cast<float>(std::log(sum));
-        }
-        std::fill(s + vis, s + ld, 0.0f);
+        const float lse =
+            softmax_row(scores.data() + static_cast<int64_t>(r) * ld, visible_keys(p, i0 + r), ld);
         if (p.lse) p.lse[(i0 + r) * static_cast<int64_t>(p.n_heads) + h] = lse;
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, ld, 1.0f, scores.data(), ld,

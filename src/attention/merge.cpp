@@ -5,8 +5,8 @@
 
 namespace starattn {
 
-void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b,
-                     int n_rows, int n_heads, int head_dim) {
+void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b, int n_rows,
+                     int n_heads, int head_dim) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const long n = static_cast<long>(n_rows) * n_heads;
 #pragma omp parallel for schedule(static) if (n > 64)

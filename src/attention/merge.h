@@ -8,8 +8,8 @@ namespace starattn {
 
 // Folds (out_b, lse_b) into (out_a, lse_a) in place.
 // out_*: [n_rows, n_heads, head_dim] contiguous; lse_*: [n_rows, n_heads].
-void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b,
-                     int n_rows, int n_heads, int head_dim);
+void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b, int n_rows,
+                     int n_heads, int head_dim);
 
 // Scales one partial result for a sum-based cross-rank merge: given the global lse (the
 // log-sum-exp over ranks of lse_r), multiplies out by exp(lse_r - lse_global) so summing the scaled

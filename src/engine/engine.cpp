@@ -57,9 +57,15 @@ void Engine::encode_context(const std::vector<int>& context, const ProgressFn& p
            context.size(), " tokens, expected ", n_context_);
   SA_CHECK(context_->size() == 0, "engine: the context is already encoded");
   switch (rc_.attn) {
-    case AttnMode::Dense: encode_dense(context, progress); break;
-    case AttnMode::Star: encode_star(context, progress); break;
-    case AttnMode::Ring: encode_ring(context); break;
+    case AttnMode::Dense:
+      encode_dense(context, progress);
+      break;
+    case AttnMode::Star:
+      encode_star(context, progress);
+      break;
+    case AttnMode::Ring:
+      encode_ring(context);
+      break;
   }
 }
 
@@ -120,7 +126,8 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
         if (!broadcast) return;
         buf.resize(2 * static_cast<size_t>(m) * kv_dim);
         std::copy_n(k, static_cast<size_t>(m) * kv_dim, buf.begin());
-        std::copy_n(v, static_cast<size_t>(m) * kv_dim, buf.begin() + static_cast<size_t>(m) * kv_dim);
+        std::copy_n(v, static_cast<size_t>(m) * kv_dim,
+                    buf.begin() + static_cast<size_t>(m) * kv_dim);
         comm_.broadcast(buf.data(), buf.size() * sizeof(float), 0);
       };
     }

@@ -57,7 +57,7 @@ class Engine {
   int64_t n_context_;
   std::unique_ptr<KvCache> context_;
   std::unique_ptr<KvCache> query_;  // query host only
-  int64_t n_query_ = 0;  // query + generated tokens run so far (known on every rank)
+  int64_t n_query_ = 0;             // query + generated tokens run so far (known on every rank)
   double comm_seconds_ = 0.0;
 };
 

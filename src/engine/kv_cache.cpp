@@ -27,6 +27,8 @@ void KvCache::commit(int n) {
   size_ += n;
 }
 
-void KvCache::truncate(int64_t n) { size_ = std::clamp<int64_t>(n, 0, size_); }
+void KvCache::truncate(int64_t n) {
+  size_ = std::clamp<int64_t>(n, 0, size_);
+}
 
 }  // namespace starattn

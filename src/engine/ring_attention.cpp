@@ -16,9 +16,8 @@ void RingAttention::attend_pair(const float* q, const Span& qs, int64_t q_row, c
   const int n = static_cast<int>(qs.size());
   part_out_.resize(static_cast<size_t>(n) * heads * hd);
   part_lse_.resize(static_cast<size_t>(n) * heads);
-  AttnParams p = kv_attn_params(c_, q + q_row * c_.q_dim(), k + k_row * kv_dim,
-                                v + k_row * kv_dim, part_out_.data(), part_lse_.data(), n,
-                                ks.size());
+  AttnParams p = kv_attn_params(c_, q + q_row * c_.q_dim(), k + k_row * kv_dim, v + k_row * kv_dim,
+                                part_out_.data(), part_lse_.data(), n, ks.size());
   // Spans are disjoint position ranges: either the keys all precede the queries (no mask), or
   // they are the same span (ordinary causal mask).
   p.causal = ks.end > qs.begin;

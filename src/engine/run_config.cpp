@@ -40,18 +40,24 @@ AnchorMode parse_anchor_mode(const std::string& s) {
 
 const char* attn_mode_name(AttnMode m) {
   switch (m) {
-    case AttnMode::Dense: return "dense";
-    case AttnMode::Star: return "star";
-    case AttnMode::Ring: return "ring";
+    case AttnMode::Dense:
+      return "dense";
+    case AttnMode::Star:
+      return "star";
+    case AttnMode::Ring:
+      return "ring";
   }
   return "?";
 }
 
 const char* anchor_mode_name(AnchorMode m) {
   switch (m) {
-    case AnchorMode::Recompute: return "recompute";
-    case AnchorMode::Shared: return "shared";
-    case AnchorMode::Broadcast: return "broadcast";
+    case AnchorMode::Recompute:
+      return "recompute";
+    case AnchorMode::Shared:
+      return "shared";
+    case AnchorMode::Broadcast:
+      return "broadcast";
   }
   return "?";
 }

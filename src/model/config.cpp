@@ -11,8 +11,8 @@ void ModelConfig::validate() const {
            n_heads, " query / ", n_kv_heads, " kv");
   SA_CHECK(n_heads % n_kv_heads == 0, "model config: ", n_heads,
            " query heads are not a multiple of ", n_kv_heads, " kv heads");
-  SA_CHECK(head_dim > 0 && head_dim % 2 == 0, "model config: head_dim must be even and positive, got ",
-           head_dim);
+  SA_CHECK(head_dim > 0 && head_dim % 2 == 0,
+           "model config: head_dim must be even and positive, got ", head_dim);
   SA_CHECK(d_ffn > 0, "model config: FFN size must be positive, got ", d_ffn);
   SA_CHECK(vocab_size > 0, "model config: vocab size must be positive, got ", vocab_size);
   SA_CHECK(rope_theta > 0, "model config: rope theta must be positive");

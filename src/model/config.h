@@ -29,7 +29,7 @@ struct ModelConfig {
   float rms_eps = 1e-5f;  // RMSNorm epsilon
   float rope_theta = 10000.0f;
   RopeScaling rope_scaling;
-  bool qkv_bias = false;        // Qwen2 has biases on q, k, v projections
+  bool qkv_bias = false;         // Qwen2 has biases on q, k, v projections
   bool tied_embeddings = false;  // output projection shares the token embedding table
 
   int q_dim() const { return n_heads * head_dim; }

@@ -18,8 +18,19 @@ namespace starattn {
 // One metadata value. Arrays hold values of a single element type; nested arrays are allowed.
 struct GgufValue {
   enum class Type : uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-    STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+    U8 = 0,
+    I8 = 1,
+    U16 = 2,
+    I16 = 3,
+    U32 = 4,
+    I32 = 5,
+    F32 = 6,
+    BOOL = 7,
+    STRING = 8,
+    ARRAY = 9,
+    U64 = 10,
+    I64 = 11,
+    F64 = 12,
   };
   Type type = Type::U8;
   // Scalars: integers (and bool) as int64/uint64, floats as double, strings as std::string.

@@ -33,7 +33,8 @@ void check(Comm& comm, bool ok, const std::string& what) {
     ++passed;
   } else {
     ++failed;
-    if (!ok) std::fprintf(stderr, "FAIL (rank %d of %d): %s\n", comm.rank(), comm.size(), what.c_str());
+    if (!ok)
+      std::fprintf(stderr, "FAIL (rank %d of %d): %s\n", comm.rank(), comm.size(), what.c_str());
   }
 }
 
@@ -60,8 +61,8 @@ RunConfig make(AttnMode m, int64_t b = 0, int64_t a = -1, AnchorMode am = Anchor
 }
 
 // Query logits (every query row, [n_q, vocab]) on rank 0, broadcast so every rank can compare.
-std::vector<float> run(CpuForward& fwd, Comm& comm, const RunConfig& rc, const std::vector<int>& ids,
-                       int n_ctx, int64_t* query_kv_rows = nullptr) {
+std::vector<float> run(CpuForward& fwd, Comm& comm, const RunConfig& rc,
+                       const std::vector<int>& ids, int n_ctx, int64_t* query_kv_rows = nullptr) {
   const std::vector<int> ctx(ids.begin(), ids.begin() + n_ctx);
   const std::vector<int> q(ids.begin() + n_ctx, ids.end());
   Engine e(fwd, comm, rc.resolved(n_ctx, comm.size()), n_ctx, static_cast<int64_t>(q.size()));
@@ -134,7 +135,8 @@ void phase2_union(Comm& comm) {
     const int n = ctx_len(comm.rank());
     std::vector<float> k(n * kvd), v(n * kvd);
     for (int j = 0; j < n; ++j)
-      for (int e = 0; e < kvd; ++e) k[j * kvd + e] = key(comm.rank(), j, e), v[j * kvd + e] = value(comm.rank(), j, e);
+      for (int e = 0; e < kvd; ++e)
+        k[j * kvd + e] = key(comm.rank(), j, e), v[j * kvd + e] = value(comm.rank(), j, e);
     mine.write(0, 0, n, k.data(), v.data());
     mine.commit(n);
   }
@@ -153,12 +155,13 @@ void phase2_union(Comm& comm) {
   k.insert(k.end(), qk.begin(), qk.end());
   v.insert(v.end(), qv.begin(), qv.end());
   std::vector<float> ref(n_q * qd);
-  AttnParams p = kv_attn_params(c, q.data(), k.data(), v.data(), ref.data(), nullptr, n_q,
-                                total_ctx + n_q);
+  AttnParams p =
+      kv_attn_params(c, q.data(), k.data(), v.data(), ref.data(), nullptr, n_q, total_ctx + n_q);
   p.causal = true;
   p.causal_offset = total_ctx;
   attention_cpu(p);
-  check(comm, rel_l2(out, ref) < 1e-5, "phase-2 merge over " + std::to_string(H) + " ranks == union");
+  check(comm, rel_l2(out, ref) < 1e-5,
+        "phase-2 merge over " + std::to_string(H) + " ranks == union");
   // The bug check: with a bottom-right mask, row 0 would miss up to n_q - 1 last keys per rank.
   std::vector<float> buggy(n_q * qd);
   p.causal_offset = total_ctx - (n_q - 1);

@@ -10,8 +10,8 @@ namespace starattn {
 CpuForward::CpuForward(const ModelConfig& config, const Weights& weights)
     : c_(config), w_(weights), inv_freq_(cpu::rope_inv_freq(config)) {}
 
-void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHook& hook,
-                     int n_out, float* hidden_out) {
+void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
+                     float* hidden_out) {
   if (n == 0) return;
   const int d = c_.d_model, qd = c_.q_dim(), kvd = c_.kv_dim(), f = c_.d_ffn;
   const int64_t nd = static_cast<int64_t>(n) * d;

@@ -1,18 +1,31 @@
 #include "backend/cpu/ops.h"
+#include "backend/cpu/threads.h"
 
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
 namespace starattn::cpu {
 
 void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out) {
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y,
-                out);
+  blas_single_threaded();
+  // Each thread computes a slab of output features with a single-threaded GEMM (threads.h).
+  const int threads = std::max(1, std::min(omp_get_max_threads(), out / 16));
+  const int slab = (out + threads - 1) / threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int t = 0; t < threads; ++t) {
+    const int o0 = t * slab, m = std::min(out, o0 + slab) - o0;
+    if (m <= 0) continue;
+    const float* ws = w + static_cast<int64_t>(o0) * in;
+    if (n == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, m, in, 1.0f, ws, in, x, 1, 0.0f, y + o0, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, in, 1.0f, x, in, ws, in, 0.0f,
+                  y + o0, out);
+    }
   }
   if (bias) {
 #pragma omp parallel for schedule(static) if (n > 16)
@@ -37,7 +50,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   const int half = c.head_dim / 2;
   std::vector<float> f(half);
   for (int i = 0; i < half; ++i)
-    f[i] = 1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
+    f[i] =
+        1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
   const RopeScaling& s = c.rope_scaling;
   if (!s.llama3) return f;
   // Llama 3.1 scaling: long wavelengths are slowed by `factor`, short ones kept, and the band

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The CLI under mpirun (ctest runs this with the paths filled in):
+#   cli_mpi_test.sh MODE STARATTN MODEL MPIEXEC [MPI FLAGS...]
+# MODE answer:    `mpirun -np 4 starattn generate --attn {star,ring,dense}` answers a needle question
+#                 about examples/harbor_report.txt, printing the answer once.
+# MODE rankfail:  one rank cannot open the model (its working directory lacks it): every rank exits
+#                 within seconds, the error printed once.
+# MODE mismatch:  ranks given different --block-size: a clear error, printed once.
+set -u
+mode=$1 bin=$2 model=$3
+shift 3
+mpi=("$@")
+[ -f "$model" ] || { echo "SKIP: no $model (run scripts/setup.sh)"; exit 0; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# The README's example: ~4100 tokens with one fact (the gate password) in the middle.
+doc=$(dirname "$0")/../../examples/harbor_report.txt
+q="What is the password for the north gate?"
+
+case $mode in
+  answer)
+    for attn in star ring dense; do
+      out=$(timeout 300 "${mpi[@]}" -np 4 "$bin" generate -m "$model" --chat --attn "$attn" \
+              --context-file "$doc" --query "$q" -n 24 --progress off 2>&1)
+      rc=$?
+      echo "--- $attn: exit $rc"; echo "$out"
+      [ $rc -eq 0 ] || fail "$attn exited $rc"
+      echo "$out" | grep -q "COPPER-LANTERN-58" || fail "$attn did not find the password"
+      [ "$(echo "$out" | grep -c '^timing:')" -eq 1 ] || fail "$attn: output not printed exactly once"
+    done ;;
+  rankfail)
+    mkdir -p "$work/good/models" "$work/bad"
+    ln -s "$(realpath "$model")" "$work/good/models/m.gguf"
+    start=$(date +%s)
+    out=$(timeout 60 "${mpi[@]}" -np 1 -wdir "$work/good" "$bin" generate -m models/m.gguf -p hi : \
+            -np 1 -wdir "$work/bad" "$bin" generate -m models/m.gguf -p hi 2>&1)
+    rc=$?
+    echo "$out"; echo "exit $rc after $(( $(date +%s) - start )) s"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "expected a non-zero exit, not $rc"
+    [ "$(echo "$out" | grep -c 'not found')" -eq 1 ] || fail "the error should be printed once" ;;
+  mismatch)
+    out=$(timeout 60 "${mpi[@]}" -np 1 "$bin" generate -m "$model" -p hi -b 8 : \
+            -np 1 "$bin" generate -m "$model" -p hi -b 9 2>&1)
+    rc=$?
+    echo "$out"; echo "exit $rc"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "expected a non-zero exit, not $rc"
+    [ "$(echo "$out" | grep -c 'starattn: error:.*arguments')" -eq 1 ] || fail "one 'arguments' error line expected" ;;
+  *) fail "unknown mode $mode" ;;
+esac
+echo PASS
