@@ -173,6 +173,7 @@ TEST_F(CliRealModel, BadSamplingAndBlockFlags) {
   expect_error(run("generate -m " + model_ + " -p hi --temp -1"), "--temp");
   expect_error(run("generate -m " + model_ + " -p hi --top-p 0"), "--top-p");
   expect_error(run("generate -m " + model_ + " -p hi --block-size -5"), "--block-size");
+  expect_error(run("generate -m " + model_ + " -p hi --block-size 0"), "--block-size");
   expect_error(run("generate -m " + model_ + " -p hi -b 4 -a 9"), "--anchor-size");
 }
 

@@ -2,7 +2,7 @@
 // (tools/make_tiny_models.py), loaded from safetensors folders and from GGUF files.
 #include <gtest/gtest.h>
 
-#include "backend/cpu/forward.h"
+#include "backend/cpu/cpu_backend.h"
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "model/loader.h"
@@ -27,12 +27,12 @@ TEST_P(ForwardVsTransformers, LogitsMatch) {
   const std::vector<float> ref = test::read_f32_file(dir + "/logits.bin");
   ASSERT_EQ(ref.size(), ids.size() * m.config.vocab_size);
 
-  CpuForward fwd(m.config, m.weights);
+  CpuBackend backend(m.config, m.weights);
   auto comm = make_local_comm();
   RunConfig rc;
   rc.attn = AttnMode::Dense;
   rc.chunk = 8;  // several chunks, so the query KV cache is exercised across calls
-  Engine engine(fwd, *comm, rc.resolved(0, 1), 0, static_cast<int64_t>(ids.size()));
+  Engine engine(backend, *comm, rc.resolved(0, 1), 0, static_cast<int64_t>(ids.size()));
   const std::vector<float> logits = engine.run_all_logits(ids);
   EXPECT_LT(test::rel_l2(logits, ref), s.tol) << s.model << " " << s.file;
 }

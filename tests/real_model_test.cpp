@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "backend/cpu/forward.h"
+#include "backend/cpu/cpu_backend.h"
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -34,9 +34,9 @@ class RealModel : public testing::Test {
   static std::vector<int> greedy(const RunConfig& rc, const std::vector<int>& prompt, int n_query,
                                  int n_new) {
     const int n_ctx = static_cast<int>(prompt.size()) - n_query;
-    CpuForward fwd(model_->config, model_->weights);
+    CpuBackend backend(model_->config, model_->weights);
     auto comm = make_local_comm();
-    Engine e(fwd, *comm, rc.resolved(n_ctx, 1), n_ctx, n_query + n_new);
+    Engine e(backend, *comm, rc.resolved(n_ctx, 1), n_ctx, n_query + n_new);
     e.encode_context(std::vector<int>(prompt.begin(), prompt.begin() + n_ctx));
     std::vector<float> logits = e.run(std::vector<int>(prompt.begin() + n_ctx, prompt.end()));
     std::vector<int> out;

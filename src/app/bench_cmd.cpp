@@ -12,7 +12,6 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
-#include "backend/cpu/forward.h"
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
@@ -81,7 +80,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
   });
   const ModelConfig& cfg = lm->model.config;
-  CpuForward fwd(cfg, lm->model.weights);
+  std::unique_ptr<Backend> backend = make_backend("cpu", lm->model);
   std::mt19937 rng(7);  // same seed on every rank: the same random tokens everywhere
   std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
 
@@ -106,7 +105,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     const RunConfig rc = a.run.resolved(n - 1, comm.size());
     std::vector<double> t;
     for (int r = 0; r < a.repeats; ++r) {
-      Engine e(fwd, comm, rc, n - 1, 1 + a.decode);
+      Engine e(*backend, comm, rc, n - 1, 1 + a.decode);
       comm.barrier();
       const double t0 = now_seconds();
       e.encode_context(ctx);
@@ -166,7 +165,7 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
       ->check(CLI::IsMember({"star", "ring", "dense"}))
       ->capture_default_str();
-  cmd->add_option("-b,--block-size", a->run.block_size, "Star block size; 0 = context / ranks")
+  cmd->add_option("-b,--block-size", a->run.block_size, "Star block size; -1 = context / ranks")
       ->capture_default_str();
   cmd->add_option("-a,--anchor-size", a->run.anchor_size, "Star anchor size; -1 = block size")
       ->capture_default_str();

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/threads.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
@@ -51,6 +52,11 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path) {
 
 void set_threads(int n) {
   cpu::set_threads(n);
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model) {
+  SA_CHECK(device == "cpu", "unknown device '", device, "' (this build supports: cpu)");
+  return std::make_unique<CpuBackend>(model.config, model.weights);
 }
 
 double now_seconds() {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/backend.h"
 #include "model/loader.h"
 #include "tokenizer/tokenizer.h"
 
@@ -20,6 +21,9 @@ struct LoadedModel {
 };
 // A GGUF file, or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path);
+
+// The compute backend for a loaded model. Only "cpu" exists until the CUDA backend lands.
+std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model);
 
 // Sets OpenMP and OpenBLAS threads; 0 keeps the defaults (all cores).
 void set_threads(int n);

@@ -10,12 +10,10 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
-#include "backend/cpu/forward.h"
 #include "dist/comm.h"
-#include "engine/engine.h"
-#include "engine/sampler.h"
+#include "engine/generate.h"
 #include "starattn/error.h"
-#include "tokenizer/chat.h"
+#include "tokenizer/prompt.h"
 
 namespace starattn::app {
 namespace {
@@ -51,40 +49,18 @@ std::string read_text_file(const std::string& path, const char* what) {
   return s.str();
 }
 
-// The prompt as text, split where the context ends so the context and the query can be tokenized
-// (and, with Star Attention, processed) separately. With --chat the model's template wraps both.
-struct PromptText {
-  std::string context;  // everything before the query (may be empty)
-  std::string query;    // the part every host runs in phase 2
-};
-
-PromptText build_prompt(const GenerateArgs& a, const Tokenizer& tok) {
-  std::string context, query;
+// The context and query texts from the flags (-p/-f run the whole prompt as the query).
+std::pair<std::string, std::string> prompt_texts(const GenerateArgs& a) {
   if (!a.context_file.empty()) {
-    context = read_text_file(a.context_file, "context file");
-    query = a.query;
+    std::string context = read_text_file(a.context_file, "context file");
     SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
-    SA_CHECK(!query.empty(), "--query is empty: ask a question about the context");
-  } else {
-    query = !a.prompt_file.empty() ? read_text_file(a.prompt_file, "prompt file") : a.prompt;
-    SA_CHECK(!query.empty(),
-             "the prompt is empty: pass -p TEXT, -f FILE or --context-file/--query");
+    SA_CHECK(!a.query.empty(), "--query is empty: ask a question about the context");
+    return {context, a.query};
   }
-  if (!a.chat) {
-    if (!context.empty()) context += "\n\n";
-    return {context, query};
-  }
-  const ChatTemplate tmpl = parse_chat_template(tok.chat_template());
-  // Render once with a marker where the query starts, then cut there: the template's own
-  // prefix (system prompt, headers) belongs to the context, its suffix to the query.
-  const std::string marker = "\x01starattn-query\x01";
-  std::vector<ChatMessage> msgs;
-  if (!a.system.empty()) msgs.push_back({"system", a.system});
-  msgs.push_back({"user", context.empty() ? marker + query : context + "\n\n" + marker + query});
-  const std::string full = render_chat(tmpl, msgs, /*add_generation_prompt=*/true);
-  const size_t cut = full.find(marker);
-  SA_CHECK(cut != std::string::npos, "chat template lost the prompt text");
-  return {full.substr(0, cut), full.substr(cut + marker.size())};
+  std::string prompt =
+      !a.prompt_file.empty() ? read_text_file(a.prompt_file, "prompt file") : a.prompt;
+  SA_CHECK(!prompt.empty(), "the prompt is empty: pass -p TEXT, -f FILE or --context-file/--query");
+  return {"", prompt};
 }
 
 bool want_progress(const std::string& mode) {
@@ -155,14 +131,10 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     const double t0 = now_seconds();
     lm = load_model_and_tokenizer(a.model);
     const Tokenizer& tok = lm->tokenizer;
-    const PromptText text = build_prompt(a, tok);
-    if (tok.add_bos()) ctx_ids.push_back(tok.bos_id());
-    const std::vector<int> c = tok.encode(text.context);
-    // A template that starts with the BOS text already carries it; do not add a second one.
-    if (!ctx_ids.empty() && !c.empty() && c[0] == ctx_ids[0]) ctx_ids.clear();
-    ctx_ids.insert(ctx_ids.end(), c.begin(), c.end());
-    q_ids = tok.encode(text.query);
-    SA_CHECK(!q_ids.empty(), "the query encodes to no tokens");
+    const auto [context, query] = prompt_texts(a);
+    PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+    ctx_ids = std::move(ids.context);
+    q_ids = std::move(ids.query);
     const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
     SA_CHECK(total <= lm->model.config.max_positions, "context (", ctx_ids.size(),
              " tokens) + query (", q_ids.size(), ") + -n ", a.n_predict,
@@ -171,7 +143,6 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
     t.load_s = now_seconds() - t0;
   });
-  const ModelConfig& cfg = lm->model.config;
   const Tokenizer& tok = lm->tokenizer;
   if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
     const int64_t blocks =
@@ -182,54 +153,45 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
                    comm.size() - 1);
   }
 
-  CpuForward fwd(cfg, lm->model.weights);
-  Engine engine(fwd, comm, rc, static_cast<int64_t>(ctx_ids.size()),
-                static_cast<int64_t>(q_ids.size()) + a.n_predict);
+  std::unique_ptr<Backend> backend = make_backend("cpu", lm->model);
   const bool show = root && want_progress(a.progress);
   ProgressBar bar1("phase 1", show && ctx_ids.size() > 2u * rc.chunk);
-  double t0 = now_seconds();
-  engine.encode_context(ctx_ids, [&](int64_t d, int64_t n) { bar1.update(d, n); });
-  comm.barrier();  // phase 1 ends when the slowest rank is done
-  bar1.finish();
-  t.phase1_s = now_seconds() - t0;
-
   ProgressBar bar2("query", show && q_ids.size() > 2u * rc.chunk);
-  t0 = now_seconds();
-  std::vector<float> logits = engine.run(q_ids, [&](int64_t d, int64_t n) { bar2.update(d, n); });
-  bar2.finish();
-  t.query_s = now_seconds() - t0;
-
-  Sampler sampler(a.sampler);
   StreamDecoder stream(tok);
-  std::vector<int> out_ids;
-  std::string out_text, stop_reason = "length";
-  t0 = now_seconds();
-  for (int i = 0; i < a.n_predict; ++i) {
-    // The query host samples; every rank needs the token for the next phase-2 step.
-    int id = root ? sampler.sample(logits.data(), cfg.vocab_size) : 0;
-    comm.broadcast(&id, sizeof id, 0);
-    if (tok.is_eog(id)) {
-      stop_reason = "eos";
-      break;
+  std::string out_text;
+  GenerateRequest req;
+  req.context = std::move(ctx_ids);
+  req.query = std::move(q_ids);
+  req.max_new_tokens = a.n_predict;
+  req.sampler = a.sampler;
+  req.is_end = [&](int id) { return tok.is_eog(id); };
+  req.on_phase1_progress = [&](int64_t d, int64_t n) {
+    bar1.update(d, n);
+    if (d == n) bar1.finish();
+  };
+  req.on_query_progress = [&](int64_t d, int64_t n) {
+    bar2.update(d, n);
+    if (d == n) bar2.finish();
+  };
+  req.on_token = [&](int id) {
+    const std::string piece = stream.push(id);
+    out_text += piece;
+    if (!a.json) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
     }
-    out_ids.push_back(id);
-    if (root) {
-      const std::string piece = stream.push(id);
-      out_text += piece;
-      if (!a.json) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      }
-    }
-    if (i + 1 < a.n_predict) logits = engine.run({id});
-  }
-  t.decode_s = now_seconds() - t0;
-  t.comm_s = engine.phase2_comm_seconds();
+  };
+  const GenerateResult res = generate(*backend, comm, rc, req);
+  t.phase1_s = res.phase1_s;
+  t.query_s = res.query_s;
+  t.decode_s = res.decode_s;
+  t.comm_s = res.comm_s;
   if (!root) return 0;
   const std::string tail = stream.flush();
   out_text += tail;
   if (!a.json) std::fwrite(tail.data(), 1, tail.size(), stdout);
-  print_result(a, rc, comm.size(), ctx_ids.size(), q_ids.size(), out_ids, out_text, stop_reason, t);
+  print_result(a, rc, comm.size(), req.context.size(), req.query.size(), res.tokens, out_text,
+               res.stopped_at_end ? "eos" : "length", t);
   return 0;
 }
 
@@ -280,7 +242,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
       ->check(CLI::IsMember({"star", "ring", "dense"}))
       ->capture_default_str();
   cmd->add_option("-b,--block-size", a->run.block_size,
-                  "Star block size B in tokens; 0 = context tokens / ranks, rounded up")
+                  "Star block size B in tokens (>= 1); -1 = context tokens / ranks, rounded up")
       ->capture_default_str();
   cmd->add_option("-a,--anchor-size", a->run.anchor_size,
                   "Star anchor size A in tokens (0 <= A <= B); -1 = B; 0 = no anchor")

@@ -11,12 +11,13 @@ namespace starattn {
 // Mask: query row i sees key j iff j <= i + causal_offset when causal, every key otherwise.
 // With a KV cache of P earlier tokens and n new ones appended, causal_offset = P gives ordinary
 // causal attention; for Star phase 1 over [anchor(A), block] with queries = block rows, it is A.
+// Tensor elements are the backend's act_dtype (fp32 on the CPU); lse is always fp32.
 struct AttnParams {
-  const float* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
-  const float* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
-  const float* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
-  float* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
-  float* lse = nullptr;      // [n_q, n_heads] natural log; -inf where a row sees no key (out = 0)
+  const void* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
+  const void* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  const void* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  void* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
+  float* lse = nullptr;     // [n_q, n_heads] natural log; -inf where a row sees no key (out = 0)
   int n_q = 0;
   int n_kv = 0;
   int n_heads = 0;
@@ -31,7 +32,8 @@ struct AttnParams {
   int64_t causal_offset = 0;
 };
 
-// fp32 reference implementation (OpenBLAS GEMMs, exact softmax per row). lse may be nullptr.
+// fp32 reference implementation (OpenBLAS GEMMs, exact softmax per row): q, k, v, out are float.
+// lse may be nullptr.
 void attention_cpu(const AttnParams& p);
 
 }  // namespace starattn

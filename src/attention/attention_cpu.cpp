@@ -73,10 +73,11 @@ void attention_cpu(const AttnParams& p) {
       const int i0 = (task / p.n_heads) * block;
       const int rows = std::min(block, p.n_q - i0);
       const int64_t keys = visible_keys(p, i0 + rows - 1);  // the widest row of this block
-      const float* k = p.k + static_cast<int64_t>(h / group) * d;
-      const float* v = p.v + static_cast<int64_t>(h / group) * d;
-      const float* q = p.q + i0 * p.q_stride + static_cast<int64_t>(h) * d;
-      float* out = p.out + i0 * p.out_stride + static_cast<int64_t>(h) * d;
+      const float* k = static_cast<const float*>(p.k) + static_cast<int64_t>(h / group) * d;
+      const float* v = static_cast<const float*>(p.v) + static_cast<int64_t>(h / group) * d;
+      const float* q =
+          static_cast<const float*>(p.q) + i0 * p.q_stride + static_cast<int64_t>(h) * d;
+      float* out = static_cast<float*>(p.out) + i0 * p.out_stride + static_cast<int64_t>(h) * d;
       if (keys == 0) {
         for (int r = 0; r < rows; ++r) {
           std::fill_n(out + r * p.out_stride, d, 0.0f);

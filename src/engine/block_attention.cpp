@@ -2,12 +2,10 @@
 
 #include <cmath>
 
-#include "attention/merge.h"
-
 namespace starattn {
 
-AttnParams kv_attn_params(const ModelConfig& c, const float* q, const float* k, const float* v,
-                          float* out, float* lse, int n, int64_t n_kv) {
+AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
+                          void* out, float* lse, int n, int64_t n_kv) {
   AttnParams p;
   p.q = q;
   p.k = k;
@@ -26,29 +24,39 @@ AttnParams kv_attn_params(const ModelConfig& c, const float* q, const float* k, 
   return p;
 }
 
-void BlockAttention::attend(int layer, int n, const float* q, const float* k, const float* v,
-                            float* out) {
+BlockAttention::BlockAttention(Backend& backend, KvCache& cache, int64_t first_row,
+                               const KvCache* prefix)
+    : b_(backend),
+      cache_(cache),
+      first_row_(first_row),
+      prefix_(prefix),
+      lse_(backend),
+      out2_(backend),
+      lse2_(backend) {}
+
+void BlockAttention::attend(int layer, int n, const void* q, const void* k, const void* v,
+                            void* out) {
+  const ModelConfig& c = b_.config();
   const int64_t row = cache_.size();
   cache_.write(layer, row, n, k, v);
   if (on_kv) on_kv(layer, row, n, k, v);
   const bool has_prefix = prefix_ && prefix_->size() > 0;
-  const size_t rows = static_cast<size_t>(n) * c_.n_heads;
-  if (has_prefix) lse_.resize(rows);
+  const size_t rows = static_cast<size_t>(n) * c.n_heads;
+  if (has_prefix) lse_.reserve(rows * sizeof(float));
 
-  const int64_t kv_dim = c_.kv_dim();
-  AttnParams p = kv_attn_params(c_, q, cache_.k(layer) + first_row_ * kv_dim,
-                                cache_.v(layer) + first_row_ * kv_dim, out,
-                                has_prefix ? lse_.data() : nullptr, n, row + n - first_row_);
+  AttnParams p =
+      kv_attn_params(c, q, cache_.k_row(layer, first_row_), cache_.v_row(layer, first_row_), out,
+                     has_prefix ? lse_.as<float>() : nullptr, n, row + n - first_row_);
   p.causal = true;
   p.causal_offset = row - first_row_;
-  attention_cpu(p);
+  b_.attention(p);
   if (!has_prefix) return;
 
-  out2_.resize(rows * c_.head_dim);
-  lse2_.resize(rows);
-  attention_cpu(kv_attn_params(c_, q, prefix_->k(layer), prefix_->v(layer), out2_.data(),
-                               lse2_.data(), n, prefix_->size()));
-  merge_attention(out, lse_.data(), out2_.data(), lse2_.data(), n, c_.n_heads, c_.head_dim);
+  out2_.reserve(rows * c.head_dim * dtype_bytes(b_.act_dtype()));
+  lse2_.reserve(rows * sizeof(float));
+  b_.attention(kv_attn_params(c, q, prefix_->k(layer), prefix_->v(layer), out2_.get(),
+                              lse2_.as<float>(), n, prefix_->size()));
+  b_.merge(out, lse_.as<float>(), out2_.get(), lse2_.as<float>(), n, c.n_heads, c.head_dim);
 }
 
 }  // namespace starattn

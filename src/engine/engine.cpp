@@ -11,12 +11,13 @@
 
 namespace starattn {
 
-Engine::Engine(CpuForward& forward, Comm& comm, const RunConfig& rc, int64_t n_context,
+Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_context,
                int64_t query_capacity)
-    : fwd_(forward), comm_(comm), rc_(rc), n_context_(n_context) {
-  const ModelConfig& c = fwd_.config();
-  context_ = std::make_unique<KvCache>(c.n_layers, c.kv_dim(), local_context_rows());
-  if (is_query_host()) query_ = std::make_unique<KvCache>(c.n_layers, c.kv_dim(), query_capacity);
+    : b_(backend), comm_(comm), rc_(rc), n_context_(n_context) {
+  const ModelConfig& c = b_.config();
+  context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows());
+  if (is_query_host())
+    query_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), query_capacity);
 }
 
 int64_t Engine::local_context_rows() const {
@@ -46,7 +47,7 @@ void Engine::run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook
     const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, n - i));
     positions.resize(m);
     std::iota(positions.begin(), positions.end(), static_cast<int>(pos + i));
-    fwd_.run(tokens + i, positions.data(), m, hook, 0, nullptr);
+    b_.forward(tokens + i, positions.data(), m, hook, 0, nullptr);
     cache.commit(m);
     if (progress) progress(done0 + i + m, total);
   }
@@ -71,12 +72,12 @@ void Engine::encode_context(const std::vector<int>& context, const ProgressFn& p
 
 void Engine::encode_dense(const std::vector<int>& context, const ProgressFn& progress) {
   if (comm_.rank() != 0) return;
-  BlockAttention hook(fwd_.config(), *context_);
+  BlockAttention hook(b_, *context_);
   run_chunks(context.data(), n_context_, 0, hook, *context_, progress, 0, n_context_);
 }
 
 void Engine::encode_star(const std::vector<int>& context, const ProgressFn& progress) {
-  const ModelConfig& c = fwd_.config();
+  const ModelConfig& c = b_.config();
   const int ranks = comm_.size(), rank = comm_.rank();
   const std::vector<Span> blocks = star_blocks(n_context_, rc_.block_size);
   const Span mine = blocks_of_rank(static_cast<int64_t>(blocks.size()), ranks, rank);
@@ -84,19 +85,19 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
   // Block 0 needs no anchor (it is the anchor's own text), so with one block none is made.
   const bool need_anchor = A > 0 && blocks.size() > 1;
   const bool broadcast = need_anchor && rc_.anchor == AnchorMode::Broadcast && ranks > 1;
-  KvCache anchor(c.n_layers, c.kv_dim(), need_anchor ? A : 0);
+  KvCache anchor(b_, c.n_layers, c.kv_dim(), need_anchor ? A : 0);
   bool have_anchor = false;
-  const int64_t kv_dim = c.kv_dim();
-  std::vector<float> buf;
+  const size_t row = anchor.row_bytes();
+  std::vector<char> buf;  // host staging of [K rows | V rows] for the broadcast
 
   // Receivers mirror rank 0's chunk schedule over the anchor rows of block 0, layer by layer.
   if (broadcast && rank != 0) {
     for (int64_t c0 = 0; c0 < A; c0 += rc_.chunk) {
       const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, A - c0));
-      buf.resize(2 * static_cast<size_t>(m) * kv_dim);
+      buf.resize(2 * m * row);
       for (int l = 0; l < c.n_layers; ++l) {
-        comm_.broadcast(buf.data(), buf.size() * sizeof(float), 0);
-        anchor.write(l, c0, m, buf.data(), buf.data() + static_cast<size_t>(m) * kv_dim);
+        comm_.broadcast(buf.data(), buf.size(), 0);
+        anchor.write_from_host(l, c0, m, buf.data(), buf.data() + m * row);
       }
       anchor.commit(m);
     }
@@ -110,25 +111,24 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
     const bool anchored = need_anchor && b > 0;
     if (anchored && (!have_anchor || rc_.anchor == AnchorMode::Recompute)) {
       anchor.truncate(0);
-      BlockAttention hook(c, anchor);
+      BlockAttention hook(b_, anchor);
       run_chunks(context.data(), A, 0, hook, anchor, nullptr, 0, 0);
       have_anchor = true;
     }
-    BlockAttention hook(c, *context_, context_->size(), anchored ? &anchor : nullptr);
+    BlockAttention hook(b_, *context_, context_->size(), anchored ? &anchor : nullptr);
     if (b == 0 && need_anchor && rc_.anchor != AnchorMode::Recompute) {
       // Block 0's first A rows are exactly the anchor's KV (same tokens, same positions, nothing
       // before them): keep them for this rank's later blocks and send them to the other ranks.
-      hook.on_kv = [&](int layer, int64_t row, int n, const float* k, const float* v) {
-        const int m = static_cast<int>(std::clamp<int64_t>(A - row, 0, n));
+      hook.on_kv = [&](int layer, int64_t at, int n, const void* k, const void* v) {
+        const int m = static_cast<int>(std::clamp<int64_t>(A - at, 0, n));
         if (m == 0) return;
-        anchor.write(layer, row, m, k, v);
+        anchor.write(layer, at, m, k, v);
         if (layer == c.n_layers - 1) anchor.commit(m);
         if (!broadcast) return;
-        buf.resize(2 * static_cast<size_t>(m) * kv_dim);
-        std::copy_n(k, static_cast<size_t>(m) * kv_dim, buf.begin());
-        std::copy_n(v, static_cast<size_t>(m) * kv_dim,
-                    buf.begin() + static_cast<size_t>(m) * kv_dim);
-        comm_.broadcast(buf.data(), buf.size() * sizeof(float), 0);
+        buf.resize(2 * m * row);
+        b_.to_host(buf.data(), k, m * row);
+        b_.to_host(buf.data() + m * row, v, m * row);
+        comm_.broadcast(buf.data(), buf.size(), 0);
       };
     }
     run_chunks(context.data() + blk.begin, blk.size(), blk.begin, hook, *context_, progress, done,
@@ -147,25 +147,25 @@ void Engine::encode_ring(const std::vector<int>& context) {
       positions.push_back(static_cast<int>(p));
     }
   }
-  RingAttention hook(fwd_.config(), comm_, *context_, n_context_);
+  RingAttention hook(b_, comm_, *context_, n_context_);
   const int n = static_cast<int>(tokens.size());
   if (n == 0) {
     // No tokens here (a context shorter than 2 * ranks), but the ring still passes through.
-    for (int l = 0; l < fwd_.config().n_layers; ++l)
+    for (int l = 0; l < b_.config().n_layers; ++l)
       hook.attend(l, 0, nullptr, nullptr, nullptr, nullptr);
     return;
   }
-  fwd_.run(tokens.data(), positions.data(), n, hook, 0, nullptr);
+  b_.forward(tokens.data(), positions.data(), n, hook, 0, nullptr);
   context_->commit(n);
 }
 
 std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_logits,
                                       const ProgressFn& progress) {
   SA_CHECK(!tokens.empty(), "engine: nothing to run in phase 2");
-  const ModelConfig& c = fwd_.config();
+  const ModelConfig& c = b_.config();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos = n_context_ + n_query_;
-  Phase2Attention hook(c, comm_, *context_, query_.get());
+  Phase2Attention hook(b_, comm_, *context_, query_.get());
   std::vector<float> hidden, logits;
   std::vector<int> positions;
   const int64_t keep_rows = all_logits ? n : 1;
@@ -181,7 +181,7 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_l
       n_out = all_logits ? m : 1;
       out = hidden.data() + (all_logits ? i : 0) * c.d_model;
     }
-    fwd_.run(tokens.data() + i, positions.data(), m, hook, n_out, out);
+    b_.forward(tokens.data() + i, positions.data(), m, hook, n_out, out);
     if (query_) query_->commit(m);
     n_query_ += m;
     if (progress) progress(i + m, n);
@@ -189,7 +189,7 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_l
   comm_seconds_ += hook.comm_seconds();
   if (!is_query_host()) return {};
   logits.resize(static_cast<size_t>(keep_rows) * c.vocab_size);
-  fwd_.logits(hidden.data(), static_cast<int>(keep_rows), logits.data());
+  b_.logits(hidden.data(), static_cast<int>(keep_rows), logits.data());
   return logits;
 }
 

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "backend/cpu/forward.h"
+#include "backend/backend.h"
 #include "dist/comm.h"
 #include "engine/kv_cache.h"
 #include "engine/run_config.h"
@@ -23,7 +23,7 @@ class Engine {
  public:
   // rc must be resolved (RunConfig::resolved) for n_context tokens and comm.size() ranks.
   // query_capacity: the most query + generated tokens this run will append.
-  Engine(CpuForward& forward, Comm& comm, const RunConfig& rc, int64_t n_context,
+  Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_context,
          int64_t query_capacity);
 
   // Phase 1. Every rank passes the whole context (n_context tokens) and encodes its share.
@@ -51,7 +51,7 @@ class Engine {
                                 const ProgressFn& progress);
   int64_t local_context_rows() const;
 
-  CpuForward& fwd_;
+  Backend& b_;
   Comm& comm_;
   RunConfig rc_;
   int64_t n_context_;

@@ -6,20 +6,40 @@
 
 namespace starattn {
 
-KvCache::KvCache(int n_layers, int kv_dim, int64_t capacity)
-    : kv_dim_(kv_dim), capacity_(capacity), k_(n_layers), v_(n_layers) {
+KvCache::KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity)
+    : b_(backend),
+      kv_dim_(kv_dim),
+      capacity_(capacity),
+      row_bytes_(static_cast<size_t>(kv_dim) * dtype_bytes(backend.act_dtype())) {
   SA_CHECK(capacity >= 0, "KV cache: negative capacity");
   for (int l = 0; l < n_layers; ++l) {
-    k_[l].resize(static_cast<size_t>(capacity) * kv_dim);
-    v_[l].resize(static_cast<size_t>(capacity) * kv_dim);
+    k_.push_back(std::make_unique<BackendBuffer>(b_, capacity * row_bytes_));
+    v_.push_back(std::make_unique<BackendBuffer>(b_, capacity * row_bytes_));
   }
 }
 
-void KvCache::write(int layer, int64_t at, int n, const float* k, const float* v) {
+const void* KvCache::k_row(int layer, int64_t row) const {
+  return static_cast<const char*>(k(layer)) + row * row_bytes_;
+}
+const void* KvCache::v_row(int layer, int64_t row) const {
+  return static_cast<const char*>(v(layer)) + row * row_bytes_;
+}
+
+void KvCache::check_room(int64_t at, int n) const {
   SA_CHECK(at >= 0 && at + n <= capacity_, "KV cache full: ", at + n, " tokens needed, capacity ",
            capacity_);
-  std::copy_n(k, static_cast<int64_t>(n) * kv_dim_, k_[layer].data() + at * kv_dim_);
-  std::copy_n(v, static_cast<int64_t>(n) * kv_dim_, v_[layer].data() + at * kv_dim_);
+}
+
+void KvCache::write(int layer, int64_t at, int n, const void* k, const void* v) {
+  check_room(at, n);
+  b_.copy(k_[layer]->as<char>() + at * row_bytes_, k, n * row_bytes_);
+  b_.copy(v_[layer]->as<char>() + at * row_bytes_, v, n * row_bytes_);
+}
+
+void KvCache::write_from_host(int layer, int64_t at, int n, const void* k, const void* v) {
+  check_room(at, n);
+  b_.from_host(k_[layer]->as<char>() + at * row_bytes_, k, n * row_bytes_);
+  b_.from_host(v_[layer]->as<char>() + at * row_bytes_, v, n * row_bytes_);
 }
 
 void KvCache::commit(int n) {

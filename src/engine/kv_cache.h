@@ -1,34 +1,48 @@
-// KV cache of one rank. Layout, per layer: K and V each [capacity, n_kv_heads, head_dim] row-major,
-// so a token's keys for all kv heads are one contiguous row of kv_dim floats.
+// KV cache of one rank, in its backend's memory. Layout, per layer: K and V each
+// [capacity, n_kv_heads, head_dim] row-major in the backend's act_dtype, so a token's keys for all
+// kv heads are one contiguous row of kv_dim elements.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "backend/backend.h"
 
 namespace starattn {
 
 class KvCache {
  public:
-  KvCache(int n_layers, int kv_dim, int64_t capacity);
+  KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity);
 
   int64_t size() const { return size_; }  // committed tokens
   int64_t capacity() const { return capacity_; }
   int kv_dim() const { return kv_dim_; }
+  size_t row_bytes() const { return row_bytes_; }
 
-  const float* k(int layer) const { return k_[layer].data(); }
-  const float* v(int layer) const { return v_[layer].data(); }
-  // Copies n rows of k, v ([n, kv_dim]) into layer `layer` at row `at`; throws when full.
-  void write(int layer, int64_t at, int n, const float* k, const float* v);
+  const void* k(int layer) const { return k_[layer]->get(); }
+  const void* v(int layer) const { return v_[layer]->get(); }
+  // Pointers to row `row` of a layer (row <= capacity).
+  const void* k_row(int layer, int64_t row) const;
+  const void* v_row(int layer, int64_t row) const;
+  // Copies n rows of k, v ([n, kv_dim], backend memory) into `layer` at row `at`; throws when full.
+  void write(int layer, int64_t at, int n, const void* k, const void* v);
+  // The same from host memory (rows received from another rank).
+  void write_from_host(int layer, int64_t at, int n, const void* k, const void* v);
   // Makes the rows written at [size, size + n) part of the cache.
   void commit(int n);
   // Forgets everything from row `n` on.
   void truncate(int64_t n);
 
  private:
+  void check_room(int64_t at, int n) const;
+
+  Backend& b_;
   int kv_dim_;
   int64_t capacity_;
+  size_t row_bytes_;
   int64_t size_ = 0;
-  std::vector<std::vector<float>> k_, v_;  // [n_layers][capacity * kv_dim]
+  std::vector<std::unique_ptr<BackendBuffer>> k_, v_;  // one buffer per layer
 };
 
 }  // namespace starattn

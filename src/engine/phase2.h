@@ -12,30 +12,28 @@
 
 #include <vector>
 
-#include "backend/cpu/forward.h"
+#include "backend/backend.h"
 #include "dist/comm.h"
 #include "engine/kv_cache.h"
-#include "model/config.h"
 
 namespace starattn {
 
 class Phase2Attention : public AttentionHook {
  public:
   // query_kv is non-null on the query host only.
-  Phase2Attention(const ModelConfig& c, Comm& comm, const KvCache& context, KvCache* query_kv)
-      : c_(c), comm_(comm), context_(context), query_kv_(query_kv) {}
+  Phase2Attention(Backend& backend, Comm& comm, const KvCache& context, KvCache* query_kv);
 
-  void attend(int layer, int n, const float* q, const float* k, const float* v,
-              float* out) override;
+  void attend(int layer, int n, const void* q, const void* k, const void* v, void* out) override;
 
   double comm_seconds() const { return comm_seconds_; }
 
  private:
-  const ModelConfig& c_;
+  Backend& b_;
   Comm& comm_;
   const KvCache& context_;
   KvCache* query_kv_;
-  std::vector<float> lse_, out2_, lse2_, packed_, gathered_;
+  BackendBuffer lse_, out2_, lse2_;      // backend scratch
+  std::vector<char> packed_, gathered_;  // host staging for the allgather
   double comm_seconds_ = 0.0;
 };
 

@@ -1,62 +1,85 @@
 #include "engine/ring_attention.h"
 
-#include <algorithm>
-#include <limits>
-
-#include "attention/merge.h"
 #include "engine/block_attention.h"
 
 namespace starattn {
 
-void RingAttention::attend_pair(const float* q, const Span& qs, int64_t q_row, const float* k,
-                                const float* v, const Span& ks, int64_t k_row, float* out) {
+RingAttention::RingAttention(Backend& backend, Comm& comm, KvCache& cache, int64_t n_context)
+    : b_(backend),
+      comm_(comm),
+      cache_(cache),
+      n_context_(n_context),
+      lse_(backend),
+      part_out_(backend),
+      part_lse_(backend),
+      shard_(backend) {}
+
+void RingAttention::attend_pair(const void* q, const Span& qs, int64_t q_row, const void* k,
+                                const void* v, const Span& ks, int64_t k_row, void* out,
+                                bool first) {
   if (qs.size() == 0 || ks.size() == 0 || ks.begin >= qs.end) return;  // all keys in the future
-  const int hd = c_.head_dim, heads = c_.n_heads;
-  const int64_t kv_dim = c_.kv_dim();
+  const ModelConfig& c = b_.config();
+  const size_t act = dtype_bytes(b_.act_dtype());
   const int n = static_cast<int>(qs.size());
-  part_out_.resize(static_cast<size_t>(n) * heads * hd);
-  part_lse_.resize(static_cast<size_t>(n) * heads);
-  AttnParams p = kv_attn_params(c_, q + q_row * c_.q_dim(), k + k_row * kv_dim, v + k_row * kv_dim,
-                                part_out_.data(), part_lse_.data(), n, ks.size());
+  char* o = static_cast<char*>(out) + q_row * c.q_dim() * act;
+  float* l = lse_.as<float>() + q_row * c.n_heads;
+  const size_t row = c.kv_dim() * act;
+  AttnParams p = kv_attn_params(c, static_cast<const char*>(q) + q_row * c.q_dim() * act,
+                                static_cast<const char*>(k) + k_row * row,
+                                static_cast<const char*>(v) + k_row * row, o, l, n, ks.size());
   // Spans are disjoint position ranges: either the keys all precede the queries (no mask), or
   // they are the same span (ordinary causal mask).
   p.causal = ks.end > qs.begin;
   p.causal_offset = qs.begin - ks.begin;
-  attention_cpu(p);
-  merge_attention(out + q_row * c_.q_dim(), lse_.data() + q_row * heads, part_out_.data(),
-                  part_lse_.data(), n, heads, hd);
+  if (first) {
+    b_.attention(p);
+    return;
+  }
+  part_out_.reserve(static_cast<size_t>(n) * c.q_dim() * act);
+  part_lse_.reserve(static_cast<size_t>(n) * c.n_heads * sizeof(float));
+  p.out = part_out_.get();
+  p.lse = part_lse_.as<float>();
+  b_.attention(p);
+  b_.merge(o, l, part_out_.get(), part_lse_.as<float>(), n, c.n_heads, c.head_dim);
 }
 
-void RingAttention::attend(int layer, int n, const float* q, const float* k, const float* v,
-                           float* out) {
+void RingAttention::attend(int layer, int n, const void* q, const void* k, const void* v,
+                           void* out) {
+  const ModelConfig& c = b_.config();
   const int ranks = comm_.size(), rank = comm_.rank();
-  const int64_t kv_dim = c_.kv_dim();
+  const size_t row = cache_.row_bytes();
   cache_.write(layer, 0, n, k, v);
-  std::fill_n(out, static_cast<size_t>(n) * c_.q_dim(), 0.0f);
-  lse_.assign(static_cast<size_t>(n) * c_.n_heads, -std::numeric_limits<float>::infinity());
+  lse_.reserve(static_cast<size_t>(n) * c.n_heads * sizeof(float));
 
   const std::vector<Span> mine = zigzag_spans(n_context_, ranks, rank);
-  // The shard in flight: [K rows | V rows] of the rank it came from.
-  shard_.resize(2 * static_cast<size_t>(n) * kv_dim);
-  std::copy_n(k, static_cast<size_t>(n) * kv_dim, shard_.begin());
-  std::copy_n(v, static_cast<size_t>(n) * kv_dim, shard_.begin() + static_cast<size_t>(n) * kv_dim);
-  for (int step = 0; step < ranks; ++step) {
+  // Step 0, own keys: each span attends causally to itself (this always exists, so it writes the
+  // result directly), then the later span sees all of the earlier one.
+  attend_pair(q, mine[0], 0, k, v, mine[0], 0, out, true);
+  attend_pair(q, mine[1], mine[0].size(), k, v, mine[1], mine[0].size(), out, true);
+  attend_pair(q, mine[1], mine[0].size(), k, v, mine[0], 0, out, false);
+  if (ranks == 1) return;
+
+  // The shard in flight, on the host: [K rows | V rows] of the rank it came from.
+  host_shard_.resize(2 * n * row);
+  b_.to_host(host_shard_.data(), k, n * row);
+  b_.to_host(host_shard_.data() + n * row, v, n * row);
+  for (int step = 1; step < ranks; ++step) {
     const int src = (rank - step + ranks) % ranks;
     const std::vector<Span> theirs = zigzag_spans(n_context_, ranks, src);
     const int64_t rows = theirs[0].size() + theirs[1].size();
-    const float* sk = shard_.data();
-    const float* sv = shard_.data() + rows * kv_dim;
-    attend_pair(q, mine[0], 0, sk, sv, theirs[0], 0, out);
-    attend_pair(q, mine[0], 0, sk, sv, theirs[1], theirs[0].size(), out);
-    attend_pair(q, mine[1], mine[0].size(), sk, sv, theirs[0], 0, out);
-    attend_pair(q, mine[1], mine[0].size(), sk, sv, theirs[1], theirs[0].size(), out);
-    if (step + 1 == ranks) break;
-    const std::vector<Span> next = zigzag_spans(n_context_, ranks, (src - 1 + ranks) % ranks);
-    incoming_.resize(2 * static_cast<size_t>(next[0].size() + next[1].size()) * kv_dim);
-    comm_.sendrecv(shard_.data(), shard_.size() * sizeof(float), (rank + 1) % ranks,
-                   incoming_.data(), incoming_.size() * sizeof(float), (rank - 1 + ranks) % ranks,
-                   layer);
-    shard_.swap(incoming_);
+    host_incoming_.resize(2 * rows * row);
+    comm_.sendrecv(host_shard_.data(), host_shard_.size(), (rank + 1) % ranks,
+                   host_incoming_.data(), host_incoming_.size(), (rank - 1 + ranks) % ranks, layer);
+    host_shard_.swap(host_incoming_);
+    shard_.reserve(host_shard_.size());
+    b_.from_host(shard_.get(), host_shard_.data(), host_shard_.size());
+    const char* sk = shard_.as<char>();
+    const char* sv = sk + rows * row;
+    for (int a = 0; a < 2; ++a) {
+      const int64_t q_row = a == 0 ? 0 : mine[0].size();
+      attend_pair(q, mine[a], q_row, sk, sv, theirs[0], 0, out, false);
+      attend_pair(q, mine[a], q_row, sk, sv, theirs[1], theirs[0].size(), out, false);
+    }
   }
 }
 

@@ -9,9 +9,10 @@ RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
   SA_CHECK(chunk >= 1, "--chunk must be at least 1, got ", chunk);
   RunConfig r = *this;
   if (attn != AttnMode::Star) return r;
-  SA_CHECK(block_size >= 0, "--block-size must be at least 1, got ", block_size);
+  SA_CHECK(block_size >= 1 || block_size == -1, "--block-size must be at least 1, got ",
+           block_size);
   SA_CHECK(anchor_size >= -1, "--anchor-size must be >= 0, got ", anchor_size);
-  if (r.block_size == 0) r.block_size = n_context > 0 ? (n_context + ranks - 1) / ranks : 1;
+  if (r.block_size == -1) r.block_size = n_context > 0 ? (n_context + ranks - 1) / ranks : 1;
   if (r.anchor_size < 0) r.anchor_size = r.block_size;
   SA_CHECK(r.anchor_size <= r.block_size, "--anchor-size (", r.anchor_size,
            ") must not exceed --block-size (", r.block_size, ")");

@@ -21,7 +21,7 @@ enum class AnchorMode {
 
 struct RunConfig {
   AttnMode attn = AttnMode::Star;
-  int64_t block_size = 0;    // B, tokens; 0 = ceil(context tokens / ranks)
+  int64_t block_size = -1;   // B, tokens; -1 = ceil(context tokens / ranks)
   int64_t anchor_size = -1;  // A, tokens; -1 = B; 0 = no anchor (the ablation)
   AnchorMode anchor = AnchorMode::Shared;
   int chunk = 512;  // tokens per forward call in long prefills (memory and progress granularity)

@@ -28,7 +28,7 @@ case $mode in
       echo "--- $attn: exit $rc"; echo "$out"
       [ $rc -eq 0 ] || fail "$attn exited $rc"
       echo "$out" | grep -q "COPPER-LANTERN-58" || fail "$attn did not find the password"
-      [ "$(echo "$out" | grep -c '^timing:')" -eq 1 ] || fail "$attn: output not printed exactly once"
+      [ "$(echo "$out" | grep -o 'timing:' | wc -l)" -eq 1 ] || fail "$attn: output not printed exactly once"
     done ;;
   rankfail)
     mkdir -p "$work/good/models" "$work/bad"

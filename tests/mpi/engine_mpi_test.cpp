@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "attention/attention.h"
-#include "backend/cpu/forward.h"
+#include "backend/cpu/cpu_backend.h"
 #include "dist/comm.h"
 #include "engine/block_attention.h"
 #include "engine/engine.h"
@@ -49,7 +49,7 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-RunConfig make(AttnMode m, int64_t b = 0, int64_t a = -1, AnchorMode am = AnchorMode::Shared,
+RunConfig make(AttnMode m, int64_t b = -1, int64_t a = -1, AnchorMode am = AnchorMode::Shared,
                int chunk = 512) {
   RunConfig rc;
   rc.attn = m;
@@ -61,8 +61,8 @@ RunConfig make(AttnMode m, int64_t b = 0, int64_t a = -1, AnchorMode am = Anchor
 }
 
 // Query logits (every query row, [n_q, vocab]) on rank 0, broadcast so every rank can compare.
-std::vector<float> run(CpuForward& fwd, Comm& comm, const RunConfig& rc,
-                       const std::vector<int>& ids, int n_ctx, int64_t* query_kv_rows = nullptr) {
+std::vector<float> run(Backend& fwd, Comm& comm, const RunConfig& rc, const std::vector<int>& ids,
+                       int n_ctx, int64_t* query_kv_rows = nullptr) {
   const std::vector<int> ctx(ids.begin(), ids.begin() + n_ctx);
   const std::vector<int> q(ids.begin() + n_ctx, ids.end());
   Engine e(fwd, comm, rc.resolved(n_ctx, comm.size()), n_ctx, static_cast<int64_t>(q.size()));
@@ -75,7 +75,7 @@ std::vector<float> run(CpuForward& fwd, Comm& comm, const RunConfig& rc,
 
 void engine_invariants(Comm& comm, const std::string& model_dir) {
   const Model m = load_model(model_dir);
-  CpuForward fwd(m.config, m.weights);
+  CpuBackend fwd(m.config, m.weights);
   auto local = make_local_comm();
   std::vector<int> ids;
   for (int i = 0; i < 29; ++i) ids.push_back((i * 37 + 11) % m.config.vocab_size);
@@ -114,7 +114,8 @@ void engine_invariants(Comm& comm, const std::string& model_dir) {
 // ranks); its last key is the one every query matches best. The merged output must equal one
 // attention over the union of all ranks' context plus the causal query KV.
 void phase2_union(Comm& comm) {
-  ModelConfig c;
+  Model m;  // attention only: the hook never runs the model's weights
+  ModelConfig& c = m.config;
   c.n_layers = 1;
   c.d_model = 16;
   c.n_heads = 4;
@@ -130,7 +131,8 @@ void phase2_union(Comm& comm) {
   for (size_t i = 0; i < q.size(); ++i) q[i] = 0.5f + 0.01f * (i % 7);
   for (size_t i = 0; i < qk.size(); ++i) qk[i] = std::sin(0.9f * i), qv[i] = std::cos(0.4f * i);
 
-  KvCache mine(1, kvd, ctx_len(comm.rank())), query(1, kvd, n_q);
+  CpuBackend backend(m.config, m.weights);
+  KvCache mine(backend, 1, kvd, ctx_len(comm.rank())), query(backend, 1, kvd, n_q);
   {
     const int n = ctx_len(comm.rank());
     std::vector<float> k(n * kvd), v(n * kvd);
@@ -140,7 +142,7 @@ void phase2_union(Comm& comm) {
     mine.write(0, 0, n, k.data(), v.data());
     mine.commit(n);
   }
-  Phase2Attention hook(c, comm, mine, comm.rank() == 0 ? &query : nullptr);
+  Phase2Attention hook(backend, comm, mine, comm.rank() == 0 ? &query : nullptr);
   std::vector<float> out(n_q * qd, std::numeric_limits<float>::quiet_NaN());
   hook.attend(0, n_q, q.data(), qk.data(), qv.data(), out.data());
 

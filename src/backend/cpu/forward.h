@@ -1,25 +1,14 @@
 // The Llama-family forward pass on the CPU in fp32. Attention is not done here: each layer hands
-// its rotated q, k, v to an AttentionHook, so the engine decides which keys a token sees (dense
-// causal, Star Attention's [anchor + block], phase 2 across ranks, ring). The backend knows nothing
-// about Star Attention.
+// its rotated q, k, v (float) to an AttentionHook (backend/attention_hook.h).
 #pragma once
 
 #include <vector>
 
+#include "backend/attention_hook.h"
 #include "model/config.h"
 #include "model/weights.h"
 
 namespace starattn {
-
-class AttentionHook {
- public:
-  virtual ~AttentionHook() = default;
-  // Called once per layer, in layer order, for the same n tokens.
-  // q: [n, n_heads, head_dim]; k, v: [n, n_kv_heads, head_dim] (q and k already rotated).
-  // Must write out: [n, n_heads, head_dim].
-  virtual void attend(int layer, int n, const float* q, const float* k, const float* v,
-                      float* out) = 0;
-};
 
 class CpuForward {
  public:

@@ -1,0 +1,83 @@
+// The engine's view of a compute device: its memory, the model's forward pass, and the attention
+// ops with log-sum-exp. The CPU backend (cpu/) keeps everything in host memory in fp32 and is the
+// oracle; the CUDA backend (cuda/) keeps weights, activations and KV in device memory in bf16 with
+// fp32 log-sum-exps. The engine never dereferences a backend pointer: it moves them between
+// backend calls, and crosses to the host only through to_host/from_host (for Comm).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "attention/attention.h"
+#include "backend/attention_hook.h"
+#include "model/config.h"
+
+namespace starattn {
+
+enum class DType { F32, BF16 };
+inline size_t dtype_bytes(DType t) {
+  return t == DType::F32 ? 4 : 2;
+}
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string name() const = 0;  // for messages and timing lines: "cpu", "cuda:0 (...)"
+  // Element type of q, k, v, attention outputs and the KV cache. Log-sum-exps are always fp32.
+  virtual DType act_dtype() const = 0;
+
+  // Memory of this backend. alloc throws starattn::Error when it cannot give `bytes`.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* p) noexcept = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within the backend
+  virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void from_host(void* dst, const void* src, size_t bytes) = 0;
+
+  // Runs n tokens at the given positions (host arrays) through every layer; attention is the
+  // hook's, called with this backend's pointers. When hidden_out (host) is not null it receives
+  // the final normalised hidden states of the last n_out rows: [n_out, d_model] fp32.
+  virtual void forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
+                       int n_out, float* hidden_out) = 0;
+  // logits[n, vocab] (host, fp32) from hidden[n, d_model] (host, fp32).
+  virtual void logits(const float* hidden, int n, float* out) = 0;
+
+  // Attention over one KV set (attention.h semantics); pointers are this backend's.
+  virtual void attention(const AttnParams& p) = 0;
+  // (out_a, lse_a) <- exact merge with (out_b, lse_b); out: [rows, heads, head_dim] act_dtype,
+  // lse: [rows, heads] fp32 (merge.h semantics).
+  virtual void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
+                     int heads, int head_dim) = 0;
+};
+
+// A block of a backend's memory, released on destruction; grows on demand.
+class BackendBuffer {
+ public:
+  explicit BackendBuffer(Backend& b, size_t bytes = 0) : b_(&b) { reserve(bytes); }
+  ~BackendBuffer() { b_->release(p_); }
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+
+  // Makes the buffer at least `bytes` long; contents are not kept when it grows.
+  void reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    b_->release(p_);
+    p_ = nullptr;
+    bytes_ = 0;
+    p_ = b_->alloc(bytes);
+    bytes_ = bytes;
+  }
+  void* get() const { return p_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Backend* b_;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace starattn

@@ -1,0 +1,34 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "attention/merge.h"
+#include "starattn/error.h"
+
+namespace starattn {
+
+void* CpuBackend::alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  // 64-byte alignment keeps rows of KV and activations on cache lines for the BLAS kernels.
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  SA_CHECK(p != nullptr, "out of host memory: could not allocate ", bytes >> 20, " MiB");
+  return p;
+}
+
+void CpuBackend::release(void* p) noexcept {
+  std::free(p);
+}
+
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+
+void CpuBackend::merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
+                       int heads, int head_dim) {
+  merge_attention(static_cast<float*>(out_a), lse_a, static_cast<const float*>(out_b), lse_b, rows,
+                  heads, head_dim);
+}
+
+}  // namespace starattn

@@ -1,0 +1,37 @@
+// The CPU backend: host memory, fp32 everywhere, OpenBLAS + OpenMP. The reference for every other
+// backend.
+#pragma once
+
+#include "backend/backend.h"
+#include "backend/cpu/forward.h"
+
+namespace starattn {
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend(const ModelConfig& config, const Weights& weights) : fwd_(config, weights) {}
+
+  const ModelConfig& config() const override { return fwd_.config(); }
+  std::string name() const override { return "cpu"; }
+  DType act_dtype() const override { return DType::F32; }
+
+  void* alloc(size_t bytes) override;
+  void release(void* p) noexcept override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+
+  void forward(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
+               float* hidden_out) override {
+    fwd_.run(tokens, positions, n, hook, n_out, hidden_out);
+  }
+  void logits(const float* hidden, int n, float* out) override { fwd_.logits(hidden, n, out); }
+  void attention(const AttnParams& p) override { attention_cpu(p); }
+  void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows, int heads,
+             int head_dim) override;
+
+ private:
+  CpuForward fwd_;
+};
+
+}  // namespace starattn

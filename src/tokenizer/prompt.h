@@ -1,0 +1,24 @@
+// Turns a context and a query into the token ids the engine runs: phase 1 gets the context, phase
+// 2 the query. With a chat template the model's own wrapping is kept, cut where the query starts:
+// the template's prefix (system prompt, headers) belongs to the context, its suffix (end of the
+// user turn, assistant header) to the query.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace starattn {
+
+struct PromptIds {
+  std::vector<int> context;  // BOS (when the tokenizer wants one) + the context part
+  std::vector<int> query;
+};
+
+// context may be empty (then everything runs as the query). With chat = false the context and the
+// query are joined by a blank line. Throws Error for an empty query.
+PromptIds build_prompt_ids(const Tokenizer& tok, const std::string& context,
+                           const std::string& query, bool chat, const std::string& system = "");
+
+}  // namespace starattn
