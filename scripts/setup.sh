@@ -16,7 +16,8 @@ for a in "$@"; do
 done
 
 pkgs=(build-essential cmake pkg-config python3 python3-pip unzip libopenblas-dev libpcre2-dev
-      nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libgtest-dev)
+      nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libgtest-dev
+      wamerican bible-kjv bible-kjv-text)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

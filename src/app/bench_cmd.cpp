@@ -25,6 +25,7 @@ struct BenchArgs {
   int decode = 64;
   int repeats = 3;
   int threads = 0;
+  std::string device = "cpu";
   bool json = false;
   RunConfig run;
   std::string attn = "dense", anchor_mode = "shared";
@@ -70,17 +71,19 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
   set_threads(a.threads);
   std::unique_ptr<LoadedModel> lm;
+  std::unique_ptr<Backend> backend;
   on_all_ranks(comm, [&] {
     SA_CHECK(a.repeats >= 1, "--repeats must be >= 1");
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     lm = load_model_and_tokenizer(a.model);
+    backend = make_backend(a.device, *lm);
     for (int n : a.prefill)
       SA_CHECK(n > 1 && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
                " must be in 2..", lm->model.config.max_positions - a.decode);
     a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
   });
   const ModelConfig& cfg = lm->model.config;
-  std::unique_ptr<Backend> backend = make_backend("cpu", lm->model);
+
   std::mt19937 rng(7);  // same seed on every rank: the same random tokens everywhere
   std::uniform_int_distribution<int> tok(0, cfg.vocab_size - 1);
 
@@ -151,7 +154,8 @@ std::function<int()> add_bench_command(CLI::App& app) {
   a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure prefill and decode speed on random tokens, next to the sgemm rate.");
-  cmd->add_option("-m,--model", a->model, "Model: a GGUF file or a Hugging Face folder")
+  cmd->add_option("-m,--model", a->model,
+                  "Model: a GGUF file, a Hugging Face folder, or random:llama-3.1-8b (GPU only)")
       ->capture_default_str();
   cmd->add_option("--prefill", a->prefill, "Prompt lengths to time (tokens)")
       ->delimiter(',')
@@ -161,6 +165,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cuda or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as one JSON object");
   cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
       ->check(CLI::IsMember({"star", "ring", "dense"}))

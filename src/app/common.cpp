@@ -3,10 +3,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
+#ifdef STARATTN_HAVE_CUDA
+#include "backend/cuda/cuda_factory.h"
+#endif
 #include "backend/cpu/threads.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
@@ -30,34 +34,74 @@ std::string default_model_path() {
   return rel;
 }
 
-std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path) {
-  SA_CHECK(fs::exists(path), "model not found: ", path,
-           " (run scripts/setup.sh to fetch the default model, or pass -m FILE.gguf|HF_FOLDER)");
-  auto m = std::make_unique<LoadedModel>();
-  m->model = load_model(path);
+namespace {
+
+Tokenizer load_tokenizer(const std::string& path) {
+  SA_CHECK(fs::exists(path), "tokenizer not found: ", path);
   if (fs::is_directory(path)) {
     const fs::path dir(path);
     const fs::path config = dir / "tokenizer_config.json";
-    m->tokenizer = Tokenizer::from_hf_json((dir / "tokenizer.json").string(),
-                                           fs::exists(config) ? config.string() : "");
-  } else {
-    GgufFile f(path);
-    m->tokenizer = Tokenizer::from_gguf(f);
+    return Tokenizer::from_hf_json((dir / "tokenizer.json").string(),
+                                   fs::exists(config) ? config.string() : "");
   }
+  if (fs::path(path).extension() == ".json") return Tokenizer::from_hf_json(path);
+  return Tokenizer::from_gguf(GgufFile(path));
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
+                                                      const std::string& tokenizer_path) {
+  auto m = std::make_unique<LoadedModel>();
+  const std::string random_prefix = "random:";
+  if (path.rfind(random_prefix, 0) == 0) {
+    const std::string shape = path.substr(random_prefix.size());
+    SA_CHECK(shape == "llama-3.1-8b", "unknown random model '", shape,
+             "' (supported: random:llama-3.1-8b)");
+#ifdef STARATTN_HAVE_CUDA
+    m->random = true;
+    m->model.config = llama31_8b_config();
+    // A random model has no tokenizer of its own: --tokenizer, else the default model's if present.
+    const std::string tok = !tokenizer_path.empty() ? tokenizer_path : default_model_path();
+    if (!tokenizer_path.empty() || fs::exists(tok)) m->tokenizer = load_tokenizer(tok);
+    return m;
+#else
+    fail("random models need the CUDA backend, and this build has none");
+#endif
+  }
+  SA_CHECK(fs::exists(path), "model not found: ", path,
+           " (run scripts/setup.sh to fetch the default model, or pass -m FILE.gguf|HF_FOLDER)");
+  m->model = load_model(path);
+  m->tokenizer = load_tokenizer(tokenizer_path.empty() ? path : tokenizer_path);
   SA_CHECK(m->tokenizer.vocab_size() <= m->model.config.vocab_size, "tokenizer has ",
            m->tokenizer.vocab_size(), " tokens but the model's embedding has only ",
            m->model.config.vocab_size, " rows");
   return m;
 }
 
-void set_threads(int n) {
-  cpu::set_threads(n);
+void set_threads(int n) { cpu::set_threads(n); }
+
+std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m) {
+  SA_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
+           "' (expected cpu, cuda or auto)");
+#ifdef STARATTN_HAVE_CUDA
+  const int gpus = cuda_device_count();
+  if (device == "cuda" || (device == "auto" && gpus > 0)) {
+    SA_CHECK(gpus > 0, "--device cuda: no CUDA GPU is visible to this process");
+    // One GPU per rank: ranks on a host take GPUs in turn by their local rank.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    const int gpu = (local ? std::atoi(local) : 0) % gpus;
+    if (m.random) return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234);
+    return make_cuda_backend(m.model, gpu);
+  }
+#else
+  SA_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend (nvcc was not found)");
+#endif
+  SA_CHECK(!m.random, "random models run on a GPU only (--device cuda)");
+  return std::make_unique<CpuBackend>(m.model.config, m.model.weights);
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model) {
-  SA_CHECK(device == "cpu", "unknown device '", device, "' (this build supports: cpu)");
-  return std::make_unique<CpuBackend>(model.config, model.weights);
-}
+bool token_has_text(const LoadedModel& m, int id) { return id < m.tokenizer.vocab_size(); }
 
 double now_seconds() {
   using clock = std::chrono::steady_clock;

@@ -16,14 +16,22 @@ namespace starattn::app {
 std::string default_model_path();
 
 struct LoadedModel {
-  Model model;
-  Tokenizer tokenizer;
+  Model model;          // weights empty for a random model
+  Tokenizer tokenizer;  // a random model borrows the default model's, if it is there
+  bool random = false;  // "random:llama-3.1-8b": the shape only; weights are made on the GPU
 };
-// A GGUF file, or a Hugging Face folder (config.json, *.safetensors, tokenizer.json).
-std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path);
+// A GGUF file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or
+// "random:llama-3.1-8b" (speed runs on a GPU: random weights of the Llama-3.1-8B shape).
+// tokenizer_path, when not empty, replaces the model's tokenizer: a GGUF file or a tokenizer.json.
+std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
+                                                      const std::string& tokenizer_path = "");
 
-// The compute backend for a loaded model. Only "cpu" exists until the CUDA backend lands.
-std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model);
+// The compute backend: "cpu", "cuda" (GPU = local rank modulo the GPUs present), or "auto"
+// (cuda when this build has it and a GPU is present, else cpu).
+std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& model);
+
+// Text of a generated token; ids beyond the tokenizer (a random model) print as "<id>".
+bool token_has_text(const LoadedModel& m, int id);
 
 // Sets OpenMP and OpenBLAS threads; 0 keeps the defaults (all cores).
 void set_threads(int n);

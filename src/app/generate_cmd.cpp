@@ -19,13 +19,14 @@ namespace starattn::app {
 namespace {
 
 struct GenerateArgs {
-  std::string model;
+  std::string model, tokenizer;
   std::string prompt, prompt_file, context_file, query, system;
   int n_predict = 128;
   SamplerOptions sampler;
   bool chat = false;
   bool json = false;
   int threads = 0;
+  std::string device = "cpu";
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared";
   std::string progress = "auto";
@@ -33,9 +34,10 @@ struct GenerateArgs {
   // Everything that must agree across ranks, as one line.
   std::string describe() const {
     std::ostringstream s;
-    s << model << '|' << prompt << '|' << prompt_file << '|' << context_file << '|' << query << '|'
+    s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file << '|' << query << '|'
       << system << '|' << n_predict << '|' << sampler.temperature << '|' << sampler.top_k << '|'
-      << sampler.top_p << '|' << sampler.seed << '|' << chat << '|' << run.describe();
+      << sampler.top_p << '|' << sampler.seed << '|' << chat << '|' << device << '|'
+      << run.describe();
     return s.str();
   }
 };
@@ -122,6 +124,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   set_threads(a.threads);
   Timings t;
   std::unique_ptr<LoadedModel> lm;
+  std::unique_ptr<Backend> backend;
   std::vector<int> ctx_ids, q_ids;
   RunConfig rc;
   on_all_ranks(comm, [&] {
@@ -129,7 +132,9 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     SA_CHECK(a.n_predict >= 0, "-n must be >= 0, got ", a.n_predict);
     Sampler check(a.sampler);  // validates --temp/--top-k/--top-p before the slow load
     const double t0 = now_seconds();
-    lm = load_model_and_tokenizer(a.model);
+    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
+             " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
     const auto [context, query] = prompt_texts(a);
     PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
@@ -141,6 +146,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              " exceeds the model's context of ", lm->model.config.max_positions,
              " tokens; shorten the input or lower -n");
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
+    backend = make_backend(a.device, *lm);
     t.load_s = now_seconds() - t0;
   });
   const Tokenizer& tok = lm->tokenizer;
@@ -153,7 +159,6 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
                    comm.size() - 1);
   }
 
-  std::unique_ptr<Backend> backend = make_backend("cpu", lm->model);
   const bool show = root && want_progress(a.progress);
   ProgressBar bar1("phase 1", show && ctx_ids.size() > 2u * rc.chunk);
   ProgressBar bar2("query", show && q_ids.size() > 2u * rc.chunk);
@@ -174,7 +179,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     if (d == n) bar2.finish();
   };
   req.on_token = [&](int id) {
-    const std::string piece = stream.push(id);
+    const std::string piece =
+        token_has_text(*lm, id) ? stream.push(id) : "<" + std::to_string(id) + ">";
     out_text += piece;
     if (!a.json) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -210,9 +216,12 @@ std::function<int()> add_generate_command(CLI::App& app) {
       "Generate text from a prompt, or answer a query about a long context file.\n"
       "Under `mpirun -np H`, the context is spread over H ranks (--attn star or ring).");
   cmd->add_option("-m,--model", a->model,
-                  "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
-                  "tokenizer.json)")
+                  "Model: a GGUF file, a Hugging Face folder (config.json, *.safetensors, "
+                  "tokenizer.json), or random:llama-3.1-8b (random weights, GPU only)")
       ->capture_default_str();
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json "
+                  "(random models have none of their own)");
   auto* p = cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
   auto* f = cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file");
   auto* c = cmd->add_option("--context-file", a->context_file,
@@ -236,6 +245,10 @@ std::function<int()> add_generate_command(CLI::App& app) {
   cmd->add_option("--system", a->system, "System message for --chat");
   cmd->add_flag("--json", a->json, "Print one JSON object (text, tokens, timings) instead of text");
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--device", a->device,
+                  "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
   cmd->add_option("--attn", a->attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
                   "dense (exact, one host)")

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "app/bench_cmd.h"
+#include "app/eval_cmd.h"
 #include "app/generate_cmd.h"
 #include "starattn/error.h"
 
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::function<int()>> runners;
   runners["generate"] = starattn::app::add_generate_command(app);
   runners["bench"] = starattn::app::add_bench_command(app);
+  runners["eval"] = starattn::app::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -27,6 +27,12 @@ class Backend {
   // Element type of q, k, v, attention outputs and the KV cache. Log-sum-exps are always fp32.
   virtual DType act_dtype() const = 0;
 
+  // Memory plan, before any KV cache exists: this rank will hold kv_rows rows of KV (all layers)
+  // and run at most max_tokens tokens per forward call. A backend with bounded memory checks that
+  // weights + KV + workspace fit and otherwise throws starattn::Error saying how much is needed,
+  // how much is free, and what to change (more ranks, a smaller block, a shorter context).
+  virtual void plan_memory(int64_t kv_rows, int max_tokens) { (void)kv_rows, (void)max_tokens; }
+
   // Memory of this backend. alloc throws starattn::Error when it cannot give `bytes`.
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) noexcept = 0;

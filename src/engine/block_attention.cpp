@@ -37,6 +37,7 @@ BlockAttention::BlockAttention(Backend& backend, KvCache& cache, int64_t first_r
 void BlockAttention::attend(int layer, int n, const void* q, const void* k, const void* v,
                             void* out) {
   const ModelConfig& c = b_.config();
+  if (before_attend) before_attend(layer);
   const int64_t row = cache_.size();
   cache_.write(layer, row, n, k, v);
   if (on_kv) on_kv(layer, row, n, k, v);

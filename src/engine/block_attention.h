@@ -25,6 +25,9 @@ class BlockAttention : public AttentionHook {
   // Called after a layer's new K/V rows are written: (layer, first cache row, rows, k, v) with
   // k, v: [rows, kv_dim] in backend memory. Star's broadcast anchor sends them from here.
   std::function<void(int, int64_t, int, const void*, const void*)> on_kv;
+  // Called at the start of each layer, before any attention: a rank receiving the broadcast
+  // anchor fills the prefix's rows of this layer here, just in time.
+  std::function<void(int)> before_attend;
 
  private:
   Backend& b_;

@@ -15,6 +15,16 @@ Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_cont
                int64_t query_capacity)
     : b_(backend), comm_(comm), rc_(rc), n_context_(n_context) {
   const ModelConfig& c = b_.config();
+  // Star's anchor is one more KV set of A rows while phase 1 runs.
+  const int64_t anchor_rows =
+      rc_.attn == AttnMode::Star ? std::max<int64_t>(rc_.anchor_size, 0) : 0;
+  // Tokens per forward call: a chunk, a ring rank's whole share, or (broadcast anchor) the anchor.
+  int64_t max_tokens = rc_.chunk;
+  if (rc_.attn == AttnMode::Ring) max_tokens = local_context_rows();
+  if (rc_.attn == AttnMode::Star && rc_.anchor == AnchorMode::Broadcast)
+    max_tokens = std::max(max_tokens, anchor_rows);
+  b_.plan_memory(local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
+                 static_cast<int>(std::max<int64_t>(max_tokens, 1)));
   context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows());
   if (is_query_host())
     query_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), query_capacity);
@@ -41,15 +51,18 @@ int64_t Engine::local_context_rows() const {
 }
 
 void Engine::run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook& hook,
-                        KvCache& cache, const ProgressFn& progress, int64_t done0, int64_t total) {
+                        KvCache& cache, const ProgressFn& progress, int64_t done0, int64_t total,
+                        int64_t first_chunk) {
   std::vector<int> positions;
-  for (int64_t i = 0; i < n; i += rc_.chunk) {
-    const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, n - i));
+  for (int64_t i = 0; i < n;) {
+    const int64_t size = (i == 0 && first_chunk > 0) ? first_chunk : rc_.chunk;
+    const int m = static_cast<int>(std::min<int64_t>(size, n - i));
     positions.resize(m);
     std::iota(positions.begin(), positions.end(), static_cast<int>(pos + i));
     b_.forward(tokens + i, positions.data(), m, hook, 0, nullptr);
     cache.commit(m);
-    if (progress) progress(done0 + i + m, total);
+    i += m;
+    if (progress) progress(done0 + i, total);
   }
 }
 
@@ -89,19 +102,18 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
   bool have_anchor = false;
   const size_t row = anchor.row_bytes();
   std::vector<char> buf;  // host staging of [K rows | V rows] for the broadcast
-
-  // Receivers mirror rank 0's chunk schedule over the anchor rows of block 0, layer by layer.
-  if (broadcast && rank != 0) {
-    for (int64_t c0 = 0; c0 < A; c0 += rc_.chunk) {
-      const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, A - c0));
-      buf.resize(2 * m * row);
-      for (int l = 0; l < c.n_layers; ++l) {
-        comm_.broadcast(buf.data(), buf.size(), 0);
-        anchor.write_from_host(l, c0, m, buf.data(), buf.data() + m * row);
-      }
-      anchor.commit(m);
-    }
-    have_anchor = true;
+  // Broadcast: rank 0 encodes block 0's first A rows (the anchor) in one forward call and sends
+  // each layer's anchor KV as soon as it exists; a receiver takes layer l just before its own
+  // layer-l attention, so its first chunk runs in step with rank 0 instead of waiting for it.
+  auto receive_anchor_layer = [&](int layer) {
+    buf.resize(2 * A * row);
+    comm_.broadcast(buf.data(), buf.size(), 0);
+    anchor.write_from_host(layer, 0, static_cast<int>(A), buf.data(), buf.data() + A * row);
+  };
+  bool receiving = broadcast && rank != 0;
+  if (receiving && mine.size() == 0) {  // nothing to overlap with: just take the broadcasts
+    for (int l = 0; l < c.n_layers; ++l) receive_anchor_layer(l);
+    receiving = false;
   }
 
   int64_t total = 0, done = 0;
@@ -109,16 +121,28 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
   for (int64_t b = mine.begin; b < mine.end; ++b) {
     const Span blk = blocks[b];
     const bool anchored = need_anchor && b > 0;
-    if (anchored && (!have_anchor || rc_.anchor == AnchorMode::Recompute)) {
+    if (anchored && !receiving && (!have_anchor || rc_.anchor == AnchorMode::Recompute)) {
       anchor.truncate(0);
       BlockAttention hook(b_, anchor);
       run_chunks(context.data(), A, 0, hook, anchor, nullptr, 0, 0);
       have_anchor = true;
     }
     BlockAttention hook(b_, *context_, context_->size(), anchored ? &anchor : nullptr);
+    if (anchored && receiving) {
+      // Rows are filled layer by layer during the first forward call, each before it is read.
+      anchor.commit(static_cast<int>(A));
+      hook.before_attend = [&](int layer) {
+        if (!receiving) return;
+        receive_anchor_layer(layer);
+        if (layer == c.n_layers - 1) receiving = false;
+      };
+      have_anchor = true;
+    }
+    int64_t first_chunk = rc_.chunk;
     if (b == 0 && need_anchor && rc_.anchor != AnchorMode::Recompute) {
       // Block 0's first A rows are exactly the anchor's KV (same tokens, same positions, nothing
       // before them): keep them for this rank's later blocks and send them to the other ranks.
+      if (broadcast) first_chunk = A;
       hook.on_kv = [&](int layer, int64_t at, int n, const void* k, const void* v) {
         const int m = static_cast<int>(std::clamp<int64_t>(A - at, 0, n));
         if (m == 0) return;
@@ -132,7 +156,7 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
       };
     }
     run_chunks(context.data() + blk.begin, blk.size(), blk.begin, hook, *context_, progress, done,
-               total);
+               total, first_chunk);
     done += blk.size();
     if (b == 0 && need_anchor && rc_.anchor != AnchorMode::Recompute) have_anchor = true;
   }

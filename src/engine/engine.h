@@ -43,10 +43,12 @@ class Engine {
   void encode_dense(const std::vector<int>& context, const ProgressFn& progress);
   void encode_star(const std::vector<int>& context, const ProgressFn& progress);
   void encode_ring(const std::vector<int>& context);
-  // Runs tokens [first, first + n) of `tokens` at positions starting at `pos` through the model in
-  // chunks, committing each chunk to `cache`. Reports progress as `done0 + tokens so far`.
+  // Runs n tokens at positions starting at `pos` through the model in chunks of rc.chunk (the
+  // first one first_chunk long when positive), committing each chunk to `cache`. Reports
+  // progress as `done0 + tokens so far`.
   void run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook& hook, KvCache& cache,
-                  const ProgressFn& progress, int64_t done0, int64_t total);
+                  const ProgressFn& progress, int64_t done0, int64_t total,
+                  int64_t first_chunk = 0);
   std::vector<float> run_phase2(const std::vector<int>& tokens, bool all_logits,
                                 const ProgressFn& progress);
   int64_t local_context_rows() const;

@@ -12,8 +12,10 @@ namespace starattn::cpu {
 
 void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out) {
   blas_single_threaded();
-  // Each thread computes a slab of output features with a single-threaded GEMM (threads.h).
-  const int threads = std::max(1, std::min(omp_get_max_threads(), out / 16));
+  // Each thread computes a slab of output features with a single-threaded GEMM (threads.h). Small
+  // products (decode's GEMVs) stay on one thread: waking the team costs more than they do.
+  const double macs = static_cast<double>(n) * in * out;
+  const int threads = macs < 2e6 ? 1 : std::max(1, std::min(omp_get_max_threads(), out / 16));
   const int slab = (out + threads - 1) / threads;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int t = 0; t < threads; ++t) {

@@ -1,0 +1,360 @@
+// The whole model on one GPU: the random-weight Llama-3.1-8B shape (DESIGN.md 6), dense prefill of
+// N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
+//   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention, DESIGN.md 8)
+//   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
+// Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
+// CUDA events on the backend's stream, warm-up first, median of repeats.
+// Usage: model_bench [--tokens N] [--steps S] [--out file]; `file` gets "name|ms|rate|unit" lines
+// for hf_baseline.py's side-by-side table.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_factory.h"
+#include "backend/cuda/elementwise.h"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/gemv.h"
+#include "backend/cuda/random_fill.h"
+#include "backend/cuda/rmsnorm.h"
+#include "backend/cuda/rope.h"
+#include "dist/comm.h"
+#include "engine/engine.h"
+#include "starattn/error.h"
+
+namespace starattn {
+namespace {
+
+struct Row {
+  std::string name;
+  double ms, rate;
+  std::string unit;
+};
+
+class Timer {
+ public:
+  explicit Timer(cudaStream_t s) : s_(s) {
+    SA_CUDA(cudaEventCreate(&a_));
+    SA_CUDA(cudaEventCreate(&b_));
+  }
+  ~Timer() {
+    (void)cudaEventDestroy(a_);
+    (void)cudaEventDestroy(b_);
+  }
+  // Milliseconds of `fn` on the stream: median of `reps` after `warm` untimed runs. `setup` runs
+  // before each, untimed.
+  double median_ms(const std::function<void()>& fn, int warm, int reps,
+                   const std::function<void()>& setup = nullptr) {
+    std::vector<float> t;
+    for (int i = 0; i < warm + reps; ++i) {
+      if (setup) setup();
+      SA_CUDA(cudaStreamSynchronize(s_));
+      SA_CUDA(cudaEventRecord(a_, s_));
+      fn();
+      SA_CUDA(cudaEventRecord(b_, s_));
+      SA_CUDA(cudaEventSynchronize(b_));
+      float ms = 0;
+      SA_CUDA(cudaEventElapsedTime(&ms, a_, b_));
+      if (i >= warm) t.push_back(ms);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+
+ private:
+  cudaStream_t s_;
+  cudaEvent_t a_, b_;
+};
+
+class NoAttention : public AttentionHook {
+ public:
+  void attend(int, int, const void*, const void*, const void*, void*) override {}
+};
+
+__nv_bfloat16* random_bf16(size_t count, uint64_t seed, cudaStream_t s) {
+  __nv_bfloat16* p = nullptr;
+  SA_CUDA(cudaMalloc(&p, count * 2));
+  cuda::RandomFillParams f;
+  f.x_bf16 = p;
+  f.count = static_cast<int64_t>(count);
+  f.seed = seed;
+  f.half_width = 0.05f;
+  cuda::random_fill(f, s);
+  return p;
+}
+
+// Each piece of one layer alone, at the prefill shapes (n tokens; the FFN in kFfnRows chunks) and
+// at the decode shapes (1 row, ours vs cuBLAS), with the whole forward's share of each.
+void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs) {
+  const ModelConfig c = llama31_8b_config();
+  const int d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn, L = c.n_layers;
+  const int nf = cuda::kFfnRows, chunks = (n + nf - 1) / nf;
+  // x: every GEMM input and the q|k|v output; y: the qkv GEMM output and the swiglu input.
+  __nv_bfloat16* x = random_bf16(size_t{1} * n * (q + 2 * kv), 1, s);
+  __nv_bfloat16* w = random_bf16(size_t{1} * c.vocab_size * d, 2, s);
+  __nv_bfloat16* y = random_bf16(size_t{1} * n * (q + 2 * kv), 3, s);
+  float* acc = nullptr;
+  SA_CUDA(cudaMalloc(&acc, size_t{4} * n * d));
+  SA_CUDA(cudaMemsetAsync(acc, 0, size_t{4} * n * d, s));
+  cuda::Gemm gemm(s);
+  std::printf("\n%-44s %9s %9s %-8s %10s\n", "one layer's pieces", "ms", "rate", "", "x forward");
+  const auto gemm_row = [&](const char* name, int rows, int in, int out, bool fp32, int times) {
+    cuda::LinearParams p;
+    p.x = x;
+    p.x_stride = in;
+    p.w = w;
+    p.n = rows;
+    p.in = in;
+    p.out = out;
+    p.y_stride = out;
+    if (fp32) {
+      p.y_f32 = acc;
+      p.accumulate = true;
+    } else {
+      p.y_bf16 = y;
+    }
+    if (rows > cuda::kGemvMaxRows) {
+      const double ms = t.median_ms([&] { gemm.linear(p); }, 2, 5);
+      std::printf("%-44s %9.3f %9.1f %-8s %8.1f ms\n", name, ms,
+                  2.0 * rows * in * double(out) / (ms * 1e-3) / 1e12, "TFLOP/s", ms * times);
+      return;
+    }
+    const double bytes = 2.0 * in * out;
+    const double ours = t.median_ms([&] { gemm.linear(p); }, 5, 20);
+    const double cublas = t.median_ms([&] { gemm.linear_cublas(p); }, 5, 20);
+    std::printf("%-44s %9.3f %9.2f %-8s %8.2f ms  (cuBLAS %.3f ms, %.2f TB/s; copy %.2f)\n", name,
+                ours, bytes / (ours * 1e-3) / 1e12, "TB/s", ours * times, cublas,
+                bytes / (cublas * 1e-3) / 1e12, copy_tbs);
+  };
+  gemm_row("prefill qkv GEMM (bf16 out)", n, d, q + 2 * kv, false, L);
+  gemm_row("prefill o GEMM (+= fp32)", n, q, d, true, L);
+  gemm_row("prefill gate|up GEMM per chunk (bf16 out)", std::min(n, nf), d, 2 * f, false,
+           L * chunks);
+  gemm_row("prefill down GEMM per chunk (+= fp32)", std::min(n, nf), f, d, true, L * chunks);
+  {
+    float* wn = nullptr;
+    SA_CUDA(cudaMalloc(&wn, size_t{4} * d));
+    SA_CUDA(cudaMemsetAsync(wn, 0, size_t{4} * d, s));
+    cuda::RmsNormParams p;
+    p.x = acc;
+    p.w = wn;
+    p.y_bf16 = y;
+    p.n = n;
+    p.d = d;
+    const double ms = t.median_ms([&] { cuda::rmsnorm(p, s); }, 2, 5);
+    std::printf("%-44s %9.3f %9.2f %-8s %8.1f ms\n", "prefill rmsnorm", ms,
+                6.0 * n * d / (ms * 1e-3) / 1e12, "TB/s", ms * 2 * L);
+    SA_CUDA(cudaFree(wn));
+  }
+  {
+    int* pos = nullptr;
+    float *inv = nullptr, *cs = nullptr, *sn = nullptr;
+    SA_CUDA(cudaMalloc(&pos, size_t{4} * n));
+    SA_CUDA(cudaMemsetAsync(pos, 0, size_t{4} * n, s));
+    SA_CUDA(cudaMalloc(&inv, 4 * 64));
+    SA_CUDA(cudaMemsetAsync(inv, 0, 4 * 64, s));
+    SA_CUDA(cudaMalloc(&cs, size_t{4} * n * 64));
+    SA_CUDA(cudaMalloc(&sn, size_t{4} * n * 64));
+    cuda::rope_table({pos, inv, cs, sn, n, 64}, s);
+    cuda::QkvRopeParams p;
+    p.qkv = y;
+    p.qkv_stride = q + 2 * kv;
+    p.cos = cs;
+    p.sin = sn;
+    p.q = x;
+    p.k = x + size_t{1} * n * q;
+    p.v = p.k + size_t{1} * n * kv;
+    p.n = n;
+    p.n_heads = c.n_heads;
+    p.n_kv_heads = c.n_kv_heads;
+    p.head_dim = c.head_dim;
+    const double ms = t.median_ms([&] { cuda::qkv_rope(p, s); }, 2, 5);
+    std::printf("%-44s %9.3f %9.2f %-8s %8.1f ms\n", "prefill qkv bias+rope+split", ms,
+                4.0 * n * (q + 2 * kv) / (ms * 1e-3) / 1e12, "TB/s", ms * L);
+    for (void* ptr : {(void*)pos, (void*)inv, (void*)cs, (void*)sn}) SA_CUDA(cudaFree(ptr));
+  }
+  {
+    const int m = std::min(n, nf);
+    const double ms = t.median_ms([&] { cuda::swiglu({y, 2 * f, x, m, f}, s); }, 2, 5);
+    std::printf("%-44s %9.3f %9.2f %-8s %8.1f ms\n", "prefill swiglu per chunk", ms,
+                6.0 * m * f / (ms * 1e-3) / 1e12, "TB/s", ms * L * chunks);
+  }
+  gemm_row("decode qkv GEMV", 1, d, q + 2 * kv, false, L);
+  gemm_row("decode o GEMV (+= fp32)", 1, q, d, true, L);
+  gemm_row("decode gate|up GEMV", 1, d, 2 * f, false, L);
+  gemm_row("decode down GEMV (+= fp32)", 1, f, d, true, L);
+  gemm_row("decode lm_head GEMV (fp32 out)", 1, d, c.vocab_size, true, 1);
+  for (void* ptr : {(void*)x, (void*)w, (void*)y, (void*)acc}) SA_CUDA(cudaFree(ptr));
+}
+
+int run(int n, int steps, const char* out_path) {
+  cudaDeviceProp prop{};
+  SA_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, %.1f GiB\n", prop.name, prop.multiProcessorCount,
+              prop.totalGlobalMem / double(1u << 30));
+  std::vector<Row> rows;
+  cudaStream_t s = nullptr;
+  SA_CUDA(cudaSetDevice(0));
+  SA_CUDA(cudaStreamCreate(&s));
+  Timer ts(s);
+
+  {  // Ceilings: bytes (copy, read + write) and bf16 GEMM rate.
+    const size_t bytes = size_t{2} << 30;
+    void *a = nullptr, *b = nullptr;
+    SA_CUDA(cudaMalloc(&a, bytes));
+    SA_CUDA(cudaMalloc(&b, bytes));
+    SA_CUDA(cudaMemsetAsync(a, 1, bytes, s));
+    const double ms = ts.median_ms(
+        [&] { SA_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s)); }, 3, 10);
+    rows.push_back({"d2d copy 2 GiB (ceiling)", ms, 2.0 * bytes / (ms * 1e-3) / 1e12, "TB/s"});
+    SA_CUDA(cudaFree(a));
+    SA_CUDA(cudaFree(b));
+
+    const int m = 8192;
+    __nv_bfloat16 *x = nullptr, *w = nullptr, *y = nullptr;
+    for (auto** p : {&x, &w, &y}) SA_CUDA(cudaMalloc(p, size_t{2} * m * m));
+    for (auto* p : {x, w}) {
+      cuda::RandomFillParams f;
+      f.x_bf16 = p;
+      f.count = int64_t{m} * m;
+      f.seed = reinterpret_cast<uintptr_t>(p);
+      cuda::random_fill(f, s);
+    }
+    cuda::Gemm gemm(s);
+    cuda::LinearParams lp;
+    lp.x = x;
+    lp.x_stride = m;
+    lp.w = w;
+    lp.y_bf16 = y;
+    lp.y_stride = m;
+    lp.n = lp.in = lp.out = m;
+    const double gms = ts.median_ms([&] { gemm.linear(lp); }, 3, 10);
+    rows.push_back({"cuBLAS bf16 GEMM 8192^3 (ceiling)", gms,
+                    2.0 * m * m * double(m) / (gms * 1e-3) / 1e12, "TFLOP/s"});
+    for (auto* p : {x, w, y}) SA_CUDA(cudaFree(p));
+  }
+  const double copy_tbs = rows[0].rate, gemm_tflops = rows[1].rate;
+  breakdown(n, ts, s, copy_tbs);
+
+  CudaBackend b(llama31_8b_config(), 0, 1234);
+  std::printf("backend: %s, weights %.2f GB\n", b.name().c_str(), b.weight_bytes() / 1e9);
+  const ModelConfig& c = b.config();
+  Timer tb(b.stream());  // the model's work runs on the backend's stream
+  auto comm = make_local_comm();
+  std::vector<int> ctx(n);
+  for (int i = 0; i < n; ++i) ctx[i] = static_cast<int>((i * 2654435761u) % c.vocab_size);
+  const double flops = 2 * 6.98e9 * n + 262144.0 * n * double(n);
+  const std::string tag = std::to_string(n / 1024) + "K";
+
+  // Prefill: one Engine per repeat (its KV cache is allocated outside the timed region).
+  for (int chunk : {n, 4096}) {
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    rc.chunk = chunk;
+    std::unique_ptr<Engine> e;
+    const double ms =
+        tb.median_ms([&] { e->encode_context(ctx); }, 1, chunk == n ? 3 : 1,
+                     [&] {
+                       e.reset();
+                       e = std::make_unique<Engine>(b, *comm, rc.resolved(n, 1), n, 1);
+                     });
+    rows.push_back({"prefill dense " + tag + " chunk " + std::to_string(chunk), ms,
+                    flops / (ms * 1e-3) / 1e12, "TFLOP/s"});
+  }
+  {  // The same forward with attention left out: what the GEMMs and small ops cost alone.
+    std::vector<int> pos(n);
+    for (int i = 0; i < n; ++i) pos[i] = i;
+    NoAttention none;
+    b.plan_memory(0, n);
+    const double ms =
+        tb.median_ms([&] { b.forward(ctx.data(), pos.data(), n, none, 0, nullptr); }, 1, 2);
+    rows.push_back({"prefill " + tag + " without attention", ms,
+                    2 * 6.98e9 * n / (ms * 1e-3) / 1e12, "TFLOP/s"});
+  }
+
+  {  // Decode: one token at a time over the n-token context (phase 2, as `generate` runs it).
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    rc.chunk = n;
+    const int warm = 3;
+    Engine e(b, *comm, rc.resolved(n, 1), n, warm + steps + 1);
+    e.encode_context(ctx);
+    std::vector<float> logits;
+    int tok = 1;
+    // The host picks the next token between steps, outside the timed region.
+    const double ms = tb.median_ms(
+        [&] { logits = e.run({tok}); }, warm, steps,
+        [&] {
+          if (!logits.empty())
+            tok = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        });
+    // Bytes a step must read: every weight but the embedding table (one row of it), and the KV.
+    const double bytes = double(b.weight_bytes()) - 2.0 * c.vocab_size * c.d_model +
+                         2.0 * c.n_layers * n * c.kv_dim() * 2;
+    rows.push_back(
+        {"decode 1 token @ " + tag + " context", ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
+  }
+
+  {  // The same step with attention left out: the GEMVs, small ops and logits alone.
+    NoAttention none;
+    int tok = 1, pos = n;
+    std::vector<float> hidden(c.d_model), logits(c.vocab_size);
+    const double ms = tb.median_ms(
+        [&] {
+          b.forward(&tok, &pos, 1, none, 1, hidden.data());
+          b.logits(hidden.data(), 1, logits.data());
+        },
+        3, steps);
+    const double bytes = double(b.weight_bytes()) - 2.0 * c.vocab_size * c.d_model;
+    rows.push_back({"decode 1 token without attention", ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
+  }
+
+  std::printf("\n%-40s %10s %10s %-8s %8s\n", "ours", "ms", "rate", "", "roofline");
+  for (const Row& r : rows) {
+    const double ceiling = r.unit == "TB/s" ? copy_tbs : gemm_tflops;
+    std::printf("%-40s %10.3f %10.1f %-8s %7.1f%%\n", r.name.c_str(), r.ms, r.rate, r.unit.c_str(),
+                100 * r.rate / ceiling);
+  }
+  if (out_path) {
+    FILE* f = std::fopen(out_path, "w");
+    SA_CHECK(f != nullptr, "cannot write ", out_path);
+    for (const Row& r : rows)
+      std::fprintf(f, "%s|%.6f|%.4f|%s\n", r.name.c_str(), r.ms, r.rate, r.unit.c_str());
+    std::fclose(f);
+  }
+  SA_CUDA(cudaStreamDestroy(s));
+  return 0;
+}
+
+}  // namespace
+}  // namespace starattn
+
+int main(int argc, char** argv) {
+  int n = 32768, steps = 32;
+  const char* out = nullptr;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--tokens"))
+      n = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--out"))
+      out = argv[i + 1];
+    else {
+      std::fprintf(stderr, "usage: model_bench [--tokens N] [--steps S] [--out file]\n");
+      return 2;
+    }
+  }
+  try {
+    return starattn::run(n, steps, out);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "model_bench: %s\n", e.what());
+    return 1;
+  }
+}

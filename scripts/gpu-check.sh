@@ -1,0 +1,70 @@
+#!/bin/bash
+# The GPU check of issue 4, in two halves:
+#
+#   scripts/gpu-check.sh build [DIR]   here (nvcc 13, no GPU needed): builds the GPU test binary,
+#                                      the model benchmark and, when its source is there, the
+#                                      attention benchmark into DIR (default build-gpu, git-ignored),
+#                                      stripped so the folder travels (<= 64 MiB).
+#   scripts/gpu-check.sh run [DIR]     on the GPU machine, from the repository root, with DIR
+#                                      carried along: GPU tests, benchmarks (ours and PyTorch/HF on
+#                                      the same shapes in the same run), a short table last.
+#
+# Logs go to $OUT when set (the device tool brings them back), else to DIR.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+dir=${2:-build-gpu}
+
+if [[ $mode == build ]]; then
+  set -e
+  cmake -S . -B build-cuda-be -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-cuda-be -j"$(nproc)" --target starattn_cuda_tests
+  mkdir -p "$dir"
+  cp build-cuda-be/starattn_cuda_tests "$dir/"
+  bash bench/model/build.sh build-cuda-be "$dir"
+  if [[ -f bench/attention/attention_bench.cu ]]; then
+    nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
+      --expt-relaxed-constexpr -Iinclude -Isrc bench/attention/attention_bench.cu \
+      build-cuda-be/libstarattn_cuda.a -lcublas -o "$dir/attention_bench"
+  fi
+  strip "$dir"/starattn_cuda_tests "$dir"/model_bench "$dir"/attention_bench 2>/dev/null || true
+  du -sh "$dir"
+  exit 0
+fi
+[[ $mode == run ]] || { echo "usage: $0 build|run [DIR]" >&2; exit 2; }
+
+log=${OUT:-$dir}
+mkdir -p "$log"
+export STARATTN_SOURCE_DIR=$PWD  # the tests' fixtures, wherever the tree was copied
+summary=()
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv,noheader
+
+echo "== GPU tests"
+timeout 300 "$dir/starattn_cuda_tests" --gtest_brief=1 >"$log/tests.log" 2>&1
+rc=$?
+grep -E "^\[  (FAILED|PASSED|SKIPPED) " "$log/tests.log" | sort | uniq -c | head -40
+grep -B2 -A8 "Failure" "$log/tests.log" | head -60
+summary+=("gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/tests.log"), $(grep -c '^\[  FAILED  \] [A-Za-z]' "$log/tests.log") failed")
+
+if [[ -x $dir/attention_bench ]]; then
+  echo "== attention benchmark (ours, then PyTorch SDPA)"
+  timeout 120 "$dir/attention_bench" "$log/attention.txt" >"$log/attention_bench.log" 2>&1
+  summary+=("attention bench: rc=$?")
+  PYTHONUNBUFFERED=1 timeout 150 python3 bench/attention/sdpa_baseline.py "$log/attention.txt" \
+    >"$log/sdpa.log" 2>&1
+  tail -8 "$log/sdpa.log"
+fi
+
+echo "== model benchmark: random Llama-3.1-8B shape, 32K (ours, then HF transformers + SDPA)"
+timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --out "$log/model.txt" 2>&1 |
+  tee "$log/model_bench.log" | tail -40
+summary+=("model bench: rc=${PIPESTATUS[0]}")
+PYTHONUNBUFFERED=1 timeout 300 python3 bench/model/hf_baseline.py "$log/model.txt" \
+  --tokens 32768 --steps 32 >"$log/hf.log" 2>&1
+summary+=("hf baseline: rc=$?")
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+[[ -f $log/sdpa.log ]] && grep -A12 "^roofline" "$log/sdpa.log"
+tail -14 "$log/hf.log"

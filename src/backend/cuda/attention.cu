@@ -1,0 +1,100 @@
+// Host side shared by the attention kernels: the one dispatch place, parameter checks, the CUDA
+// error path and the split-KV workspace.
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "backend/cuda/attention_common.cuh"
+
+namespace starattn::cuda {
+namespace attn {
+
+void cuda_fail(cudaError_t err, const char* call, const char* file, int line) {
+  int dev = -1;
+  (void)cudaGetDevice(&dev);
+  fail(call, " failed at ", file, ":", line, " on device ", dev, ": ", cudaGetErrorName(err), " (",
+       cudaGetErrorString(err), ")");
+}
+
+void check_params(const AttnParams& p, const char* who) {
+  SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0, who, ": ", p.n_heads,
+           " query heads vs ", p.n_kv_heads, " kv heads");
+  SA_CHECK(p.n_q >= 0 && p.n_kv >= 0, who, ": negative sizes (n_q ", p.n_q, ", n_kv ", p.n_kv, ")");
+  SA_CHECK(p.head_dim == 64 || p.head_dim == 128, who, ": head_dim ", p.head_dim,
+           " is not supported (64, 128)");
+  SA_CHECK(p.scale > 0.0f, who, ": scale must be > 0, got ", p.scale);
+  if (p.n_q == 0) return;
+  const auto aligned = [](const void* ptr, uintptr_t a) {
+    return ptr != nullptr && reinterpret_cast<uintptr_t>(ptr) % a == 0;
+  };
+  SA_CHECK(aligned(p.q, 16) && p.q_stride % 8 == 0 && p.q_stride >= int64_t{p.n_heads} * p.head_dim,
+           who, ": q must be 16-byte aligned with a row stride that is a multiple of 8 and >= ",
+           p.n_heads, " * ", p.head_dim, " (got ", p.q_stride, ")");
+  SA_CHECK(
+      aligned(p.out, 4) && p.out_stride % 2 == 0 && p.out_stride >= int64_t{p.n_heads} * p.head_dim,
+      who, ": out must be 4-byte aligned with an even row stride >= ", p.n_heads, " * ", p.head_dim,
+      " (got ", p.out_stride, ")");
+  if (p.n_kv > 0)
+    SA_CHECK(aligned(p.k, 16) && aligned(p.v, 16) && p.kv_stride % 8 == 0 &&
+                 p.kv_stride >= int64_t{p.n_kv_heads} * p.head_dim,
+             who,
+             ": k and v must be 16-byte aligned with a row stride that is a multiple of 8 and >= ",
+             p.n_kv_heads, " * ", p.head_dim, " (got ", p.kv_stride, ")");
+}
+
+// Keyed by stream too, so decodes running concurrently on two streams never share partials.
+// Grow-only and never freed: a few MB at most, alive as long as the process.
+void* workspace(size_t bytes, cudaStream_t stream) {
+  static std::mutex mu;
+  static std::map<std::pair<int, cudaStream_t>, std::pair<void*, size_t>> cache;
+  int dev = 0;
+  SA_ATTN_CUDA(cudaGetDevice(&dev));
+  const std::lock_guard<std::mutex> lock(mu);
+  auto& [ptr, size] = cache[{dev, stream}];
+  if (size < bytes) {
+    if (ptr != nullptr) {
+      // Work queued on this stream may still read the old buffer.
+      SA_ATTN_CUDA(cudaStreamSynchronize(stream));
+      SA_ATTN_CUDA(cudaFree(ptr));
+      ptr = nullptr;
+      size = 0;
+    }
+    const size_t grown = bytes + bytes / 2;
+    SA_ATTN_CUDA(cudaMalloc(&ptr, grown));
+    size = grown;
+  }
+  return ptr;
+}
+
+bool device_has_wgmma() {
+  int dev = 0;
+  SA_ATTN_CUDA(cudaGetDevice(&dev));
+  static std::mutex mu;
+  static std::map<int, bool> cache;
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto it = cache.find(dev);
+  if (it != cache.end()) return it->second;
+  int major = 0, minor = 0;
+  SA_ATTN_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  SA_ATTN_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return cache[dev] = major == 9 && minor == 0;
+}
+
+}  // namespace attn
+
+void attention_prefill(const AttnParams& p, cudaStream_t stream) {
+  if (attn::device_has_wgmma())
+    attn::prefill_wgmma(p, stream);
+  else
+    attn::prefill_mma(p, stream);
+}
+
+void attention(const AttnParams& p, cudaStream_t stream) {
+  // Few rows over many keys: split the keys across the chip. Otherwise tiles of query rows.
+  if (p.n_q <= kDecodeMaxRows)
+    attention_decode(p, stream);
+  else
+    attention_prefill(p, stream);
+}
+
+}  // namespace starattn::cuda

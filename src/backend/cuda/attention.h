@@ -1,0 +1,56 @@
+// Attention with log-sum-exp on the GPU: the CUDA twin of attention_cpu() (attention/attention.h)
+// and merge_attention() (attention/merge.h), on bf16 tensors with fp32 accumulation.
+// Plain C++ may include this header: it needs only the CUDA runtime's types.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace starattn::cuda {
+
+// Same meaning as starattn::AttnParams. Mask: query row i sees key j iff j <= i + causal_offset
+// when causal, every key otherwise; a row that sees no key gets out = 0 and lse = -inf.
+// Alignment: q, k, v 16-byte aligned and q_stride, kv_stride multiples of 8 elements (tiles are
+// copied in 16-byte pieces); out 4-byte aligned with an even out_stride.
+struct AttnParams {
+  const __nv_bfloat16* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
+  const __nv_bfloat16* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  const __nv_bfloat16* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
+  __nv_bfloat16* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
+  float* lse = nullptr;              // [n_q, n_heads] natural log, contiguous; may be nullptr
+  int n_q = 0;
+  int n_kv = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;  // n_heads % n_kv_heads == 0; head h reads kv head h / (n_heads/n_kv_heads)
+  int head_dim = 0;    // 64 or 128
+  int64_t q_stride = 0;
+  int64_t kv_stride = 0;
+  int64_t out_stride = 0;
+  float scale = 0.0f;  // > 0, usually 1/sqrt(head_dim)
+  bool causal = false;
+  int64_t causal_offset = 0;
+};
+
+// Picks the kernel: split-KV decode for up to kDecodeMaxRows query rows, flash prefill otherwise.
+// Throws starattn::Error on a bad shape, an unsupported head_dim or a failed CUDA call.
+void attention(const AttnParams& p, cudaStream_t stream);
+inline constexpr int kDecodeMaxRows = 8;
+
+// (a) Flash-attention style: 128 query rows per block, K/V tiles streamed through shared memory,
+// online softmax in fp32, fully masked tiles skipped. On sm_90 a FlashAttention-3 style kernel
+// (TMA, wgmma, producer warpgroup, ping-pong); elsewhere mma.sync. Any n_q, best for many rows.
+void attention_prefill(const AttnParams& p, cudaStream_t stream);
+
+// (b) Split-KV: each block reads one slice of one kv head's keys once for all query rows of the
+// GQA group (up to 16 rows a block), writes a partial (out, lse) to a per-(device, stream)
+// workspace, and a second kernel merges the slices. Any n_q; meant for a few rows over long KV.
+void attention_decode(const AttnParams& p, cudaStream_t stream);
+
+// (c) out_a/lse_a <- merge(a, b) in place, exactly as starattn::merge_attention (-inf safe).
+// out_*: [rows, heads, head_dim] contiguous bf16; lse_*: [rows, heads] natural log.
+void merge_attention(__nv_bfloat16* out_a, float* lse_a, const __nv_bfloat16* out_b,
+                     const float* lse_b, int rows, int heads, int head_dim, cudaStream_t stream);
+
+}  // namespace starattn::cuda

@@ -1,0 +1,223 @@
+// Pieces shared by the attention kernels (attention_*.cu): the CUDA error check, parameter
+// validation, and the tensor-core building blocks (cp.async, ldmatrix, mma.sync m16n8k16 bf16)
+// over a swizzled shared-memory tile layout.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/attention.h"
+#include "starattn/error.h"
+
+namespace starattn::cuda::attn {
+
+// Throws starattn::Error naming the call, file:line, the device and the CUDA error.
+[[noreturn]] void cuda_fail(cudaError_t err, const char* call, const char* file, int line);
+
+// Validates what every attention entry point assumes (shapes, alignment, scale > 0).
+void check_params(const AttnParams& p, const char* who);
+
+// The two prefill kernels behind attention_prefill(): mma.sync (sm_80+) and wgmma (sm_90a).
+void prefill_mma(const AttnParams& p, cudaStream_t stream);
+void prefill_wgmma(const AttnParams& p, cudaStream_t stream);
+// Whether the current device runs the sm_90a build (wgmma); cached per device.
+bool device_has_wgmma();
+
+// Grow-only device buffer per (device, stream), for split-KV partial results.
+void* workspace(size_t bytes, cudaStream_t stream);
+
+inline int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 132;
+  return n;
+}
+
+}  // namespace starattn::cuda::attn
+
+#define SA_ATTN_CUDA(call)                                                   \
+  do {                                                                       \
+    const cudaError_t sa_err_ = (call);                                      \
+    if (sa_err_ != cudaSuccess)                                              \
+      ::starattn::cuda::attn::cuda_fail(sa_err_, #call, __FILE__, __LINE__); \
+  } while (0)
+
+// After every launch: configuration errors surface here, named after the kernel.
+#define SA_ATTN_LAUNCHED(kernel_name)                                                           \
+  do {                                                                                          \
+    const cudaError_t sa_err_ = cudaGetLastError();                                             \
+    if (sa_err_ != cudaSuccess)                                                                 \
+      ::starattn::cuda::attn::cuda_fail(sa_err_, "launch of " kernel_name, __FILE__, __LINE__); \
+  } while (0)
+
+namespace starattn::cuda::attn {
+
+using bf16 = __nv_bfloat16;
+
+// Tiles are [rows][D] bf16 in shared memory, in 16-byte chunks. Chunk c of row r is stored at
+// chunk c ^ (r & 7): the 8 rows an ldmatrix reads at one logical chunk land in 8 distinct bank
+// groups (rows are 128 or 256 bytes, so unswizzled they would all hit the same banks).
+template <int D>
+__device__ __forceinline__ int swz(int row, int chunk) {
+  return row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy that skips L1; with valid == false it writes zeros (src unread).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Copies rows [row0, row0 + ROWS) of a [n_rows][D] bf16 tensor (row stride `stride` elements)
+// into a swizzled tile; rows past n_rows become zeros so padded keys never inject NaN.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void load_tile(bf16* tile, const bf16* src, int64_t row0, int64_t n_rows,
+                                          int64_t stride, int tid) {
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int i = tid; i < ROWS * kChunks; i += THREADS) {
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = row0 + r < n_rows;
+    const bf16* g = valid ? src + (row0 + r) * stride + c * 8 : src;
+    cp_async16(tile + swz<D>(r, c), g, valid);
+  }
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// c += a * b for one 16x8x16 tile: a row-major 16x16 bf16, b 16x8 bf16 ("col"), c fp32.
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low 16 bits
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// 2^x on the special-function unit; ex2(-inf) = 0, which the masked scores rely on.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__host__ __device__ __forceinline__ int64_t clamp64(int64_t x, int64_t lo, int64_t hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// A-operand fragments of a 16 x D tile (rows row0..row0+15 of a swizzled tile) for mma m16n8k16.
+// Lanes 0-7/8-15/16-23/24-31 address the four 8x8 matrices a0..a3: rows +0/+8, chunks +0/+1.
+template <int D>
+__device__ __forceinline__ void load_a_frags(uint32_t (&f)[D / 16][4], const bf16* tile, int row0,
+                                             int lane) {
+  const int r = row0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) ldmatrix_x4(f[ks], tile + swz<D>(r, ks * 2 + (lane >> 4)));
+}
+
+// s[2][4] += Q(16 x D) K^T for the 16 keys at rows key0..key0+15 of a swizzled K tile.
+// Matrices: keys +0..7 chunk 2ks (b0 of n-tile 0), chunk 2ks+1 (b1), keys +8..15 (n-tile 1).
+template <int D>
+__device__ __forceinline__ void qk_16keys(float (&s)[2][4], const uint32_t (&qf)[D / 16][4],
+                                          const bf16* k_tile, int key0, int lane) {
+  const int r = key0 + (lane & 7) + (lane >> 4) * 8;
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ++ks) {
+    uint32_t kf[4];
+    ldmatrix_x4(kf, k_tile + swz<D>(r, ks * 2 + ((lane >> 3) & 1)));
+    mma_bf16(s[0], qf[ks], kf[0], kf[1]);
+    mma_bf16(s[1], qf[ks], kf[2], kf[3]);
+  }
+}
+
+// o[D/8][4] += P(16 x 16 keys) V for the keys at rows key0..key0+15 of a swizzled V tile.
+// P comes from the two score n-tiles in the accumulator layout, which is the A layout once packed.
+// V is [key][d] row-major, so B fragments come from ldmatrix.trans: keys +0..7/+8..15 give b0/b1.
+template <int D>
+__device__ __forceinline__ void pv_16keys(float (&o)[D / 8][4], const float (&p)[2][4],
+                                          const bf16* v_tile, int key0, int lane) {
+  const uint32_t pa[4] = {pack_bf16(p[0][0], p[0][1]), pack_bf16(p[0][2], p[0][3]),
+                          pack_bf16(p[1][0], p[1][1]), pack_bf16(p[1][2], p[1][3])};
+  const int r = key0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+  for (int dp = 0; dp < D / 16; ++dp) {
+    uint32_t vf[4];
+    ldmatrix_x4_trans(vf, v_tile + swz<D>(r, dp * 2 + (lane >> 4)));
+    mma_bf16(o[2 * dp], pa, vf[0], vf[1]);
+    mma_bf16(o[2 * dp + 1], pa, vf[2], vf[3]);
+  }
+}
+
+// Online-softmax state of the two rows a thread holds (rows g and g + 8 of the warp's 16).
+// m is the running max of raw scores; l the thread's partial sum of 2^((s - m) * scale_log2)
+// (the four lanes of a quad are summed only at the end, since rescaling is uniform per row).
+struct RowState {
+  float m[2] = {-INFINITY, -INFINITY};
+  float l[2] = {0.0f, 0.0f};
+};
+
+// Turns the scores s[NT][4] (n-tiles of 8 keys, accumulator layout) into probabilities in place,
+// rescaling o[DT][4] and the state. Masked scores are -inf. A row that has seen only masked keys
+// keeps m = -inf; it exponentiates against 0 instead, so every p is 0 and nothing becomes NaN.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT][4], RowState& st,
+                                               float scale_log2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = st.m[r];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_use = mx == -INFINITY ? 0.0f : mx * scale_log2;
+    const float alpha = ex2(st.m[r] * scale_log2 - m_use);
+    st.m[r] = mx;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      s[j][2 * r] = ex2(fmaf(s[j][2 * r], scale_log2, -m_use));
+      s[j][2 * r + 1] = ex2(fmaf(s[j][2 * r + 1], scale_log2, -m_use));
+      sum += s[j][2 * r] + s[j][2 * r + 1];
+    }
+    st.l[r] = st.l[r] * alpha + sum;
+#pragma unroll
+    for (int j = 0; j < DT; ++j) {
+      o[j][2 * r] *= alpha;
+      o[j][2 * r + 1] *= alpha;
+    }
+  }
+}
+
+}  // namespace starattn::cuda::attn

@@ -1,0 +1,271 @@
+// Split-KV decode (attention.h (b)): a few query rows over a long KV cache is a bandwidth
+// problem (bytes = K + V read once), so the grid spreads the keys over the whole chip.
+// Block (row group, split, kv head) streams its slice of one kv head's keys through a 3-stage
+// cp.async pipeline, once for all the query rows of the GQA group (n_q * group rows, 16 a block:
+// one m16 MMA tile), each of its 4 warps taking 16 keys of every 64-key tile. The warps' softmax
+// states merge in shared memory into one partial (out fp32, lse) per split in a workspace; a
+// second kernel merges the splits and writes bf16 out and the natural-log lse.
+#include <algorithm>
+
+#include "backend/cuda/attention_common.cuh"
+
+namespace starattn::cuda {
+namespace attn {
+namespace {
+
+constexpr int kBN = 64;  // keys per tile, 16 per warp
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kStages = 3;
+constexpr int kRows = 16;  // query rows per block
+
+struct Split {
+  int rows;             // n_q * group: query rows per kv head
+  int group;            // query heads per kv head
+  int n_splits;         // KV slices
+  int tiles_per_split;  // kBN-key tiles per slice
+};
+
+template <int D>
+constexpr int decode_smem_bytes() {
+  return (kRows * D + kStages * 2 * kBN * D) * static_cast<int>(sizeof(bf16));
+}
+// The epilogue reuses the pipeline's shared memory for the warps' states.
+static_assert(kWarps * kRows * 128 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<128>());
+static_assert(kWarps * kRows * 64 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<64>());
+
+// Row r of a kv head's group is query token r / group, query head kvh * group + r % group.
+// Workspace: ws_o[((kvh * rows + r) * n_splits + split) * D + c], ws_lse[same without D].
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    decode_kernel(const AttnParams p, const Split sp, float scale_log2, float* ws_o,
+                  float* ws_lse) {
+  constexpr int kChunks = D / 8;
+  constexpr int kDT = D / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* s_q = reinterpret_cast<bf16*>(smem_raw);
+  bf16* s_kv = s_q + kRows * D;  // [kStages][K, V][kBN][D]
+
+  const int row0 = blockIdx.x * kRows;
+  const int split = blockIdx.y;
+  const int kvh = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const bf16* k = p.k + static_cast<int64_t>(kvh) * D;
+  const bf16* v = p.v + static_cast<int64_t>(kvh) * D;
+
+  // Keys of this slice that some row of the block can see: [key0, key_end).
+  const int tok_first = row0 / sp.group;
+  const int tok_last = (min(row0 + kRows, sp.rows) - 1) / sp.group;
+  const int64_t key0 = static_cast<int64_t>(split) * sp.tiles_per_split * kBN;
+  const int64_t visible = p.causal ? clamp64(tok_last + p.causal_offset + 1, 0, p.n_kv) : p.n_kv;
+  const int64_t key_end =
+      clamp64(key0 + static_cast<int64_t>(sp.tiles_per_split) * kBN, 0, visible);
+  const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + kBN - 1) / kBN) : 0;
+
+  for (int i = tid; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks, row = row0 + r;
+    const bool valid = row < sp.rows;
+    const bf16* g = p.q;
+    if (valid)
+      g += (row / sp.group) * p.q_stride +
+           static_cast<int64_t>(kvh * sp.group + row % sp.group) * D + c * 8;
+    cp_async16(s_q + swz<D>(r, c), g, valid);
+  }
+  auto load_kv = [&](int t) {
+    bf16* dst = s_kv + (t % kStages) * 2 * kBN * D;
+    load_tile<kBN, D, kThreads>(dst, k, key0 + t * kBN, key_end, p.kv_stride, tid);
+    load_tile<kBN, D, kThreads>(dst + kBN * D, v, key0 + t * kBN, key_end, p.kv_stride, tid);
+  };
+  // Always commit kStages-1 groups so the wait counts below hold for any n_tiles.
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {
+    if (t < n_tiles) load_kv(t);
+    cp_async_commit();
+  }
+  cp_async_wait<kStages - 2>();  // group 0: Q and tile 0
+  __syncthreads();
+  uint32_t qf[D / 16][4];
+  load_a_frags<D>(qf, s_q, 0, lane);
+
+  // Last key each of the thread's two rows may see; block_lim: last key all rows see.
+  int lim[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int tok = (row0 + (lane >> 2) + 8 * r) / sp.group;
+    const int64_t last = p.causal ? tok + p.causal_offset : key_end - 1;
+    lim[r] = static_cast<int>(clamp64(last, -1, key_end - 1));
+  }
+  const int64_t block_lim =
+      p.causal ? clamp64(tok_first + p.causal_offset, -1, key_end - 1) : key_end - 1;
+
+  float o[kDT][4];
+#pragma unroll
+  for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  RowState st;
+
+  for (int t = 0; t < n_tiles; ++t) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile t has landed; everyone is done with the stage reloaded next
+    if (t + kStages - 1 < n_tiles) load_kv(t + kStages - 1);
+    cp_async_commit();
+
+    const bf16* kt = s_kv + (t % kStages) * 2 * kBN * D;
+    float s[2][4] = {};
+    qk_16keys<D>(s, qf, kt, warp * 16, lane);
+    const int64_t n0 = key0 + static_cast<int64_t>(t) * kBN;
+    if (n0 + kBN - 1 > block_lim) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = static_cast<int>(n0) + warp * 16 + j * 8 + 2 * (lane & 3) + (e & 1);
+          if (key > lim[e >> 1]) s[j][e] = -INFINITY;
+        }
+    }
+    online_softmax<2, kDT>(s, o, st, scale_log2);
+    pv_16keys<D>(o, s, kt + kBN * D, warp * 16, lane);
+  }
+
+  // Merge the four warps' states through shared memory (the pipeline buffers are free now).
+  cp_async_wait<0>();
+  __syncthreads();
+  float* s_o = reinterpret_cast<float*>(smem_raw);  // [kWarps][kRows][D]
+  float* s_m = s_o + kWarps * kRows * D;            // [kWarps][kRows]
+  float* s_l = s_m + kWarps * kRows;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = st.l[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int wr = warp * kRows + (lane >> 2) + 8 * r;
+    if ((lane & 3) == 0) {
+      s_m[wr] = st.m[r];
+      s_l[wr] = l;
+    }
+#pragma unroll
+    for (int j = 0; j < kDT; ++j)
+      *reinterpret_cast<float2*>(s_o + wr * D + j * 8 + 2 * (lane & 3)) =
+          make_float2(o[j][2 * r], o[j][2 * r + 1]);
+  }
+  __syncthreads();
+  for (int i = tid; i < kRows * D; i += kThreads) {
+    const int r = i / D, c = i % D, row = row0 + r;
+    if (row >= sp.rows) break;  // rows are r-major: every later i is past the end too
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * kRows + r]);
+    float val = 0.0f, lse = -INFINITY;
+    if (m != -INFINITY) {
+      float l = 0.0f, acc = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float f = ex2((s_m[w * kRows + r] - m) * scale_log2);
+        l += s_l[w * kRows + r] * f;
+        acc += s_o[(w * kRows + r) * D + c] * f;
+      }
+      val = acc / l;
+      lse = (m * scale_log2 + __log2f(l)) * kLn2;
+    }
+    const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
+    ws_o[idx * D + c] = val;
+    if (c == 0) ws_lse[idx] = lse;
+  }
+}
+
+// One warp per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum.
+template <int D>
+__global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, const Split sp,
+                                                           const float* ws_o, const float* ws_lse) {
+  constexpr int kPer = D / 32;  // columns per lane, contiguous
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * 4 + warp;
+  if (idx >= static_cast<int64_t>(p.n_kv_heads) * sp.rows) return;
+  const int kvh = static_cast<int>(idx / sp.rows), row = static_cast<int>(idx % sp.rows);
+  const float* lse_s = ws_lse + idx * sp.n_splits;
+
+  float m = -INFINITY;
+  for (int s = lane; s < sp.n_splits; s += 32) m = fmaxf(m, lse_s[s]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+
+  float acc[kPer] = {};
+  float l = 0.0f;
+  if (m != -INFINITY) {
+    for (int s = 0; s < sp.n_splits; ++s) {
+      const float ls = lse_s[s];
+      if (ls == -INFINITY) continue;
+      const float w = __expf(ls - m);
+      l += w;
+      const float* src = ws_o + (idx * sp.n_splits + s) * D + lane * kPer;
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) acc[e] += w * src[e];
+    }
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  const int tok = row / sp.group, head = kvh * sp.group + row % sp.group;
+  bf16* out = p.out + tok * p.out_stride + static_cast<int64_t>(head) * D + lane * kPer;
+#pragma unroll
+  for (int e = 0; e < kPer; e += 2)
+    *reinterpret_cast<__nv_bfloat162*>(out + e) =
+        __floats2bfloat162_rn(acc[e] * inv, acc[e + 1] * inv);
+  if (p.lse != nullptr && lane == 0)
+    p.lse[static_cast<int64_t>(tok) * p.n_heads + head] = l > 0.0f ? m + logf(l) : -INFINITY;
+}
+
+template <int D>
+void launch_decode(const AttnParams& p, cudaStream_t stream) {
+  constexpr int smem = decode_smem_bytes<D>();
+  SA_ATTN_CUDA(
+      cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  static const int blocks_per_sm = [] {
+    int n = 0;
+    SA_ATTN_CUDA(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_kernel<D>, kThreads, smem));
+    return n > 0 ? n : 1;
+  }();
+
+  Split sp{};
+  sp.group = p.n_heads / p.n_kv_heads;
+  const int64_t rows = static_cast<int64_t>(p.n_q) * sp.group;
+  SA_CHECK(rows <= (int64_t{1} << 30), "attention_decode: ", rows, " query rows is too many");
+  sp.rows = static_cast<int>(rows);
+  const int row_groups = (sp.rows + kRows - 1) / kRows;
+  // One full wave of resident blocks: every block streams an equal slice, so none waits for a
+  // second wave and the pipelines stay full to the end.
+  const int tiles = (p.n_kv + kBN - 1) / kBN;
+  const int64_t slots = static_cast<int64_t>(sm_count()) * blocks_per_sm;
+  const int64_t want =
+      std::max<int64_t>(1, slots / (static_cast<int64_t>(p.n_kv_heads) * row_groups));
+  sp.tiles_per_split = static_cast<int>(std::max<int64_t>(1, (tiles + want - 1) / want));
+  sp.n_splits = std::max(1, (tiles + sp.tiles_per_split - 1) / sp.tiles_per_split);
+
+  const size_t n_part = static_cast<size_t>(p.n_kv_heads) * sp.rows * sp.n_splits;
+  float* ws_o = static_cast<float*>(workspace(n_part * (D + 1) * sizeof(float), stream));
+  float* ws_lse = ws_o + n_part * D;
+
+  const dim3 grid(row_groups, sp.n_splits, p.n_kv_heads);
+  decode_kernel<D><<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
+  SA_ATTN_LAUNCHED("decode_kernel");
+  const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
+  decode_merge_kernel<D>
+      <<<static_cast<unsigned>((merge_rows + 3) / 4), 128, 0, stream>>>(p, sp, ws_o, ws_lse);
+  SA_ATTN_LAUNCHED("decode_merge_kernel");
+}
+
+}  // namespace
+}  // namespace attn
+
+void attention_decode(const AttnParams& p, cudaStream_t stream) {
+  attn::check_params(p, "attention_decode");
+  if (p.n_q == 0) return;
+  switch (p.head_dim) {
+    case 64:
+      return attn::launch_decode<64>(p, stream);
+    case 128:
+      return attn::launch_decode<128>(p, stream);
+    default:
+      fail("attention_decode: head_dim ", p.head_dim, " is not supported (64, 128)");
+  }
+}
+
+}  // namespace starattn::cuda

@@ -1,0 +1,459 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.h"
+#include "backend/cuda/embedding.h"
+#include "backend/cuda/random_fill.h"
+#include "backend/cuda/rmsnorm.h"
+#include "backend/cuda/rope.h"
+#include "starattn/error.h"
+
+namespace starattn {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+// fp32 -> bf16, round to nearest even (NaN stays NaN), on the host.
+uint16_t to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
+  return buf;
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t i) {
+  uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const ModelConfig& config, const Weights& weights, int device) {
+  try {
+    init(config, device);
+    upload_weights(weights);
+  } catch (...) {
+    free_all();  // a throwing constructor runs no destructor
+    throw;
+  }
+}
+
+CudaBackend::CudaBackend(const ModelConfig& config, int device, uint64_t seed) {
+  try {
+    init(config, device);
+    random_weights(seed);
+  } catch (...) {
+    free_all();
+    throw;
+  }
+}
+
+CudaBackend::~CudaBackend() {
+  free_all();
+}
+
+void CudaBackend::free_all() noexcept {
+  if (stream_) (void)cudaStreamSynchronize(stream_);
+  gemm_.reset();
+  release(logits_ws_);
+  release(ws_);
+  release(inv_freq_);
+  release(weights_);
+  drop_cache();
+  if (stream_) (void)cudaStreamDestroy(stream_);
+  logits_ws_ = ws_ = weights_ = nullptr;
+  inv_freq_ = nullptr;
+  stream_ = nullptr;
+}
+
+void CudaBackend::init(const ModelConfig& config, int device) {
+  c_ = config;
+  device_ = device;
+  SA_CHECK(c_.n_layers > 0 && c_.d_model > 0 && c_.n_heads > 0 && c_.n_kv_heads > 0 &&
+               c_.n_heads % c_.n_kv_heads == 0 && c_.head_dim > 0 && c_.head_dim % 2 == 0 &&
+               c_.d_ffn > 0 && c_.vocab_size > 0,
+           "cuda backend: unsupported model shape (", c_.n_layers, " layers, d ", c_.d_model, ", ",
+           c_.n_heads, "/", c_.n_kv_heads, " heads of ", c_.head_dim, ")");
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    fail("cuda backend: no CUDA device is available (", cudaGetErrorString(e), ")");
+  }
+  SA_CHECK(device >= 0 && device < count, "cuda backend: device ", device, " does not exist (",
+           count, " found)");
+  SA_CUDA(cudaSetDevice(device));
+  cudaDeviceProp prop{};
+  SA_CUDA(cudaGetDeviceProperties(&prop, device));
+  name_ = "cuda:" + std::to_string(device) + " (" + prop.name + ")";
+
+  // Weights are taken here, so they are checked alone first (the KV cache and workspace are
+  // checked by plan_memory once the engine knows the context).
+  wl_ = cuda::weight_layout(c_);
+  const size_t needed = wl_.total + cuda::kReserveBytes + cuda::Gemm::kWorkspaceBytes;
+  const size_t free = free_bytes();
+  SA_CHECK(needed <= free, name_, ": the model needs ", gib(needed), " (weights ", gib(wl_.total),
+           " plus ", gib(needed - wl_.total), " working memory) but the GPU has ", gib(free),
+           " free; use a GPU with more memory or a smaller model");
+
+  SA_CUDA(cudaStreamCreate(&stream_));
+  gemm_ = std::make_unique<cuda::Gemm>(stream_);
+  weights_ = alloc(wl_.total);
+  const std::vector<float> inv = cuda::rope_inv_freq(c_);
+  inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float)));
+  from_host(inv_freq_, inv.data(), inv.size() * sizeof(float));
+}
+
+void CudaBackend::upload_weights(const Weights& w) {
+  const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
+  std::vector<uint16_t> stage;
+  // Appends rows of a host fp32 matrix, converted to bf16, to the staging buffer.
+  const auto add = [&](const std::vector<float>& m, int64_t count, const char* what) {
+    SA_CHECK(static_cast<int64_t>(m.size()) == count, "cuda backend: weight ", what, " has ",
+             m.size(), " values, expected ", count);
+    for (float x : m) stage.push_back(to_bf16_bits(x));
+  };
+  // from_host returns once the pageable source is staged, so `stage` and locals may be reused.
+  const auto put_bf16 = [&](size_t offset) {
+    from_host(wptr<char>(offset), stage.data(), stage.size() * 2);
+    stage.clear();
+  };
+  const auto put_f32 = [&](size_t offset, const std::vector<float>& v, int64_t count,
+                           const char* what) {
+    SA_CHECK(static_cast<int64_t>(v.size()) == count, "cuda backend: weight ", what, " has ",
+             v.size(), " values, expected ", count);
+    from_host(wptr<char>(offset), v.data(), v.size() * 4);
+  };
+
+  SA_CHECK(static_cast<int>(w.layers.size()) == c_.n_layers, "cuda backend: ", w.layers.size(),
+           " layers of weights for a ", c_.n_layers, "-layer model");
+  add(w.tok_embd, int64_t{c_.vocab_size} * d, "tok_embd");
+  put_bf16(wl_.tok_embd);
+  if (!c_.tied_embeddings) {
+    add(w.lm_head(), int64_t{c_.vocab_size} * d, "output");
+    put_bf16(wl_.output);
+  }
+  put_f32(wl_.output_norm, w.output_norm, d, "output_norm");
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const LayerWeights& L = w.layers[l];
+    const cuda::WeightLayout::Layer& o = wl_.layers[l];
+    put_f32(o.attn_norm, L.attn_norm, d, "attn_norm");
+    put_f32(o.ffn_norm, L.ffn_norm, d, "ffn_norm");
+    if (c_.qkv_bias) {
+      std::vector<float> b;
+      for (const auto* v : {&L.bq, &L.bk, &L.bv}) b.insert(b.end(), v->begin(), v->end());
+      put_f32(o.bqkv, b, q + 2 * kv, "q/k/v bias");
+    }
+    add(L.wq, q * d, "wq");
+    add(L.wk, kv * d, "wk");
+    add(L.wv, kv * d, "wv");
+    put_bf16(o.wqkv);
+    add(L.wo, d * q, "wo");
+    put_bf16(o.wo);
+    add(L.w_gate, f * d, "w_gate");
+    add(L.w_up, f * d, "w_up");
+    put_bf16(o.wgu);
+    add(L.w_down, d * f, "w_down");
+    put_bf16(o.wdown);
+  }
+  synchronize();
+}
+
+void CudaBackend::random_weights(uint64_t seed) {
+  const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
+  uint64_t tensor = 0;
+  const float std_w = 0.02f, sqrt3 = 1.7320508f;
+  const auto fill = [&](size_t offset, int64_t count, bool is_bf16, float mean, float stddev) {
+    cuda::RandomFillParams p;
+    if (is_bf16) {
+      p.x_bf16 = wptr<bf16>(offset);
+    } else {
+      p.x_f32 = wptr<float>(offset);
+    }
+    p.count = count;
+    p.seed = mix_seed(seed, tensor++);
+    p.mean = mean;
+    p.half_width = stddev * sqrt3;
+    cuda::random_fill(p, stream_);
+  };
+  fill(wl_.tok_embd, int64_t{c_.vocab_size} * d, true, 0.0f, std_w);
+  if (!c_.tied_embeddings) fill(wl_.output, int64_t{c_.vocab_size} * d, true, 0.0f, std_w);
+  fill(wl_.output_norm, d, false, 1.0f, 0.05f);
+  for (const cuda::WeightLayout::Layer& o : wl_.layers) {
+    fill(o.attn_norm, d, false, 1.0f, 0.05f);
+    fill(o.ffn_norm, d, false, 1.0f, 0.05f);
+    if (c_.qkv_bias) fill(o.bqkv, q + 2 * kv, false, 0.0f, std_w);
+    fill(o.wqkv, (q + 2 * kv) * d, true, 0.0f, std_w);
+    fill(o.wo, d * q, true, 0.0f, std_w);
+    fill(o.wgu, 2 * f * d, true, 0.0f, std_w);
+    fill(o.wdown, d * f, true, 0.0f, std_w);
+  }
+  synchronize();
+}
+
+size_t CudaBackend::free_bytes() const {
+  size_t free = 0, total = 0;
+  SA_CUDA(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
+void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens) {
+  SA_CUDA(cudaSetDevice(device_));
+  const cuda::MemoryNeed need = cuda::memory_need(c_, wl_.total, kv_rows, max_tokens);
+  // What this model may use: free memory plus what it holds already (weights, workspace, cached
+  // blocks).
+  const size_t held = wl_.total + (ws_ ? sl_.total : 0) + cached_bytes_ +
+                      (logits_ws_ ? cuda::logits_workspace_bytes(c_) : 0);
+  const size_t available = free_bytes() + held;
+  if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
+  reserve_workspace(max_tokens);
+}
+
+void CudaBackend::reserve_workspace(int rows) {
+  if (ws_ && sl_.rows >= rows) return;
+  const cuda::WorkspaceLayout want = cuda::workspace_layout(c_, rows);
+  // Queued work may still read the old block: release() either frees it (cudaFree waits) or
+  // caches it, and a later reuse is ordered after that work on the one stream.
+  release(ws_);
+  ws_ = nullptr;
+  sl_ = cuda::WorkspaceLayout{};
+  ws_ = alloc(want.total);
+  sl_ = want;
+}
+
+void* CudaBackend::alloc(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  // A cached block of the size, or up to twice it.
+  const auto hit = cached_.lower_bound(bytes);
+  if (hit != cached_.end() && hit->first <= 2 * bytes) {
+    void* p = hit->second;
+    live_[p] = hit->first;
+    cached_bytes_ -= hit->first;
+    cached_.erase(hit);
+    return p;
+  }
+  SA_CUDA(cudaSetDevice(device_));
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation && cached_bytes_ > 0) {
+    (void)cudaGetLastError();
+    drop_cache();
+    e = cudaMalloc(&p, bytes);
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    fail(name_, ": out of GPU memory: could not allocate ", gib(bytes), " (", gib(free_bytes()),
+         " free); use more ranks, a smaller --block-size, or a shorter context");
+  }
+  SA_CUDA(e);
+  live_[p] = bytes;
+  return p;
+}
+
+void CudaBackend::release(void* p) noexcept {
+  if (!p) return;
+  const auto it = live_.find(p);
+  const size_t bytes = it == live_.end() ? 0 : it->second;
+  if (it != live_.end()) live_.erase(it);
+  if (bytes > 0 && bytes <= kCacheBlock && cached_bytes_ + bytes <= kCacheTotal) {
+    cached_.emplace(bytes, p);
+    cached_bytes_ += bytes;
+    return;
+  }
+  (void)cudaFree(p);  // waits for the device: no queued work can still read p
+}
+
+void CudaBackend::drop_cache() noexcept {
+  for (const auto& [bytes, p] : cached_) (void)cudaFree(p);
+  cached_.clear();
+  cached_bytes_ = 0;
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) SA_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::to_host(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  SA_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
+void CudaBackend::from_host(void* dst, const void* src, size_t bytes) {
+  // From pageable memory the call returns once `src` is staged, so the caller may reuse it.
+  if (bytes) SA_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::synchronize() {
+  SA_CUDA(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
+                          int n_out, float* hidden_out) {
+  if (n == 0) return;
+  SA_CHECK(n > 0, "forward: negative token count ", n);
+  SA_CHECK(!hidden_out || (n_out >= 0 && n_out <= n), "forward: asked for ", n_out, " rows of ", n);
+  for (int i = 0; i < n; ++i)
+    SA_CHECK(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "token id ", tokens[i],
+             " is outside the vocabulary of ", c_.vocab_size);
+  SA_CUDA(cudaSetDevice(device_));
+  reserve_workspace(n);
+  const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
+  const int64_t qkv_dim = q + 2 * kv;
+  const int half = c_.head_dim / 2;
+  int* d_tokens = sptr<int>(sl_.tokens);
+  int* d_pos = sptr<int>(sl_.positions);
+  float* cos = sptr<float>(sl_.cos);
+  float* sin = sptr<float>(sl_.sin);
+  float* x = sptr<float>(sl_.x);
+  bf16* h = sptr<bf16>(sl_.h);
+  bf16* qkv = sptr<bf16>(sl_.qkv);
+  bf16* att = sptr<bf16>(sl_.att);
+  bf16* qb = sptr<bf16>(sl_.q);
+  bf16* kb = sptr<bf16>(sl_.k);
+  bf16* vb = sptr<bf16>(sl_.v);
+  bf16* gu = sptr<bf16>(sl_.gu);
+  bf16* act = sptr<bf16>(sl_.act);
+
+  from_host(d_tokens, tokens, sizeof(int) * n);
+  from_host(d_pos, positions, sizeof(int) * n);
+  cuda::embedding({d_tokens, wptr<bf16>(wl_.tok_embd), x, n, c_.d_model, c_.vocab_size}, stream_);
+  cuda::rope_table({d_pos, inv_freq_, cos, sin, n, half}, stream_);
+
+  const auto norm = [&](size_t w_offset, const float* in, bf16* out_bf16, float* out_f32,
+                        int rows) {
+    cuda::RmsNormParams p;
+    p.x = in;
+    p.w = wptr<float>(w_offset);
+    p.y_bf16 = out_bf16;
+    p.y_f32 = out_f32;
+    p.n = rows;
+    p.d = c_.d_model;
+    p.eps = c_.rms_eps;
+    cuda::rmsnorm(p, stream_);
+  };
+  const auto linear = [&](const bf16* in, int64_t in_dim, size_t w_offset, int64_t out_dim,
+                          bf16* out_bf16, float* out_f32, int rows) {
+    cuda::LinearParams p;
+    p.x = in;
+    p.x_stride = in_dim;
+    p.w = wptr<bf16>(w_offset);
+    p.y_bf16 = out_bf16;
+    p.y_f32 = out_f32;
+    p.y_stride = out_dim;
+    p.n = rows;
+    p.in = static_cast<int>(in_dim);
+    p.out = static_cast<int>(out_dim);
+    p.accumulate = out_f32 != nullptr;  // fp32 outputs are always the residual stream
+    gemm_->linear(p);
+  };
+
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const cuda::WeightLayout::Layer& o = wl_.layers[l];
+    norm(o.attn_norm, x, h, nullptr, n);
+    linear(h, d, o.wqkv, qkv_dim, qkv, nullptr, n);
+    cuda::QkvRopeParams r;
+    r.qkv = qkv;
+    r.qkv_stride = qkv_dim;
+    r.bias = c_.qkv_bias ? wptr<float>(o.bqkv) : nullptr;
+    r.cos = cos;
+    r.sin = sin;
+    r.q = qb;
+    r.k = kb;
+    r.v = vb;
+    r.n = n;
+    r.n_heads = c_.n_heads;
+    r.n_kv_heads = c_.n_kv_heads;
+    r.head_dim = c_.head_dim;
+    cuda::qkv_rope(r, stream_);
+    hook.attend(l, n, qb, kb, vb, att);
+    linear(att, q, o.wo, d, nullptr, x, n);
+
+    norm(o.ffn_norm, x, h, nullptr, n);
+    for (int r0 = 0; r0 < n; r0 += cuda::kFfnRows) {
+      const int m = std::min(cuda::kFfnRows, n - r0);
+      linear(h + r0 * d, d, o.wgu, 2 * f, gu, nullptr, m);
+      cuda::swiglu({gu, 2 * f, act, m, c_.d_ffn}, stream_);
+      linear(act, f, o.wdown, d, nullptr, x + r0 * d, m);
+    }
+  }
+
+  if (hidden_out && n_out > 0) {
+    float* rows = x + static_cast<int64_t>(n - n_out) * d;
+    norm(wl_.output_norm, rows, nullptr, rows, n_out);  // in place: x is dead after this
+    to_host(hidden_out, rows, sizeof(float) * n_out * d);
+  }
+}
+
+void CudaBackend::logits(const float* hidden, int n, float* out) {
+  if (n == 0) return;
+  SA_CUDA(cudaSetDevice(device_));
+  if (!logits_ws_) logits_ws_ = alloc(cuda::logits_workspace_bytes(c_));
+  const int64_t d = c_.d_model, vocab = c_.vocab_size;
+  bf16* h = static_cast<bf16*>(logits_ws_);
+  float* y = reinterpret_cast<float*>(static_cast<char*>(logits_ws_) +
+                                      (cuda::kLogitRows * d * 2 + 255) / 256 * 256);
+  std::vector<uint16_t> stage(static_cast<size_t>(cuda::kLogitRows) * d);
+  for (int r0 = 0; r0 < n; r0 += cuda::kLogitRows) {
+    const int m = std::min(cuda::kLogitRows, n - r0);
+    for (int64_t i = 0; i < m * d; ++i) stage[i] = to_bf16_bits(hidden[r0 * d + i]);
+    from_host(h, stage.data(), sizeof(uint16_t) * m * d);
+    cuda::LinearParams p;
+    p.x = h;
+    p.x_stride = d;
+    p.w = wptr<bf16>(wl_.output);
+    p.y_f32 = y;
+    p.y_stride = vocab;
+    p.n = m;
+    p.in = c_.d_model;
+    p.out = c_.vocab_size;
+    gemm_->linear(p);
+    to_host(out + r0 * vocab, y, sizeof(float) * m * vocab);
+  }
+}
+
+void CudaBackend::attention(const AttnParams& p) {
+  cuda::AttnParams g;
+  g.q = static_cast<const bf16*>(p.q);
+  g.k = static_cast<const bf16*>(p.k);
+  g.v = static_cast<const bf16*>(p.v);
+  g.out = static_cast<bf16*>(p.out);
+  g.lse = p.lse;
+  g.n_q = p.n_q;
+  g.n_kv = p.n_kv;
+  g.n_heads = p.n_heads;
+  g.n_kv_heads = p.n_kv_heads;
+  g.head_dim = p.head_dim;
+  g.q_stride = p.q_stride;
+  g.kv_stride = p.kv_stride;
+  g.out_stride = p.out_stride;
+  g.scale = p.scale;
+  g.causal = p.causal;
+  g.causal_offset = p.causal_offset;
+  cuda::attention(g, stream_);
+}
+
+void CudaBackend::merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
+                        int heads, int head_dim) {
+  cuda::merge_attention(static_cast<bf16*>(out_a), lse_a, static_cast<const bf16*>(out_b), lse_b,
+                        rows, heads, head_dim, stream_);
+}
+
+}  // namespace starattn

@@ -1,0 +1,31 @@
+// Entry points to the CUDA backend for code built without CUDA headers (the app, g++ only). They
+// exist when the build defines STARATTN_HAVE_CUDA (CMake does for everything linking the CUDA
+// library); guard calls with #ifdef STARATTN_HAVE_CUDA.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/backend.h"
+#include "model/config.h"
+
+namespace starattn {
+
+struct Model;
+
+// Number of CUDA devices this process can use; 0 when there is no driver or no GPU (never throws).
+int cuda_device_count();
+
+// The model's weights uploaded to `device` as bf16. The Model may be dropped afterwards.
+std::unique_ptr<Backend> make_cuda_backend(const Model& model, int device);
+
+// A model of `config`'s shape with random weights made on the device (nothing on the host): for
+// speed runs, which do not depend on the weights' values. Same seed, same weights.
+std::unique_ptr<Backend> make_cuda_random_backend(const ModelConfig& config, int device,
+                                                  uint64_t seed);
+
+// The Llama-3.1-8B shape (DESIGN.md 6): 32 layers, d 4096, 32 q / 8 kv heads of 128, FFN 14336,
+// vocab 128256, RoPE theta 500000 with llama3 scaling (8, 1, 4, 8192), untied output.
+ModelConfig llama31_8b_config();
+
+}  // namespace starattn

@@ -1,0 +1,50 @@
+// The GEMMs of the forward pass through cuBLAS: bf16 operands, fp32 accumulation,
+//   y[n, out] (+)= x[n, in] · W[out, in]^T      (W in the Hugging Face / PyTorch Linear layout)
+// with a bf16 result (the next op's input) or an fp32 result; with accumulate, y is the fp32
+// residual stream and the residual add happens inside the GEMM (beta = 1).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace starattn::cuda {
+
+struct LinearParams {
+  const __nv_bfloat16* x = nullptr;  // [n, in], row stride x_stride (>= in)
+  int64_t x_stride = 0;
+  const __nv_bfloat16* w = nullptr;  // [out, in] contiguous
+  __nv_bfloat16* y_bf16 = nullptr;   // [n, out], row stride y_stride; exactly one of y_bf16, y_f32
+  float* y_f32 = nullptr;            // [n, out], row stride y_stride
+  int64_t y_stride = 0;
+  int n = 0;
+  int in = 0;
+  int out = 0;
+  bool accumulate = false;  // y += x · W^T (fp32 y only)
+};
+
+// A cuBLAS handle bound to one stream, with its own workspace (cuBLAS picks faster Hopper kernels
+// when it has one). Not copyable; one per backend.
+class Gemm {
+ public:
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // gemv() for a few rows (decode) when it takes the shape, cuBLAS otherwise.
+  void linear(const LinearParams& p);
+  // Always cuBLAS (benchmarks compare the two).
+  void linear_cublas(const LinearParams& p);
+
+  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+};
+
+}  // namespace starattn::cuda

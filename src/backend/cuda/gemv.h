@@ -1,0 +1,19 @@
+// y[n, out] (+)= x[n, in] · W[out, in]^T for a few rows (decode): a bandwidth-bound kernel that
+// streams each weight row once with 16-byte loads, several in flight per lane, and keeps the few
+// activation rows in L1. cuBLAS's GEMM for n = 1 reads the weights at well under the copy rate.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "backend/cuda/gemm.h"
+
+namespace starattn::cuda {
+
+inline constexpr int kGemvMaxRows = 8;
+
+// Whether gemv() takes these parameters: 1..kGemvMaxRows rows, in and both strides multiples of
+// 8 elements, x and W 16-byte aligned.
+bool gemv_supported(const LinearParams& p);
+void gemv(const LinearParams& p, cudaStream_t stream);
+
+}  // namespace starattn::cuda

@@ -1,0 +1,116 @@
+#include "backend/cuda/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace starattn::cuda {
+namespace {
+
+constexpr size_t kAlign = 256;
+
+// Hands out aligned offsets in one allocation.
+class Arena {
+ public:
+  size_t take(size_t bytes) {
+    const size_t at = end_;
+    end_ = (end_ + bytes + kAlign - 1) / kAlign * kAlign;
+    return at;
+  }
+  size_t end() const { return end_; }
+  void set_end(size_t e) { end_ = e; }
+
+ private:
+  size_t end_ = 0;
+};
+
+size_t sz(int64_t a, int64_t b = 1, int64_t c = 1) {
+  return static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c);
+}
+
+std::string gib(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
+  return buf;
+}
+
+}  // namespace
+
+WeightLayout weight_layout(const ModelConfig& c) {
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
+  Arena a;
+  WeightLayout w;
+  w.tok_embd = a.take(sz(c.vocab_size, d, 2));
+  w.output = c.tied_embeddings ? w.tok_embd : a.take(sz(c.vocab_size, d, 2));
+  w.output_norm = a.take(sz(d, 4));
+  w.layers.resize(c.n_layers);
+  for (WeightLayout::Layer& l : w.layers) {
+    l.attn_norm = a.take(sz(d, 4));
+    l.ffn_norm = a.take(sz(d, 4));
+    l.bqkv = c.qkv_bias ? a.take(sz(q + 2 * kv, 4)) : 0;
+    l.wqkv = a.take(sz(q + 2 * kv, d, 2));
+    l.wo = a.take(sz(d, q, 2));
+    l.wgu = a.take(sz(2 * f, d, 2));
+    l.wdown = a.take(sz(d, f, 2));
+  }
+  w.total = a.end();
+  return w;
+}
+
+WorkspaceLayout workspace_layout(const ModelConfig& c, int rows) {
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
+  const int64_t n = std::max(rows, 1), nf = std::min<int64_t>(n, kFfnRows);
+  Arena a;
+  WorkspaceLayout w;
+  w.rows = static_cast<int>(n);
+  w.tokens = a.take(sz(n, 4));
+  w.positions = a.take(sz(n, 4));
+  w.cos = a.take(sz(n, c.head_dim / 2, 4));
+  w.sin = a.take(sz(n, c.head_dim / 2, 4));
+  w.x = a.take(sz(n, d, 4));
+  w.h = a.take(sz(n, d, 2));
+  const size_t shared = a.end();
+  w.qkv = a.take(sz(n, q + 2 * kv, 2));
+  w.att = w.qkv;
+  w.q = a.take(sz(n, q, 2));
+  w.k = a.take(sz(n, kv, 2));
+  w.v = a.take(sz(n, kv, 2));
+  const size_t attn_end = a.end();
+  a.set_end(shared);
+  w.gu = a.take(sz(nf, 2 * f, 2));
+  w.act = a.take(sz(nf, f, 2));
+  a.set_end(std::max(attn_end, a.end()));
+  w.total = a.end();
+  return w;
+}
+
+size_t logits_workspace_bytes(const ModelConfig& c) {
+  return sz(kLogitRows, c.d_model, 4 + 2) + sz(kLogitRows, c.vocab_size, 4) + 2 * kAlign;
+}
+
+size_t engine_scratch_bytes(const ModelConfig& c, int64_t rows) {
+  // Block/phase-2 hooks: lse, out2, lse2; ring: partial out and lse, lse, one layer's K/V shard.
+  return sz(rows, c.q_dim(), 2) * 2 + sz(rows, c.n_heads, 4) * 4 + sz(rows, c.kv_dim(), 2) * 2;
+}
+
+size_t kv_cache_bytes(const ModelConfig& c, int64_t rows) {
+  constexpr size_t kPage = size_t{2} << 20;
+  const size_t one = (sz(rows, c.kv_dim(), 2) + kPage - 1) / kPage * kPage;
+  return 2 * static_cast<size_t>(c.n_layers) * one;
+}
+
+MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens) {
+  MemoryNeed m;
+  m.weights = weight_bytes;
+  m.kv = kv_cache_bytes(c, kv_rows);
+  m.workspace = workspace_layout(c, max_tokens).total + logits_workspace_bytes(c) +
+                engine_scratch_bytes(c, max_tokens) + kReserveBytes;
+  return m;
+}
+
+std::string shortfall_message(const std::string& who, const MemoryNeed& need, size_t free_bytes) {
+  return who + ": needs " + gib(need.total()) + " (weights " + gib(need.weights) + ", KV " +
+         gib(need.kv) + ", workspace " + gib(need.workspace) + ") but the GPU has " +
+         gib(free_bytes) + " free; use more ranks, a smaller --block-size, or a shorter context";
+}
+
+}  // namespace starattn::cuda

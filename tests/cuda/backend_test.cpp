@@ -1,0 +1,332 @@
+// The CUDA backend end to end against the CPU backend (the oracle):
+//  - the tiny fixture models (head_dim 12/16, which the attention kernels do not take): the forward
+//    pass with attention done on the host through one hook for both backends, vs CPU and vs HF;
+//  - random models with head_dim 64 and 128, GQA 8 and 4, through the Engine on one rank: dense,
+//    star and ring vs the CPU, and the engine's invariants on the GPU;
+//  - the memory planner's refusal, the random-weights backend, SmolLM2 when its file is present.
+// Every GPU test skips, saying so, when no GPU is present.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "attention/attention.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_factory.h"
+#include "cuda/cuda_test_util.h"
+#include "dist/comm.h"
+#include "engine/engine.h"
+#include "model/loader.h"
+#include "test_util.h"
+
+namespace starattn {
+namespace {
+
+constexpr double kTol = 2e-2;  // bf16 weights and activations vs the fp32 CPU
+
+// Causal self-attention over the n tokens of one forward call, computed on the host in fp32 for
+// either backend: the non-attention parts of the two forward passes are then compared alone.
+class HostCausalHook : public AttentionHook {
+ public:
+  explicit HostCausalHook(Backend& b) : b_(b) {}
+  void attend(int, int n, const void* q, const void* k, const void* v, void* out) override {
+    const ModelConfig& c = b_.config();
+    const size_t nq = static_cast<size_t>(n) * c.q_dim(), nk = static_cast<size_t>(n) * c.kv_dim();
+    std::vector<float> hq = down(q, nq), hk = down(k, nk), hv = down(v, nk), ho(nq);
+    AttnParams p;
+    p.q = hq.data();
+    p.k = hk.data();
+    p.v = hv.data();
+    p.out = ho.data();
+    p.n_q = p.n_kv = n;
+    p.n_heads = c.n_heads;
+    p.n_kv_heads = c.n_kv_heads;
+    p.head_dim = c.head_dim;
+    p.q_stride = p.out_stride = c.q_dim();
+    p.kv_stride = c.kv_dim();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    p.causal = true;
+    attention_cpu(p);
+    if (b_.act_dtype() == DType::F32) {
+      b_.from_host(out, ho.data(), nq * 4);
+    } else {
+      std::vector<uint16_t> h(nq);
+      for (size_t i = 0; i < nq; ++i) h[i] = test::bf16_bits(ho[i]);
+      b_.from_host(out, h.data(), nq * 2);
+    }
+  }
+
+ private:
+  std::vector<float> down(const void* p, size_t count) {
+    std::vector<float> f(count);
+    if (b_.act_dtype() == DType::F32) {
+      b_.to_host(f.data(), p, count * 4);
+    } else {
+      std::vector<uint16_t> h(count);
+      b_.to_host(h.data(), p, count * 2);
+      for (size_t i = 0; i < count; ++i) f[i] = test::bf16_value(h[i]);
+    }
+    return f;
+  }
+  Backend& b_;
+};
+
+std::vector<float> all_logits_host_attention(Backend& b, const std::vector<int>& ids) {
+  const int n = static_cast<int>(ids.size());
+  std::vector<int> pos(n);
+  for (int i = 0; i < n; ++i) pos[i] = i;
+  HostCausalHook hook(b);
+  std::vector<float> hidden(static_cast<size_t>(n) * b.config().d_model);
+  b.forward(ids.data(), pos.data(), n, hook, n, hidden.data());
+  std::vector<float> logits(static_cast<size_t>(n) * b.config().vocab_size);
+  b.logits(hidden.data(), n, logits.data());
+  return logits;
+}
+
+class TinyFixture : public testing::TestWithParam<std::string> {};
+
+TEST_P(TinyFixture, ForwardMatchesCpuAndTransformers) {
+  SA_REQUIRE_GPU();
+  const std::string dir = test::tiny_model_dir(GetParam());
+  const Model m = load_model(dir);
+  const std::vector<int> ids = test::read_json(dir + "/ids.json").get<std::vector<int>>();
+  const std::vector<float> hf = test::read_f32_file(dir + "/logits.bin");
+  CpuBackend cpu(m.config, m.weights);
+  const std::vector<float> want = all_logits_host_attention(cpu, ids);
+  const std::unique_ptr<Backend> gpu = make_cuda_backend(m, 0);
+  const std::vector<float> got = all_logits_host_attention(*gpu, ids);
+  EXPECT_LT(test::rel_l2(want, hf), 1e-4) << "the CPU oracle itself";
+  EXPECT_LT(test::rel_l2(got, want), kTol) << GetParam() << " vs CPU";
+  EXPECT_LT(test::rel_l2(got, hf), kTol) << GetParam() << " vs transformers";
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaBackend, TinyFixture,
+                         testing::Values("llama_gqa", "qwen2_bias", "llama3_rope"));
+
+// A small random model whose attention the GPU kernels take (head_dim 64/128).
+Model random_model(int heads, int kv_heads, int head_dim, bool bias, bool tied, uint64_t seed) {
+  Model m;
+  ModelConfig& c = m.config;
+  c.arch = bias ? "qwen2" : "llama";
+  c.n_layers = 2;
+  c.d_model = 256 + 64 * (head_dim / 128);
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.d_ffn = 384 + 96 * (head_dim / 128);
+  c.vocab_size = 300 - 43 * (head_dim / 128);
+  c.max_positions = 1 << 20;
+  c.rope_theta = 500000.0f;
+  c.rope_scaling.llama3 = head_dim == 128;
+  c.rope_scaling.factor = 8.0f;
+  c.rope_scaling.low_freq_factor = 1.0f;
+  c.rope_scaling.high_freq_factor = 4.0f;
+  c.rope_scaling.original_max_positions = 256;
+  c.qkv_bias = bias;
+  c.tied_embeddings = tied;
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  const auto r = [&](int64_t n, float sd, float mean = 0.0f) {
+    return test::random_vec(static_cast<size_t>(n), rng, sd, mean);
+  };
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
+  Weights& w = m.weights;
+  w.tok_embd = r(c.vocab_size * d, 0.5f);
+  if (!tied) w.output = r(c.vocab_size * d, 0.05f);
+  w.output_norm = r(d, 0.1f, 1.0f);
+  w.layers.resize(c.n_layers);
+  for (LayerWeights& L : w.layers) {
+    L.attn_norm = r(d, 0.1f, 1.0f);
+    L.ffn_norm = r(d, 0.1f, 1.0f);
+    L.wq = r(q * d, 0.06f);
+    L.wk = r(kv * d, 0.06f);
+    L.wv = r(kv * d, 0.06f);
+    if (bias) {
+      L.bq = r(q, 0.2f);
+      L.bk = r(kv, 0.2f);
+      L.bv = r(kv, 0.2f);
+    }
+    L.wo = r(d * q, 0.04f);
+    L.w_gate = r(f * d, 0.06f);
+    L.w_up = r(f * d, 0.06f);
+    L.w_down = r(d * f, 0.05f);
+  }
+  return m;
+}
+
+struct GpuModel {
+  int heads, kv_heads, head_dim;
+  bool bias, tied;
+};
+
+class EngineOnGpu : public testing::TestWithParam<GpuModel> {
+ protected:
+  void SetUp() override {
+    if (!test::gpu_present()) GTEST_SKIP() << "no CUDA device: GPU test skipped";
+    const GpuModel g = GetParam();
+    model_ = random_model(g.heads, g.kv_heads, g.head_dim, g.bias, g.tied, 11);
+    cpu_ = std::make_unique<CpuBackend>(model_.config, model_.weights);
+    gpu_ = make_cuda_backend(model_, 0);
+    comm_ = make_local_comm();
+    std::mt19937 rng(5);
+    ids_.resize(kCtx + kQuery);
+    for (int& t : ids_) t = static_cast<int>(rng() % model_.config.vocab_size);
+  }
+
+  // Logits of every query row after encoding the context, then `decode` more single tokens.
+  std::vector<float> run(Backend& b, RunConfig rc, int decode = 0) {
+    const std::vector<int> ctx(ids_.begin(), ids_.begin() + kCtx);
+    const std::vector<int> query(ids_.begin() + kCtx, ids_.end());
+    Engine e(b, *comm_, rc.resolved(kCtx, 1), kCtx, kQuery + decode);
+    e.encode_context(ctx);
+    std::vector<float> out = e.run_all_logits(query);
+    for (int i = 0; i < decode; ++i) {
+      const std::vector<float> step = e.run({ids_[i]});
+      out.insert(out.end(), step.begin(), step.end());
+    }
+    return out;
+  }
+  static RunConfig mode(AttnMode m, int64_t block = -1, int64_t anchor = -1,
+                        AnchorMode am = AnchorMode::Shared) {
+    RunConfig rc;
+    rc.attn = m;
+    rc.block_size = block;
+    rc.anchor_size = anchor;
+    rc.anchor = am;
+    return rc;
+  }
+
+  static constexpr int kCtx = 700, kQuery = 7;  // 700 > the 512-token chunk
+  Model model_;
+  std::unique_ptr<CpuBackend> cpu_;
+  std::unique_ptr<Backend> gpu_;
+  std::unique_ptr<Comm> comm_;
+  std::vector<int> ids_;
+};
+
+TEST_P(EngineOnGpu, DenseMatchesCpuThroughDecode) {
+  const RunConfig rc = mode(AttnMode::Dense);
+  const std::vector<float> want = run(*cpu_, rc, 4), got = run(*gpu_, rc, 4);
+  EXPECT_LT(test::rel_l2(got, want), kTol);
+}
+
+TEST_P(EngineOnGpu, StarWithOneBlockEqualsDense) {
+  const std::vector<float> dense = run(*gpu_, mode(AttnMode::Dense));
+  for (int64_t b : {kCtx, kCtx + 300})
+    EXPECT_LT(test::rel_l2(run(*gpu_, mode(AttnMode::Star, b)), dense), 1e-3) << "B " << b;
+}
+
+TEST_P(EngineOnGpu, RingEqualsDense) {
+  EXPECT_LT(test::rel_l2(run(*gpu_, mode(AttnMode::Ring)), run(*gpu_, mode(AttnMode::Dense))),
+            kTol);
+}
+
+TEST_P(EngineOnGpu, StarWithSeveralBlocksMatchesCpu) {
+  for (const RunConfig& rc :
+       {mode(AttnMode::Star, 128, 128, AnchorMode::Shared),
+        mode(AttnMode::Star, 200, 64, AnchorMode::Recompute), mode(AttnMode::Star, 128, 0)}) {
+    const std::vector<float> got = run(*gpu_, rc);
+    EXPECT_LT(test::rel_l2(got, run(*cpu_, rc)), kTol) << rc.resolved(kCtx, 1).describe();
+  }
+}
+
+TEST_P(EngineOnGpu, TooLargeAContextGetsThePlannersError) {
+  RunConfig rc = mode(AttnMode::Dense);
+  const int64_t huge = int64_t{1} << 31;  // 2G rows of KV: terabytes
+  try {
+    Engine e(*gpu_, *comm_, rc.resolved(huge, 1), huge, 16);
+    FAIL() << "the planner accepted " << huge << " rows";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("needs"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("GiB free"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("use more ranks"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512), Error);
+  // The backend still works afterwards.
+  EXPECT_LT(test::rel_l2(run(*gpu_, mode(AttnMode::Dense)), run(*cpu_, mode(AttnMode::Dense))),
+            kTol);
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaBackend, EngineOnGpu,
+                         testing::Values(GpuModel{8, 1, 64, false, false},
+                                         GpuModel{8, 2, 128, true, true}),
+                         [](const testing::TestParamInfo<GpuModel>& i) {
+                           return "hd" + std::to_string(i.param.head_dim) + "_gqa" +
+                                  std::to_string(i.param.heads / i.param.kv_heads);
+                         });
+
+TEST(CudaBackend, MemoryRoundTrip) {
+  SA_REQUIRE_GPU();
+  const Model m = random_model(8, 1, 64, false, false, 3);
+  const std::unique_ptr<Backend> b = make_cuda_backend(m, 0);
+  EXPECT_EQ(b->act_dtype(), DType::BF16);
+  EXPECT_EQ(b->name().rfind("cuda:0 (", 0), 0u) << b->name();
+  std::vector<int> src(1000), dst(1000, -1);
+  for (int i = 0; i < 1000; ++i) src[i] = i * 7;
+  BackendBuffer a(*b, 4000), c(*b, 4000);
+  b->from_host(a.get(), src.data(), 4000);
+  b->copy(c.get(), a.get(), 4000);
+  b->to_host(dst.data(), c.get(), 4000);
+  EXPECT_EQ(src, dst);
+}
+
+TEST(CudaBackend, RandomWeightsBackendRunsAndIsSeeded) {
+  SA_REQUIRE_GPU();
+  ModelConfig c = random_model(8, 2, 128, false, false, 1).config;
+  c.n_layers = 3;
+  auto comm = make_local_comm();
+  const auto logits = [&](uint64_t seed) {
+    const std::unique_ptr<Backend> b = make_cuda_random_backend(c, 0, seed);
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    std::vector<int> ctx(300);
+    for (int i = 0; i < 300; ++i) ctx[i] = (i * 37) % c.vocab_size;
+    Engine e(*b, *comm, rc.resolved(300, 1), 300, 4);
+    e.encode_context(ctx);
+    return e.run({1, 2, 3});
+  };
+  const std::vector<float> a = logits(7), b = logits(7), d = logits(8);
+  ASSERT_EQ(a.size(), static_cast<size_t>(c.vocab_size));
+  for (float x : a) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_LT(test::rel_l2(a, b), 1e-5) << "same seed, same model";
+  EXPECT_GT(test::rel_l2(a, d), 1e-2) << "another seed, another model";
+}
+
+TEST(CudaBackend, Llama31_8bConfig) {
+  const ModelConfig c = llama31_8b_config();
+  EXPECT_EQ(c.n_layers, 32);
+  EXPECT_EQ(c.q_dim(), 4096);
+  EXPECT_EQ(c.kv_dim(), 1024);
+  EXPECT_EQ(c.d_ffn, 14336);
+  EXPECT_EQ(c.vocab_size, 128256);
+  EXPECT_GE(c.max_positions, 1 << 20);
+  EXPECT_TRUE(c.rope_scaling.llama3);
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_NEAR(static_cast<double>(cuda::weight_layout(c).total), 16.06e9, 0.02e9);
+}
+
+TEST(CudaBackend, SmolLM2MatchesCpu) {
+  SA_REQUIRE_GPU();
+  const std::string path = test::smollm2_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "SmolLM2 is not in models/: skipped";
+  const Model m = load_model(path);
+  CpuBackend cpu(m.config, m.weights);
+  const std::unique_ptr<Backend> gpu = make_cuda_backend(m, 0);
+  auto comm = make_local_comm();
+  std::vector<int> ids(600);
+  std::mt19937 rng(2);
+  for (int& t : ids) t = static_cast<int>(rng() % 20000);
+  const auto run = [&](Backend& b) {
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    Engine e(b, *comm, rc.resolved(590, 1), 590, 10);
+    e.encode_context(std::vector<int>(ids.begin(), ids.begin() + 590));
+    return e.run_all_logits(std::vector<int>(ids.begin() + 590, ids.end()));
+  };
+  EXPECT_LT(test::rel_l2(run(*gpu), run(cpu)), kTol);
+}
+
+}  // namespace
+}  // namespace starattn
