@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
@@ -79,7 +79,9 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
   return m;
 }
 
-void set_threads(int n) { cpu::set_threads(n); }
+void set_threads(int n) {
+  cpu::set_threads(n);
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m) {
   SA_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
@@ -101,7 +103,9 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
   return std::make_unique<CpuBackend>(m.model.config, m.model.weights);
 }
 
-bool token_has_text(const LoadedModel& m, int id) { return id < m.tokenizer.vocab_size(); }
+bool token_has_text(const LoadedModel& m, int id) {
+  return id < m.tokenizer.vocab_size();
+}
 
 double now_seconds() {
   using clock = std::chrono::steady_clock;

@@ -34,10 +34,10 @@ struct GenerateArgs {
   // Everything that must agree across ranks, as one line.
   std::string describe() const {
     std::ostringstream s;
-    s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file << '|' << query << '|'
-      << system << '|' << n_predict << '|' << sampler.temperature << '|' << sampler.top_k << '|'
-      << sampler.top_p << '|' << sampler.seed << '|' << chat << '|' << device << '|'
-      << run.describe();
+    s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file
+      << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
+      << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
+      << device << '|' << run.describe();
     return s.str();
   }
 };
