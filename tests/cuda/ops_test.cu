@@ -21,6 +21,7 @@
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
 #include "cuda/cuda_test_util.h"
+#include "model/rope_freq.h"
 #include "test_util.h"
 
 namespace starattn {
@@ -108,19 +109,11 @@ TEST(CudaOps, RmsNorm) {
   }
 }
 
-TEST(CudaOps, RopeInvFreqIsTheCpuTable) {
-  for (int hd : {12, 64, 128})
-    for (bool llama3 : {false, true}) {
-      const ModelConfig c = rope_config(hd, llama3);
-      EXPECT_EQ(cuda::rope_inv_freq(c), cpu::rope_inv_freq(c)) << hd << " llama3 " << llama3;
-    }
-}
-
 TEST(CudaOps, RopeTable) {
   SA_REQUIRE_GPU();
   std::mt19937 rng(3);
   const ModelConfig c = rope_config(128, true);
-  const std::vector<float> inv = cpu::rope_inv_freq(c);
+  const std::vector<float> inv = rope_inv_freq(c);
   DevBuf<float> dinv(inv);
   for (int n : kTokens) {
     std::vector<int> pos(n);
@@ -148,7 +141,7 @@ TEST(CudaOps, QkvBiasRopeSplit) {
   for (Shape s : {Shape{8, 1, 64}, Shape{8, 2, 128}, Shape{3, 1, 12}, Shape{4, 4, 16}}) {
     for (bool bias : {false, true}) {
       const ModelConfig c = rope_config(s.hd, true);
-      const std::vector<float> inv = cpu::rope_inv_freq(c);
+      const std::vector<float> inv = rope_inv_freq(c);
       DevBuf<float> dinv(inv);
       const int q = s.heads * s.hd, kv = s.kv_heads * s.hd, w = q + 2 * kv;
       const std::vector<float> b = test::random_vec(w, rng, 0.5f);

@@ -3,12 +3,13 @@
 #include <algorithm>
 
 #include "backend/cpu/ops.h"
+#include "model/rope_freq.h"
 #include "starattn/error.h"
 
 namespace starattn {
 
 CpuForward::CpuForward(const ModelConfig& config, const Weights& weights)
-    : c_(config), w_(weights), inv_freq_(cpu::rope_inv_freq(config)) {}
+    : c_(config), w_(weights), inv_freq_(rope_inv_freq(config)) {}
 
 void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
                      float* hidden_out) {

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 
 namespace starattn::cpu {
 
@@ -46,32 +45,6 @@ void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps) 
     const float inv = 1.0f / std::sqrt(static_cast<float>(ss / d) + eps);
     for (int j = 0; j < d; ++j) yi[j] = xi[j] * inv * w[j];
   }
-}
-
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
-  std::vector<float> f(half);
-  for (int i = 0; i < half; ++i)
-    f[i] =
-        1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
-  const RopeScaling& s = c.rope_scaling;
-  if (!s.llama3) return f;
-  // Llama 3.1 scaling: long wavelengths are slowed by `factor`, short ones kept, and the band
-  // between is interpolated smoothly (same arithmetic as transformers' _compute_llama3_parameters).
-  const float old_len = static_cast<float>(s.original_max_positions);
-  const float low_wavelen = old_len / s.low_freq_factor;
-  const float high_wavelen = old_len / s.high_freq_factor;
-  for (int i = 0; i < half; ++i) {
-    const float wavelen = 2.0f * std::numbers::pi_v<float> / f[i];
-    if (wavelen > low_wavelen) {
-      f[i] = f[i] / s.factor;
-    } else if (wavelen >= high_wavelen) {
-      const float smooth =
-          (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-      f[i] = (1.0f - smooth) * f[i] / s.factor + smooth * f[i];
-    }
-  }
-  return f;
 }
 
 RopeTable rope_table(const std::vector<float>& inv_freq, const int* positions, int n) {

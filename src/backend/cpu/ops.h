@@ -19,8 +19,6 @@ struct RopeTable {
   std::vector<float> cos, sin;
   int half = 0;
 };
-// Inverse frequencies [head_dim/2] as Hugging Face computes them (llama3 scaling included).
-std::vector<float> rope_inv_freq(const ModelConfig& c);
 RopeTable rope_table(const std::vector<float>& inv_freq, const int* positions, int n);
 // Rotates pairs (i, i + head_dim/2) of every head of x[n, n_heads, head_dim] in place.
 void apply_rope(float* x, const RopeTable& t, int n, int n_heads, int head_dim);

@@ -14,6 +14,7 @@
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
+#include "model/rope_freq.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -116,7 +117,7 @@ void CudaBackend::init(const ModelConfig& config, int device) {
   SA_CUDA(cudaStreamCreate(&stream_));
   gemm_ = std::make_unique<cuda::Gemm>(stream_);
   weights_ = alloc(wl_.total);
-  const std::vector<float> inv = cuda::rope_inv_freq(c_);
+  const std::vector<float> inv = rope_inv_freq(c_);
   inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float)));
   from_host(inv_freq_, inv.data(), inv.size() * sizeof(float));
 }

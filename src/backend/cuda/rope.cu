@@ -7,32 +7,6 @@
 
 namespace starattn::cuda {
 
-std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  const int half = c.head_dim / 2;
-  std::vector<float> f(half);
-  for (int i = 0; i < half; ++i)
-    f[i] =
-        1.0f / std::pow(c.rope_theta, static_cast<float>(2 * i) / static_cast<float>(c.head_dim));
-  const RopeScaling& s = c.rope_scaling;
-  if (!s.llama3) return f;
-  // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth band between.
-  const float pi = 3.14159265358979323846f;
-  const float old_len = static_cast<float>(s.original_max_positions);
-  const float low_wavelen = old_len / s.low_freq_factor;
-  const float high_wavelen = old_len / s.high_freq_factor;
-  for (int i = 0; i < half; ++i) {
-    const float wavelen = 2.0f * pi / f[i];
-    if (wavelen > low_wavelen) {
-      f[i] = f[i] / s.factor;
-    } else if (wavelen >= high_wavelen) {
-      const float smooth =
-          (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-      f[i] = (1.0f - smooth) * f[i] / s.factor + smooth * f[i];
-    }
-  }
-  return f;
-}
-
 namespace {
 
 __global__ void rope_table_kernel(RopeTableParams p) {

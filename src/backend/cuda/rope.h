@@ -15,9 +15,7 @@
 
 namespace starattn::cuda {
 
-// Inverse frequencies [head_dim / 2], llama3 scaling included, computed exactly as the CPU twin
-// (cpu::rope_inv_freq, itself transformers' arithmetic) so both backends rotate by the same angles.
-std::vector<float> rope_inv_freq(const ModelConfig& c);
+// Inverse frequencies come from starattn::rope_inv_freq (model/rope_freq.h), shared with the CPU.
 
 struct RopeTableParams {
   const int* positions = nullptr;   // [n] device
