@@ -32,7 +32,7 @@ struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
   std::string haystack, wordlist = eval::kDefaultWordList, system, label;
-  std::string progress = "auto";
+  std::string progress = "auto", device = "cpu";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
   bool resume = false, faithful = false, report = false, dump = false;
@@ -42,7 +42,8 @@ struct EvalArgs {
     s << model << '|' << tasks << '|' << lengths << '|' << out << '|' << method.attn << '|'
       << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|' << method.chunk
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
-      << '|' << max_new << '|' << seed << '|' << resume << faithful << report << dump;
+      << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
+      << dump;
     return s.str();
   }
 };
@@ -272,7 +273,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   unsigned long long n_plan = plan.size();
   comm.broadcast(&n_plan, sizeof n_plan, 0);
 
-  const std::unique_ptr<Backend> backend = make_backend("cpu", *lm);
+  const std::unique_ptr<Backend> backend = make_backend(a.device, *lm);
   const Tokenizer& tok = lm->tokenizer;
   EvalProgress progress(static_cast<int64_t>(n_plan), isatty(STDERR_FILENO) != 0);
   double score_sum = 0;
@@ -401,6 +402,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
                 "Only print the tables of OUT/results.jsonl (writes nothing; e.g. -o "
                 "tests/fixtures/eval/smollm2_2048 for the tables of docs/ACCURACY.md)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
   cmd->add_option("--progress", a->progress,
                   "Progress and ETA on stderr: auto/on (redrawn on a terminal, a line per sample "
                   "otherwise) or off")
