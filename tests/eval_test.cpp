@@ -624,6 +624,15 @@ TEST(EvalResults, AccuracyDocComesFromTheFixture) {
       summary_markdown(read_records(dir + "smollm2_1024_dense/results.jsonl"));
   EXPECT_NE(screen.find("| vt | 0.0 |"), std::string::npos) << screen;
   EXPECT_NE(screen.find("| cwe | 6.7 |"), std::string::npos) << screen;
+  // The GPU runs at 2K/4K/8K, 50 samples per cell (docs/ACCURACY.md, first section).
+  const std::string gpu =
+      summary_markdown(read_records(dir + "smollm2_gpu_50/results.jsonl", &dropped));
+  EXPECT_FALSE(dropped);
+  EXPECT_NE(gpu.find("| niah_single_2 | 98.0 | 94.0 | 74.0 | 94.0 |"), std::string::npos) << gpu;
+  const std::string more =
+      summary_markdown(read_records(dir + "smollm2_gpu_50_more/results.jsonl", &dropped));
+  EXPECT_FALSE(dropped);
+  EXPECT_NE(more.find("| niah_single_1 | 94.0 | 90.0 | 40.0 | 90.0 |"), std::string::npos) << more;
 }
 
 }  // namespace
