@@ -178,11 +178,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 template <int D>
 void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = sm90_smem_bytes<D>();
-  SA_ATTN_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  SA_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               smem));
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
   prefill_sm90_kernel<D><<<grid, kThreads, smem, stream>>>(p, p.scale * kLog2e);
-  SA_ATTN_LAUNCHED("prefill_sm90_kernel");
+  SA_LAUNCHED("prefill_sm90_kernel");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemm.h"
@@ -392,14 +393,7 @@ TEST(CudaOps, RandomFill) {
 
 // The planner's arithmetic needs no GPU.
 TEST(CudaMemoryPlan, SizesAndMessage) {
-  ModelConfig c;
-  c.n_layers = 32;
-  c.d_model = 4096;
-  c.n_heads = 32;
-  c.n_kv_heads = 8;
-  c.head_dim = 128;
-  c.d_ffn = 14336;
-  c.vocab_size = 128256;
+  const ModelConfig c = llama31_8b_config();
   const cuda::WeightLayout w = cuda::weight_layout(c);
   EXPECT_NEAR(static_cast<double>(w.total), 2.0 * 8.03e9, 0.02e9);  // Llama-3.1-8B: 8.03B params
   EXPECT_EQ(cuda::kv_cache_bytes(c, 32768), size_t{2} * 32 * 32768 * 1024 * 2);

@@ -1,5 +1,5 @@
-// Host side shared by the attention kernels: the one dispatch place, parameter checks, the CUDA
-// error path and the split-KV workspace.
+// Host side shared by the attention kernels: the kernel choice, parameter checks and the split-KV
+// workspace.
 #include <map>
 #include <mutex>
 #include <utility>
@@ -8,13 +8,6 @@
 
 namespace starattn::cuda {
 namespace attn {
-
-void cuda_fail(cudaError_t err, const char* call, const char* file, int line) {
-  int dev = -1;
-  (void)cudaGetDevice(&dev);
-  fail(call, " failed at ", file, ":", line, " on device ", dev, ": ", cudaGetErrorName(err), " (",
-       cudaGetErrorString(err), ")");
-}
 
 void check_params(const AttnParams& p, const char* who) {
   SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0, who, ": ", p.n_heads,
@@ -48,19 +41,19 @@ void* workspace(size_t bytes, cudaStream_t stream) {
   static std::mutex mu;
   static std::map<std::pair<int, cudaStream_t>, std::pair<void*, size_t>> cache;
   int dev = 0;
-  SA_ATTN_CUDA(cudaGetDevice(&dev));
+  SA_CUDA(cudaGetDevice(&dev));
   const std::lock_guard<std::mutex> lock(mu);
   auto& [ptr, size] = cache[{dev, stream}];
   if (size < bytes) {
     if (ptr != nullptr) {
       // Work queued on this stream may still read the old buffer.
-      SA_ATTN_CUDA(cudaStreamSynchronize(stream));
-      SA_ATTN_CUDA(cudaFree(ptr));
+      SA_CUDA(cudaStreamSynchronize(stream));
+      SA_CUDA(cudaFree(ptr));
       ptr = nullptr;
       size = 0;
     }
     const size_t grown = bytes + bytes / 2;
-    SA_ATTN_CUDA(cudaMalloc(&ptr, grown));
+    SA_CUDA(cudaMalloc(&ptr, grown));
     size = grown;
   }
   return ptr;
@@ -68,15 +61,15 @@ void* workspace(size_t bytes, cudaStream_t stream) {
 
 bool device_has_wgmma() {
   int dev = 0;
-  SA_ATTN_CUDA(cudaGetDevice(&dev));
+  SA_CUDA(cudaGetDevice(&dev));
   static std::mutex mu;
   static std::map<int, bool> cache;
   const std::lock_guard<std::mutex> lock(mu);
   const auto it = cache.find(dev);
   if (it != cache.end()) return it->second;
   int major = 0, minor = 0;
-  SA_ATTN_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  SA_ATTN_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  SA_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  SA_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
   return cache[dev] = major == 9 && minor == 0;
 }
 

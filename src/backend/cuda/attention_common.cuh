@@ -7,17 +7,30 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_check.h"
 #include "starattn/error.h"
 
 namespace starattn::cuda::attn {
 
-// Throws starattn::Error naming the call, file:line, the device and the CUDA error.
-[[noreturn]] void cuda_fail(cudaError_t err, const char* call, const char* file, int line);
-
 // Validates what every attention entry point assumes (shapes, alignment, scale > 0).
 void check_params(const AttnParams& p, const char* who);
+
+// The one head_dim dispatch of the attention kernels: calls f(std::integral_constant<int, D>{})
+// for the supported D, and throws naming `who` and the value for any other.
+template <typename F>
+void dispatch_head_dim(int head_dim, const char* who, F&& f) {
+  switch (head_dim) {
+    case 64:
+      return f(std::integral_constant<int, 64>{});
+    case 128:
+      return f(std::integral_constant<int, 128>{});
+    default:
+      fail(who, ": head_dim ", head_dim, " is not supported (64, 128)");
+  }
+}
 
 // The two prefill kernels behind attention_prefill(): mma.sync (sm_80+) and wgmma (sm_90a).
 void prefill_mma(const AttnParams& p, cudaStream_t stream);
@@ -37,21 +50,6 @@ inline int sm_count() {
 }
 
 }  // namespace starattn::cuda::attn
-
-#define SA_ATTN_CUDA(call)                                                   \
-  do {                                                                       \
-    const cudaError_t sa_err_ = (call);                                      \
-    if (sa_err_ != cudaSuccess)                                              \
-      ::starattn::cuda::attn::cuda_fail(sa_err_, #call, __FILE__, __LINE__); \
-  } while (0)
-
-// After every launch: configuration errors surface here, named after the kernel.
-#define SA_ATTN_LAUNCHED(kernel_name)                                                           \
-  do {                                                                                          \
-    const cudaError_t sa_err_ = cudaGetLastError();                                             \
-    if (sa_err_ != cudaSuccess)                                                                 \
-      ::starattn::cuda::attn::cuda_fail(sa_err_, "launch of " kernel_name, __FILE__, __LINE__); \
-  } while (0)
 
 namespace starattn::cuda::attn {
 

@@ -215,12 +215,11 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
 template <int D>
 void launch_decode(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = decode_smem_bytes<D>();
-  SA_ATTN_CUDA(
+  SA_CUDA(
       cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   static const int blocks_per_sm = [] {
     int n = 0;
-    SA_ATTN_CUDA(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_kernel<D>, kThreads, smem));
+    SA_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_kernel<D>, kThreads, smem));
     return n > 0 ? n : 1;
   }();
 
@@ -245,11 +244,11 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
 
   const dim3 grid(row_groups, sp.n_splits, p.n_kv_heads);
   decode_kernel<D><<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
-  SA_ATTN_LAUNCHED("decode_kernel");
+  SA_LAUNCHED("decode_kernel");
   const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
   decode_merge_kernel<D>
       <<<static_cast<unsigned>((merge_rows + 3) / 4), 128, 0, stream>>>(p, sp, ws_o, ws_lse);
-  SA_ATTN_LAUNCHED("decode_merge_kernel");
+  SA_LAUNCHED("decode_merge_kernel");
 }
 
 }  // namespace
@@ -258,14 +257,8 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
 void attention_decode(const AttnParams& p, cudaStream_t stream) {
   attn::check_params(p, "attention_decode");
   if (p.n_q == 0) return;
-  switch (p.head_dim) {
-    case 64:
-      return attn::launch_decode<64>(p, stream);
-    case 128:
-      return attn::launch_decode<128>(p, stream);
-    default:
-      fail("attention_decode: head_dim ", p.head_dim, " is not supported (64, 128)");
-  }
+  attn::dispatch_head_dim(p.head_dim, "attention_decode",
+                          [&](auto d) { attn::launch_decode<decltype(d)::value>(p, stream); });
 }
 
 }  // namespace starattn::cuda

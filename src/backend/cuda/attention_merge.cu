@@ -42,7 +42,7 @@ void merge_attention(__nv_bfloat16* out_a, float* lse_a, const __nv_bfloat16* ou
   SA_CHECK(out_a && lse_a && out_b && lse_b, "merge_attention: null tensor");
   attn::merge_kernel<<<static_cast<unsigned>((n + 3) / 4), 128, 0, stream>>>(out_a, lse_a, out_b,
                                                                              lse_b, n, head_dim);
-  SA_ATTN_LAUNCHED("merge_kernel");
+  SA_LAUNCHED("merge_kernel");
 }
 
 }  // namespace starattn::cuda

@@ -139,11 +139,11 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
 template <int D>
 void launch_prefill(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = prefill_smem_bytes<D>();
-  SA_ATTN_CUDA(
+  SA_CUDA(
       cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
   prefill_kernel<D><<<grid, kThreads, smem, stream>>>(p, p.scale * kLog2e);
-  SA_ATTN_LAUNCHED("prefill_kernel");
+  SA_LAUNCHED("prefill_kernel");
 }
 
 }  // namespace
@@ -151,14 +151,8 @@ void launch_prefill(const AttnParams& p, cudaStream_t stream) {
 void prefill_mma(const AttnParams& p, cudaStream_t stream) {
   check_params(p, "attention_prefill");
   if (p.n_q == 0) return;
-  switch (p.head_dim) {
-    case 64:
-      return launch_prefill<64>(p, stream);
-    case 128:
-      return launch_prefill<128>(p, stream);
-    default:
-      fail("attention_prefill: head_dim ", p.head_dim, " is not supported (64, 128)");
-  }
+  dispatch_head_dim(p.head_dim, "attention_prefill",
+                    [&](auto d) { launch_prefill<decltype(d)::value>(p, stream); });
 }
 
 }  // namespace attn

@@ -249,8 +249,8 @@ CUtensorMap make_map(const bf16* base, int head_dim, int heads, int rows, int64_
   static const auto encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
-    SA_ATTN_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
-                                                  cudaEnableDefault, &found));
+    SA_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                             cudaEnableDefault, &found));
     SA_CHECK(found == cudaDriverEntryPointSuccess && fn != nullptr,
              "attention_prefill: the driver has no cuTensorMapEncodeTiled");
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
@@ -273,8 +273,8 @@ CUtensorMap make_map(const bf16* base, int head_dim, int heads, int rows, int64_
 template <int D>
 void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = sm90_smem_bytes<D>();
-  SA_ATTN_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  SA_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               smem));
   TensorMaps maps;
   maps.q = make_map(p.q, D, p.n_heads, p.n_q, p.q_stride, kBM);
   // With no keys nothing is loaded; the map only has to be valid.
@@ -283,7 +283,7 @@ void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
   maps.v = make_map(kv ? p.v : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN);
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
   prefill_sm90_kernel<D><<<grid, kThreads, smem, stream>>>(p, maps, p.scale * kLog2e);
-  SA_ATTN_LAUNCHED("prefill_sm90_kernel");
+  SA_LAUNCHED("prefill_sm90_kernel");
 }
 
 }  // namespace
@@ -291,14 +291,8 @@ void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
 void prefill_wgmma(const AttnParams& p, cudaStream_t stream) {
   check_params(p, "attention_prefill");
   if (p.n_q == 0) return;
-  switch (p.head_dim) {
-    case 64:
-      return launch_prefill_sm90<64>(p, stream);
-    case 128:
-      return launch_prefill_sm90<128>(p, stream);
-    default:
-      fail("attention_prefill: head_dim ", p.head_dim, " is not supported (64, 128)");
-  }
+  dispatch_head_dim(p.head_dim, "attention_prefill",
+                    [&](auto d) { launch_prefill_sm90<decltype(d)::value>(p, stream); });
 }
 
 }  // namespace attn
