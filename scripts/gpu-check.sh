@@ -2,9 +2,10 @@
 # The GPU check of issue 4, in two halves:
 #
 #   scripts/gpu-check.sh build [DIR]   here (nvcc 13, no GPU needed): builds the GPU test binary,
-#                                      the model benchmark and, when its source is there, the
-#                                      attention benchmark into DIR (default build-gpu, git-ignored),
-#                                      stripped so the folder travels (<= 64 MiB).
+#                                      starattn, the multi-rank engine test, the model benchmark
+#                                      and, when its source is there, the attention benchmark into
+#                                      DIR (default build-gpu, git-ignored), stripped so the folder
+#                                      travels (<= 64 MiB). bench/multi_gpu/scaling.sh uses it too.
 #   scripts/gpu-check.sh run [DIR]     on the GPU machine, from the repository root, with DIR
 #                                      carried along: GPU tests, benchmarks (ours and PyTorch/HF on
 #                                      the same shapes in the same run), a short table last.
@@ -18,16 +19,18 @@ dir=${2:-build-gpu}
 if [[ $mode == build ]]; then
   set -e
   cmake -S . -B build-cuda-be -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-cuda-be -j"$(nproc)" --target starattn_cuda_tests
+  cmake --build build-cuda-be -j"$(nproc)" --target starattn_cuda_tests starattn engine_mpi_test
   mkdir -p "$dir"
-  cp build-cuda-be/starattn_cuda_tests "$dir/"
+  cp build-cuda-be/starattn_cuda_tests build-cuda-be/starattn build-cuda-be/tests/engine_mpi_test \
+    "$dir/"
   bash bench/model/build.sh build-cuda-be "$dir"
   if [[ -f bench/attention/attention_bench.cu ]]; then
     nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
       --expt-relaxed-constexpr -Iinclude -Isrc bench/attention/attention_bench.cu \
       build-cuda-be/libstarattn_cuda.a -lcublas -o "$dir/attention_bench"
   fi
-  strip "$dir"/starattn_cuda_tests "$dir"/model_bench "$dir"/attention_bench 2>/dev/null || true
+  strip "$dir"/starattn_cuda_tests "$dir"/starattn "$dir"/engine_mpi_test "$dir"/model_bench \
+    "$dir"/attention_bench 2>/dev/null || true
   du -sh "$dir"
   exit 0
 fi
@@ -45,6 +48,17 @@ rc=$?
 grep -E "^\[  (FAILED|PASSED|SKIPPED) " "$log/tests.log" | sort | uniq -c | head -40
 grep -B2 -A8 "Failure" "$log/tests.log" | head -60
 summary+=("gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/tests.log"), $(grep -c '^\[  FAILED  \] [A-Za-z]' "$log/tests.log") failed")
+
+gpus=$(nvidia-smi -L | wc -l)
+if ((gpus >= 2)); then
+  echo "== engine invariants on $gpus GPUs, one rank each, tensors over NCCL"
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0 timeout 300 \
+    mpirun -np "$gpus" --bind-to none -x NCCL_NVLS_ENABLE -x STARATTN_SOURCE_DIR \
+    "$dir/engine_mpi_test" cuda >"$log/engine_mpi.log" 2>&1
+  rc=$?
+  tail -3 "$log/engine_mpi.log"
+  summary+=("engine invariants on $gpus GPUs: rc=$rc, $(tail -1 "$log/engine_mpi.log")")
+fi
 
 if [[ -x $dir/attention_bench ]]; then
   echo "== attention benchmark (ours, then PyTorch SDPA)"

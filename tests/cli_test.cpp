@@ -95,6 +95,7 @@ TEST(Cli, AbsurdFlags) {
   EXPECT_NE(run("generate -p hi --anchor-mode sometimes").code, 0);
   EXPECT_NE(run("generate -p hi -n many").code, 0);
   EXPECT_NE(run("generate -p hi --context-file x").code, 0);  // --context-file needs --query
+  expect_error(run("bench --query 0"), "--query must be >= 1");
 }
 
 class CliRealModel : public testing::Test {

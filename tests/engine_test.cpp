@@ -121,8 +121,10 @@ TEST(RunConfig, RejectsBadSizes) {
   EXPECT_THROW(star(10, 11).resolved(100, 2), Error);
   EXPECT_THROW(star(10, -2).resolved(100, 2), Error);
   RunConfig c = star(-1, -1);
-  c.chunk = 0;
+  c.chunk = -1;
   EXPECT_THROW(c.resolved(100, 2), Error);
+  c.chunk = 0;  // the backend's choice
+  EXPECT_NO_THROW(c.resolved(100, 2));
   const RunConfig r = star(-1, -1).resolved(101, 4);
   EXPECT_EQ(r.block_size, 26);
   EXPECT_EQ(r.anchor_size, 26);
@@ -188,7 +190,8 @@ TEST(Phase2, EveryQueryRowSeesTheLastContextKey) {
   std::vector<float> q(n_q * 8, 0.0f), qk(n_q * 4, 0.0f), qv(n_q * 4, 0.0f);
   for (int i = 0; i < n_q; ++i) q[i * 8 + 0] = q[i * 8 + 4] = 1.0f;  // both heads along dim 0
   auto comm = make_local_comm();
-  Phase2Attention hook(backend, *comm, ctx, &query);
+  auto tensors = make_host_tensor_comm(*comm, backend);
+  Phase2Attention hook(backend, *tensors, ctx, &query);
   std::vector<float> out(n_q * 8, std::numeric_limits<float>::quiet_NaN());
   hook.attend(0, n_q, q.data(), qk.data(), qv.data(), out.data());
   for (int i = 0; i < n_q; ++i)

@@ -23,6 +23,7 @@ struct BenchArgs {
   std::string model;
   std::vector<int> prefill = {512, 2048, 8000};
   int decode = 64;
+  int query = 1;
   int repeats = 3;
   int threads = 0;
   std::string device = "cpu";
@@ -75,11 +76,12 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   on_all_ranks(comm, [&] {
     SA_CHECK(a.repeats >= 1, "--repeats must be >= 1");
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
+    SA_CHECK(a.query >= 1, "--query must be >= 1");
     lm = load_model_and_tokenizer(a.model);
     backend = make_backend(a.device, *lm);
     for (int n : a.prefill)
-      SA_CHECK(n > 1 && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
-               " must be in 2..", lm->model.config.max_positions - a.decode);
+      SA_CHECK(n > a.query && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
+               " must be in ", a.query + 1, "..", lm->model.config.max_positions - a.decode);
     a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
   });
   const ModelConfig& cfg = lm->model.config;
@@ -106,41 +108,55 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
       std::printf("%-10s %8s %12s %12s %10s\n", "phase", "tokens", "time (s)", "tok/s",
                   on_cpu ? "% sgemm" : "TFLOP/s");
   }
-  // "Prefill" = phase 1 over n-1 context tokens + the last token as the query, so dense on one
-  // rank is an ordinary prefill; its FLOPs are those of a dense causal prefill.
+  // "Prefill" = phase 1 over n - query context tokens, then the query (phase 2): with one rank,
+  // dense and --query 1 this is an ordinary prefill, and its FLOPs are those of a dense causal
+  // prefill of n tokens. Phase 1 is timed to its slowest rank; the prefill to the first token.
+  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
   std::vector<double> decode_t;
+  double decode_comm = 0;
   for (int n : a.prefill) {
     std::vector<int> ids(n);
     for (int& x : ids) x = tok(rng);
-    const std::vector<int> ctx(ids.begin(), ids.end() - 1);
-    const RunConfig rc = a.run.resolved(n - 1, comm.size());
-    std::vector<double> t;
+    const std::vector<int> ctx(ids.begin(), ids.end() - a.query);
+    const std::vector<int> query(ids.end() - a.query, ids.end());
+    const RunConfig rc = a.run.resolved(n - a.query, comm.size());
+    std::vector<double> t, t1;
     for (int r = 0; r < a.repeats; ++r) {
-      Engine e(*backend, comm, rc, n - 1, 1 + a.decode);
+      Engine e(*backend, comm, rc, n - a.query, a.query + a.decode, tensors.get());
       comm.barrier();
       const double t0 = now_seconds();
       e.encode_context(ctx);
-      e.run({ids.back()});
+      comm.barrier();
+      t1.push_back(now_seconds() - t0);
+      e.run(query);
+      comm.barrier();
       t.push_back(now_seconds() - t0);
       if (r == 0 && n == a.prefill.back()) {
+        const double c0 = e.comm_seconds();
         for (int i = 0; i < a.decode; ++i) {
-          const double t1 = now_seconds();
+          const double s0 = now_seconds();
           e.run({tok(rng)});
-          decode_t.push_back(now_seconds() - t1);
+          decode_t.push_back(now_seconds() - s0);
         }
+        decode_comm = a.decode > 0 ? (e.comm_seconds() - c0) / a.decode : 0.0;
       }
     }
-    const double sec = median(t);
+    const double sec = median(t), phase1 = median(t1);
     const double gflops = prefill_flops(cfg, n) / sec / 1e9;
-    out["prefill"].push_back(
-        {{"tokens", n}, {"seconds", sec}, {"tok_s", n / sec}, {"dense_gflops", gflops}});
+    out["prefill"].push_back({{"tokens", n},
+                              {"query_tokens", a.query},
+                              {"seconds", sec},
+                              {"phase1_seconds", phase1},
+                              {"tok_s", n / sec},
+                              {"dense_gflops", gflops}});
     if (on_cpu) out["prefill"].back()["fraction_of_sgemm"] = gflops / gemm;
     if (root && !a.json) {
       if (on_cpu)
-        std::printf("%-10s %8d %12.3f %12.1f %9.0f%%\n", "prefill", n, sec, n / sec,
-                    100.0 * gflops / gemm);
+        std::printf("%-10s %8d %12.3f %12.1f %9.0f%%   (phase 1 %.3f s)\n", "prefill", n, sec,
+                    n / sec, 100.0 * gflops / gemm, phase1);
       else
-        std::printf("%-10s %8d %12.3f %12.1f %10.1f\n", "prefill", n, sec, n / sec, gflops / 1e3);
+        std::printf("%-10s %8d %12.3f %12.1f %10.1f   (phase 1 %.3f s)\n", "prefill", n, sec,
+                    n / sec, gflops / 1e3, phase1);
     }
   }
   if (!decode_t.empty()) {
@@ -148,11 +164,15 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     out["decode"] = {{"context", a.prefill.back()},
                      {"tokens", a.decode},
                      {"ms_per_token", sec * 1e3},
+                     {"comm_ms_per_token", decode_comm * 1e3},
                      {"tok_s", 1.0 / sec}};
     if (root && !a.json)
-      std::printf("%-10s %8d %12.4f %12.1f %10s   (median per token after %d tokens)\n", "decode",
-                  a.decode, sec, 1.0 / sec, "-", a.prefill.back());
+      std::printf(
+          "%-10s %8d %12.4f %12.1f %10s   (median per token after %d tokens; "
+          "%.3f ms/token moving tensors)\n",
+          "decode", a.decode, sec, 1.0 / sec, "-", a.prefill.back(), decode_comm * 1e3);
   }
+  out["tensor_comm"] = tensors->name();
   if (root && a.json) std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -172,6 +192,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--decode", a->decode, "Generated tokens to time (0 = skip)")
       ->capture_default_str();
+  cmd->add_option("--query", a->query,
+                  "Query tokens: the last tokens of each prompt run as phase 2, after phase 1")
+      ->capture_default_str();
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
@@ -189,7 +212,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--anchor-mode", a->anchor_mode, "recompute, shared or broadcast")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
-  cmd->add_option("--chunk", a->run.chunk, "Tokens per forward call")->capture_default_str();
+  cmd->add_option("--chunk", a->run.chunk,
+                  "Tokens per forward call; 0 = the device's default (CPU 512, GPU 8192)")
+      ->capture_default_str();
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);

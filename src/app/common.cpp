@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #ifdef STARATTN_HAVE_CUDA
@@ -101,6 +104,37 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
 #endif
   SA_CHECK(!m.random, "random models run on a GPU only (--device cuda)");
   return std::make_unique<CpuBackend>(m.model.config, m.model.weights);
+}
+
+std::unique_ptr<TensorComm> make_tensor_comm(Comm& comm, Backend& backend) {
+  if (comm.size() == 1) return make_host_tensor_comm(comm, backend);
+  // Each rank's (host, GPU); NCCL needs a GPU on every rank and no GPU twice.
+  struct Where {
+    uint64_t host = 0;
+    int device = -1;
+  } me;
+#ifdef STARATTN_HAVE_CUDA
+  me.device = cuda_backend_device(backend);
+#endif
+  char name[256] = {};
+  (void)gethostname(name, sizeof name - 1);
+  me.host = std::hash<std::string>{}(name);
+  std::vector<Where> all(static_cast<size_t>(comm.size()));
+  comm.allgather(&me, all.data(), sizeof me);
+  bool every_gpu = true, shared = false;
+  for (size_t i = 0; i < all.size(); ++i) {
+    every_gpu = every_gpu && all[i].device >= 0;
+    for (size_t j = 0; j < i; ++j)
+      shared = shared || (all[i].host == all[j].host && all[i].device == all[j].device);
+  }
+#ifdef STARATTN_HAVE_CUDA
+  if (every_gpu && !shared) return make_nccl_tensor_comm(comm, backend);
+#endif
+  if (every_gpu && shared && comm.rank() == 0)
+    std::fprintf(stderr,
+                 "note: several ranks share a GPU, so tensors between ranks are staged through "
+                 "host memory (NCCL needs one GPU per rank)\n");
+  return make_host_tensor_comm(comm, backend);
 }
 
 bool token_has_text(const LoadedModel& m, int id) {

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "dist/comm.h"
+#include "dist/tensor_comm.h"
 #include "model/loader.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,6 +31,11 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
 // The compute backend: "cpu", "cuda" (GPU = local rank modulo the GPUs present), or "auto"
 // (cuda when this build has it and a GPU is present, else cpu).
 std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& model);
+
+// How this job's ranks move tensors (collective: every rank calls it, all get the same kind):
+// NCCL when every rank has a GPU of its own, else staging through the host over `comm` (CPU
+// ranks, a single rank, or several ranks sharing a GPU, which NCCL refuses; rank 0 says so).
+std::unique_ptr<TensorComm> make_tensor_comm(Comm& comm, Backend& backend);
 
 // Text of a generated token; ids beyond the tokenizer (a random model) print as "<id>".
 bool token_has_text(const LoadedModel& m, int id);

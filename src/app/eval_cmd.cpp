@@ -274,6 +274,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   comm.broadcast(&n_plan, sizeof n_plan, 0);
 
   const std::unique_ptr<Backend> backend = make_backend(a.device, *lm);
+  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
   const Tokenizer& tok = lm->tokenizer;
   EvalProgress progress(static_cast<int64_t>(n_plan), isatty(STDERR_FILENO) != 0);
   double score_sum = 0;
@@ -301,7 +302,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     req.query = s.query_ids;
     req.max_new_tokens = static_cast<int>(meta[1]);
     req.is_end = [&](int id) { return tok.is_eog(id); };
-    const GenerateResult res = generate(*backend, comm, rc, req);
+    const GenerateResult res = generate(*backend, comm, rc, req, tensors.get());
     on_all_ranks(comm, [&] {
       if (!root) return;
       Record r = make_record(s, rc, res, tok);
@@ -373,7 +374,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
          "Where a rank gets the anchor's KV: recompute, shared or broadcast (same results)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
-  cmd->add_option("--chunk", a->method.chunk, "Tokens per forward call in long prefills")
+  cmd->add_option("--chunk", a->method.chunk,
+                  "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
+                  "GPU 8192)")
       ->capture_default_str();
   cmd->add_option("--max-new", a->max_new,
                   "Cap on generated tokens per sample; 0 = RULER's (niah 128, vt 30, cwe/fwe 120)")

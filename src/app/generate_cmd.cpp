@@ -160,8 +160,9 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   }
 
   const bool show = root && want_progress(a.progress);
-  ProgressBar bar1("phase 1", show && ctx_ids.size() > 2u * rc.chunk);
-  ProgressBar bar2("query", show && q_ids.size() > 2u * rc.chunk);
+  const size_t chunk = rc.chunk > 0 ? rc.chunk : backend->preferred_chunk();
+  ProgressBar bar1("phase 1", show && ctx_ids.size() > 2 * chunk);
+  ProgressBar bar2("query", show && q_ids.size() > 2 * chunk);
   StreamDecoder stream(tok);
   std::string out_text;
   GenerateRequest req;
@@ -187,7 +188,10 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
       std::fflush(stdout);
     }
   };
-  const GenerateResult res = generate(*backend, comm, rc, req);
+  // Outside on_all_ranks: NCCL's setup is collective, and a failure in it must end the job
+  // (run_on_ranks) rather than wait for an agreement the other ranks cannot reach.
+  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
+  const GenerateResult res = generate(*backend, comm, rc, req, tensors.get());
   t.phase1_s = res.phase1_s;
   t.query_s = res.query_s;
   t.decode_s = res.decode_s;
@@ -265,7 +269,9 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "shared (once per rank), broadcast (sent by rank 0 layer by layer)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
-  cmd->add_option("--chunk", a->run.chunk, "Tokens per forward call in long prefills")
+  cmd->add_option("--chunk", a->run.chunk,
+                  "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
+                  "GPU 8192)")
       ->capture_default_str();
   cmd->add_option("--progress", a->progress,
                   "Prefill progress bar on stderr: auto (if a terminal), on, off")

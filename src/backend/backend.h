@@ -33,6 +33,13 @@ class Backend {
   // how much is free, and what to change (more ranks, a smaller block, a shorter context).
   virtual void plan_memory(int64_t kv_rows, int max_tokens) { (void)kv_rows, (void)max_tokens; }
 
+  // Tokens per forward call when the run does not say (RunConfig::chunk = 0): big enough to keep
+  // the device's GEMMs efficient, small enough to bound activation memory.
+  virtual int preferred_chunk() const { return 512; }
+
+  // Waits until all work queued on this backend is done (for honest timings; a no-op on the CPU).
+  virtual void synchronize() {}
+
   // Memory of this backend. alloc throws starattn::Error when it cannot give `bytes`.
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) noexcept = 0;

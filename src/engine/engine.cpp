@@ -12,8 +12,16 @@
 namespace starattn {
 
 Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_context,
-               int64_t query_capacity)
-    : b_(backend), comm_(comm), rc_(rc), n_context_(n_context) {
+               int64_t query_capacity, TensorComm* tensors)
+    : b_(backend),
+      comm_(comm),
+      own_tensors_(tensors ? nullptr : make_host_tensor_comm(comm, backend)),
+      tensors_(tensors ? tensors : own_tensors_.get()),
+      rc_(rc),
+      n_context_(n_context) {
+  SA_CHECK(tensors_->size() == comm_.size() && tensors_->rank() == comm_.rank(),
+           "engine: the tensor comm and the comm disagree on ranks");
+  if (rc_.chunk == 0) rc_.chunk = b_.preferred_chunk();
   const ModelConfig& c = b_.config();
   // Star's anchor is one more KV set of A rows while phase 1 runs.
   const int64_t anchor_rows =
@@ -81,6 +89,7 @@ void Engine::encode_context(const std::vector<int>& context, const ProgressFn& p
       encode_ring(context);
       break;
   }
+  b_.synchronize();  // phase 1 is over when its work is, not when it is queued
 }
 
 void Engine::encode_dense(const std::vector<int>& context, const ProgressFn& progress) {
@@ -100,15 +109,14 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
   const bool broadcast = need_anchor && rc_.anchor == AnchorMode::Broadcast && ranks > 1;
   KvCache anchor(b_, c.n_layers, c.kv_dim(), need_anchor ? A : 0);
   bool have_anchor = false;
-  const size_t row = anchor.row_bytes();
-  std::vector<char> buf;  // host staging of [K rows | V rows] for the broadcast
   // Broadcast: rank 0 encodes block 0's first A rows (the anchor) in one forward call and sends
   // each layer's anchor KV as soon as it exists; a receiver takes layer l just before its own
-  // layer-l attention, so its first chunk runs in step with rank 0 instead of waiting for it.
+  // layer-l attention, straight into its anchor cache, so its first chunk runs in step with
+  // rank 0 instead of waiting for it.
   auto receive_anchor_layer = [&](int layer) {
-    buf.resize(2 * A * row);
-    comm_.broadcast(buf.data(), buf.size(), 0);
-    anchor.write_from_host(layer, 0, static_cast<int>(A), buf.data(), buf.data() + A * row);
+    const int a = static_cast<int>(A);
+    tensors_->broadcast(anchor.mutable_k_row(layer, 0, a), A * anchor.row_bytes(), 0);
+    tensors_->broadcast(anchor.mutable_v_row(layer, 0, a), A * anchor.row_bytes(), 0);
   };
   bool receiving = broadcast && rank != 0;
   if (receiving && mine.size() == 0) {  // nothing to overlap with: just take the broadcasts
@@ -149,10 +157,9 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
         anchor.write(layer, at, m, k, v);
         if (layer == c.n_layers - 1) anchor.commit(m);
         if (!broadcast) return;
-        buf.resize(2 * m * row);
-        b_.to_host(buf.data(), k, m * row);
-        b_.to_host(buf.data() + m * row, v, m * row);
-        comm_.broadcast(buf.data(), buf.size(), 0);
+        // The first chunk is exactly the anchor, so m == A: the receivers' sizes match.
+        tensors_->broadcast(const_cast<void*>(k), m * anchor.row_bytes(), 0);
+        tensors_->broadcast(const_cast<void*>(v), m * anchor.row_bytes(), 0);
       };
     }
     run_chunks(context.data() + blk.begin, blk.size(), blk.begin, hook, *context_, progress, done,
@@ -171,7 +178,7 @@ void Engine::encode_ring(const std::vector<int>& context) {
       positions.push_back(static_cast<int>(p));
     }
   }
-  RingAttention hook(b_, comm_, *context_, n_context_);
+  RingAttention hook(b_, *tensors_, *context_, n_context_);
   const int n = static_cast<int>(tokens.size());
   if (n == 0) {
     // No tokens here (a context shorter than 2 * ranks), but the ring still passes through.
@@ -189,7 +196,7 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_l
   const ModelConfig& c = b_.config();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos = n_context_ + n_query_;
-  Phase2Attention hook(b_, comm_, *context_, query_.get());
+  Phase2Attention hook(b_, *tensors_, *context_, query_.get());
   std::vector<float> hidden, logits;
   std::vector<int> positions;
   const int64_t keep_rows = all_logits ? n : 1;
@@ -210,7 +217,6 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_l
     n_query_ += m;
     if (progress) progress(i + m, n);
   }
-  comm_seconds_ += hook.comm_seconds();
   if (!is_query_host()) return {};
   logits.resize(static_cast<size_t>(keep_rows) * c.vocab_size);
   b_.logits(hidden.data(), static_cast<int>(keep_rows), logits.data());

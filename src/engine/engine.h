@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "dist/comm.h"
+#include "dist/tensor_comm.h"
 #include "engine/kv_cache.h"
 #include "engine/run_config.h"
 
@@ -23,8 +24,10 @@ class Engine {
  public:
   // rc must be resolved (RunConfig::resolved) for n_context tokens and comm.size() ranks.
   // query_capacity: the most query + generated tokens this run will append.
+  // tensors moves KV and partial results between ranks (NCCL between GPUs); null means staging
+  // them through the host over `comm`.
   Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_context,
-         int64_t query_capacity);
+         int64_t query_capacity, TensorComm* tensors = nullptr);
 
   // Phase 1. Every rank passes the whole context (n_context tokens) and encodes its share.
   void encode_context(const std::vector<int>& context, const ProgressFn& progress = nullptr);
@@ -37,7 +40,8 @@ class Engine {
   bool is_query_host() const { return comm_.rank() == 0; }
   const KvCache& context_kv() const { return *context_; }
   const KvCache* query_kv() const { return query_.get(); }
-  double phase2_comm_seconds() const { return comm_seconds_; }
+  // Seconds spent moving tensors between ranks since the engine was made (all phases).
+  double comm_seconds() { return tensors_->seconds(); }
 
  private:
   void encode_dense(const std::vector<int>& context, const ProgressFn& progress);
@@ -55,12 +59,13 @@ class Engine {
 
   Backend& b_;
   Comm& comm_;
+  std::unique_ptr<TensorComm> own_tensors_;  // when none was given
+  TensorComm* tensors_;
   RunConfig rc_;
   int64_t n_context_;
   std::unique_ptr<KvCache> context_;
   std::unique_ptr<KvCache> query_;  // query host only
   int64_t n_query_ = 0;             // query + generated tokens run so far (known on every rank)
-  double comm_seconds_ = 0.0;
 };
 
 }  // namespace starattn

@@ -11,20 +11,21 @@ double now() {
 }
 }  // namespace
 
-GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc,
-                        const GenerateRequest& r) {
+GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc, const GenerateRequest& r,
+                        TensorComm* tensors) {
   SA_CHECK(!r.query.empty(), "generate: the query is empty");
   SA_CHECK(r.max_new_tokens >= 0, "generate: negative token limit");
   const bool root = comm.rank() == 0;
   const int vocab = backend.config().vocab_size;
   GenerateResult out;
   Engine engine(backend, comm, rc, static_cast<int64_t>(r.context.size()),
-                static_cast<int64_t>(r.query.size()) + r.max_new_tokens);
+                static_cast<int64_t>(r.query.size()) + r.max_new_tokens, tensors);
 
   double t0 = now();
   engine.encode_context(r.context, root ? r.on_phase1_progress : nullptr);
   comm.barrier();  // phase 1 ends when the slowest rank is done
   out.phase1_s = now() - t0;
+  out.phase1_comm_s = engine.comm_seconds();
 
   t0 = now();
   std::vector<float> logits = engine.run(r.query, root ? r.on_query_progress : nullptr);
@@ -45,7 +46,7 @@ GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc,
     if (i + 1 < r.max_new_tokens) logits = engine.run({id});
   }
   out.decode_s = now() - t0;
-  out.comm_s = engine.phase2_comm_seconds();
+  out.comm_s = engine.comm_seconds() - out.phase1_comm_s;
   return out;
 }
 

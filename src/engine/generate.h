@@ -30,11 +30,13 @@ struct GenerateResult {
   std::vector<int> tokens;  // generated ids, without the end token
   bool stopped_at_end = false;
   double phase1_s = 0, query_s = 0, decode_s = 0;  // wall time; phase 1 waits for every rank
-  double comm_s = 0;                               // phase-2 communication inside those times
+  // Tensor transfers inside those times: phase 1 (ring, broadcast anchor), and query + decode.
+  double phase1_comm_s = 0, comm_s = 0;
 };
 
-// rc must be resolved for request.context.size() tokens and comm.size() ranks.
+// rc must be resolved for request.context.size() tokens and comm.size() ranks. tensors: as for
+// Engine (null = host-staged over comm).
 GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc,
-                        const GenerateRequest& request);
+                        const GenerateRequest& request, TensorComm* tensors = nullptr);
 
 }  // namespace starattn

@@ -36,10 +36,13 @@ void KvCache::write(int layer, int64_t at, int n, const void* k, const void* v) 
   b_.copy(v_[layer]->as<char>() + at * row_bytes_, v, n * row_bytes_);
 }
 
-void KvCache::write_from_host(int layer, int64_t at, int n, const void* k, const void* v) {
-  check_room(at, n);
-  b_.from_host(k_[layer]->as<char>() + at * row_bytes_, k, n * row_bytes_);
-  b_.from_host(v_[layer]->as<char>() + at * row_bytes_, v, n * row_bytes_);
+void* KvCache::mutable_k_row(int layer, int64_t row, int n) {
+  check_room(row, n);
+  return k_[layer]->as<char>() + row * row_bytes_;
+}
+void* KvCache::mutable_v_row(int layer, int64_t row, int n) {
+  check_room(row, n);
+  return v_[layer]->as<char>() + row * row_bytes_;
 }
 
 void KvCache::commit(int n) {

@@ -25,10 +25,12 @@ class KvCache {
   // Pointers to row `row` of a layer (row <= capacity).
   const void* k_row(int layer, int64_t row) const;
   const void* v_row(int layer, int64_t row) const;
+  // The same, writable: a receiver fills rows in place (the broadcast anchor). Check the room with
+  // write's rules: rows [row, row + n) must be within capacity.
+  void* mutable_k_row(int layer, int64_t row, int n);
+  void* mutable_v_row(int layer, int64_t row, int n);
   // Copies n rows of k, v ([n, kv_dim], backend memory) into `layer` at row `at`; throws when full.
   void write(int layer, int64_t at, int n, const void* k, const void* v);
-  // The same from host memory (rows received from another rank).
-  void write_from_host(int layer, int64_t at, int n, const void* k, const void* v);
   // Makes the rows written at [size, size + n) part of the cache.
   void commit(int n);
   // Forgets everything from row `n` on.

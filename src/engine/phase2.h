@@ -7,13 +7,12 @@
 //
 // Why allgather: it is one collective per layer (a reduce + broadcast is two, an allreduce of
 // scaled partials needs the global max first), the merge on each rank is tiny, and rank-order
-// merging makes the hidden state bitwise identical on every rank.
+// merging makes the hidden state bitwise identical on every rank. The partials are a few KB per
+// token, so the collective's latency, not its bandwidth, is what costs.
 #pragma once
 
-#include <vector>
-
 #include "backend/backend.h"
-#include "dist/comm.h"
+#include "dist/tensor_comm.h"
 #include "engine/kv_cache.h"
 
 namespace starattn {
@@ -21,20 +20,17 @@ namespace starattn {
 class Phase2Attention : public AttentionHook {
  public:
   // query_kv is non-null on the query host only.
-  Phase2Attention(Backend& backend, Comm& comm, const KvCache& context, KvCache* query_kv);
+  Phase2Attention(Backend& backend, TensorComm& comm, const KvCache& context, KvCache* query_kv);
 
   void attend(int layer, int n, const void* q, const void* k, const void* v, void* out) override;
 
-  double comm_seconds() const { return comm_seconds_; }
-
  private:
   Backend& b_;
-  Comm& comm_;
+  TensorComm& comm_;
   const KvCache& context_;
   KvCache* query_kv_;
-  BackendBuffer lse_, out2_, lse2_;      // backend scratch
-  std::vector<char> packed_, gathered_;  // host staging for the allgather
-  double comm_seconds_ = 0.0;
+  // Backend scratch: this rank's packed [out | lse], everyone's, and the query-KV partial.
+  BackendBuffer packed_, gathered_, lse_, out2_, lse2_;
 };
 
 }  // namespace starattn

@@ -4,7 +4,7 @@
 
 namespace starattn {
 
-RingAttention::RingAttention(Backend& backend, Comm& comm, KvCache& cache, int64_t n_context)
+RingAttention::RingAttention(Backend& backend, TensorComm& comm, KvCache& cache, int64_t n_context)
     : b_(backend),
       comm_(comm),
       cache_(cache),
@@ -12,7 +12,8 @@ RingAttention::RingAttention(Backend& backend, Comm& comm, KvCache& cache, int64
       lse_(backend),
       part_out_(backend),
       part_lse_(backend),
-      shard_(backend) {}
+      shard_a_(backend),
+      shard_b_(backend) {}
 
 void RingAttention::attend_pair(const void* q, const Span& qs, int64_t q_row, const void* k,
                                 const void* v, const Span& ks, int64_t k_row, void* out,
@@ -47,9 +48,26 @@ void RingAttention::attend(int layer, int n, const void* q, const void* k, const
                            void* out) {
   const ModelConfig& c = b_.config();
   const int ranks = comm_.size(), rank = comm_.rank();
+  const int to = (rank + 1) % ranks, from = (rank - 1 + ranks) % ranks;
   const size_t row = cache_.row_bytes();
   cache_.write(layer, 0, n, k, v);
   lse_.reserve(static_cast<size_t>(n) * c.n_heads * sizeof(float));
+  auto shard_bytes = [&](int r) {
+    const std::vector<Span> s = zigzag_spans(n_context_, ranks, r);
+    return 2 * (s[0].size() + s[1].size()) * row;
+  };
+
+  // The first shard to travel is this rank's own [K rows | V rows]; it leaves before the rank
+  // attends to its own keys, so the first transfer overlaps that work.
+  BackendBuffer* cur = &shard_a_;
+  BackendBuffer* next = &shard_b_;
+  if (ranks > 1) {
+    cur->reserve(2 * n * row);
+    b_.copy(cur->get(), k, n * row);
+    b_.copy(cur->as<char>() + n * row, v, n * row);
+    next->reserve(shard_bytes(from));
+    comm_.start_exchange(cur->get(), 2 * n * row, to, next->get(), shard_bytes(from), from);
+  }
 
   const std::vector<Span> mine = zigzag_spans(n_context_, ranks, rank);
   // Step 0, own keys: each span attends causally to itself (this always exists, so it writes the
@@ -57,23 +75,22 @@ void RingAttention::attend(int layer, int n, const void* q, const void* k, const
   attend_pair(q, mine[0], 0, k, v, mine[0], 0, out, true);
   attend_pair(q, mine[1], mine[0].size(), k, v, mine[1], mine[0].size(), out, true);
   attend_pair(q, mine[1], mine[0].size(), k, v, mine[0], 0, out, false);
-  if (ranks == 1) return;
 
-  // The shard in flight, on the host: [K rows | V rows] of the rank it came from.
-  host_shard_.resize(2 * n * row);
-  b_.to_host(host_shard_.data(), k, n * row);
-  b_.to_host(host_shard_.data() + n * row, v, n * row);
   for (int step = 1; step < ranks; ++step) {
-    const int src = (rank - step + ranks) % ranks;
+    comm_.wait_exchange();
+    std::swap(cur, next);
+    const int src = (rank - step + ranks) % ranks;  // whose shard `cur` now holds
+    if (step + 1 < ranks) {
+      // Pass it on while attending to it. `next` was last read by step - 1's attention, which is
+      // queued before this exchange, so the exchange waits for it.
+      const int src_next = (rank - step - 1 + ranks) % ranks;
+      next->reserve(shard_bytes(src_next));
+      comm_.start_exchange(cur->get(), shard_bytes(src), to, next->get(), shard_bytes(src_next),
+                           from);
+    }
     const std::vector<Span> theirs = zigzag_spans(n_context_, ranks, src);
     const int64_t rows = theirs[0].size() + theirs[1].size();
-    host_incoming_.resize(2 * rows * row);
-    comm_.sendrecv(host_shard_.data(), host_shard_.size(), (rank + 1) % ranks,
-                   host_incoming_.data(), host_incoming_.size(), (rank - 1 + ranks) % ranks, layer);
-    host_shard_.swap(host_incoming_);
-    shard_.reserve(host_shard_.size());
-    b_.from_host(shard_.get(), host_shard_.data(), host_shard_.size());
-    const char* sk = shard_.as<char>();
+    const char* sk = cur->as<char>();
     const char* sv = sk + rows * row;
     for (int a = 0; a < 2; ++a) {
       const int64_t q_row = a == 0 ? 0 : mine[0].size();

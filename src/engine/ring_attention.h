@@ -2,14 +2,13 @@
 // its two zigzag spans (layout.h) and encodes them all at once, layer by layer. In each layer the
 // ranks' K/V shards travel around the ring (rank r sends to r+1, receives from r-1) for ranks-1
 // steps; at every step a rank attends its queries to the visiting shard under the global causal
-// mask and merges the partial result. Blocking sendrecv through host staging: compute and
-// transfer do not overlap yet.
+// mask and merges the partial result. Shards travel in two backend buffers used in turn: while
+// the rank attends to the shard that arrived last, the TensorComm already passes it on and receives
+// the next one (with NCCL the two overlap; host-staged, the exchange is done before compute).
 #pragma once
 
-#include <vector>
-
 #include "backend/backend.h"
-#include "dist/comm.h"
+#include "dist/tensor_comm.h"
 #include "engine/kv_cache.h"
 #include "engine/layout.h"
 
@@ -18,7 +17,7 @@ namespace starattn {
 class RingAttention : public AttentionHook {
  public:
   // cache: this rank's (empty) context cache, which receives its own tokens' K/V.
-  RingAttention(Backend& backend, Comm& comm, KvCache& cache, int64_t n_context);
+  RingAttention(Backend& backend, TensorComm& comm, KvCache& cache, int64_t n_context);
 
   void attend(int layer, int n, const void* q, const void* k, const void* v, void* out) override;
 
@@ -30,11 +29,10 @@ class RingAttention : public AttentionHook {
                    const Span& ks, int64_t k_row, void* out, bool first);
 
   Backend& b_;
-  Comm& comm_;
+  TensorComm& comm_;
   KvCache& cache_;
   int64_t n_context_;
-  BackendBuffer lse_, part_out_, part_lse_, shard_;
-  std::vector<char> host_shard_, host_incoming_;
+  BackendBuffer lse_, part_out_, part_lse_, shard_a_, shard_b_;
 };
 
 }  // namespace starattn

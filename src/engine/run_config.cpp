@@ -6,7 +6,7 @@ namespace starattn {
 
 RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
   SA_CHECK(ranks >= 1, "no ranks");
-  SA_CHECK(chunk >= 1, "--chunk must be at least 1, got ", chunk);
+  SA_CHECK(chunk >= 0, "--chunk must be at least 1 (or 0 for the device's default), got ", chunk);
   RunConfig r = *this;
   if (attn != AttnMode::Star) return r;
   SA_CHECK(block_size >= 1 || block_size == -1, "--block-size must be at least 1, got ",

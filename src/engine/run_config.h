@@ -24,7 +24,9 @@ struct RunConfig {
   int64_t block_size = -1;   // B, tokens; -1 = ceil(context tokens / ranks)
   int64_t anchor_size = -1;  // A, tokens; -1 = B; 0 = no anchor (the ablation)
   AnchorMode anchor = AnchorMode::Shared;
-  int chunk = 512;  // tokens per forward call in long prefills (memory and progress granularity)
+  // Tokens per forward call in long prefills (memory and progress granularity); 0 = the
+  // backend's choice (Backend::preferred_chunk: 512 on a CPU, 8192 on a GPU).
+  int chunk = 0;
 
   // Fills the defaults for a context of n tokens over `ranks` ranks and checks the values;
   // throws starattn::Error naming the flag at fault.

@@ -17,7 +17,7 @@ struct MethodSpec {
   std::string block = "L/4";  // "L/k", "auto" (context / ranks) or a token count
   std::string anchor = "B";   // "B", "B/k" or a token count (0 = no anchor)
   std::string anchor_mode = "shared";
-  int chunk = 512;
+  int chunk = 0;  // 0 = the backend's choice
 
   // Throws Error naming the flag (-b, -a) whose text is not one of the forms above.
   void check() const;

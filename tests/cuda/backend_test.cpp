@@ -19,6 +19,7 @@
 #include "dist/comm.h"
 #include "engine/engine.h"
 #include "model/loader.h"
+#include "random_model.h"
 #include "test_util.h"
 
 namespace starattn {
@@ -105,56 +106,6 @@ TEST_P(TinyFixture, ForwardMatchesCpuAndTransformers) {
 INSTANTIATE_TEST_SUITE_P(CudaBackend, TinyFixture,
                          testing::Values("llama_gqa", "qwen2_bias", "llama3_rope"));
 
-// A small random model whose attention the GPU kernels take (head_dim 64/128).
-Model random_model(int heads, int kv_heads, int head_dim, bool bias, bool tied, uint64_t seed) {
-  Model m;
-  ModelConfig& c = m.config;
-  c.arch = bias ? "qwen2" : "llama";
-  c.n_layers = 2;
-  c.d_model = 256 + 64 * (head_dim / 128);
-  c.n_heads = heads;
-  c.n_kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.d_ffn = 384 + 96 * (head_dim / 128);
-  c.vocab_size = 300 - 43 * (head_dim / 128);
-  c.max_positions = 1 << 20;
-  c.rope_theta = 500000.0f;
-  c.rope_scaling.llama3 = head_dim == 128;
-  c.rope_scaling.factor = 8.0f;
-  c.rope_scaling.low_freq_factor = 1.0f;
-  c.rope_scaling.high_freq_factor = 4.0f;
-  c.rope_scaling.original_max_positions = 256;
-  c.qkv_bias = bias;
-  c.tied_embeddings = tied;
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  const auto r = [&](int64_t n, float sd, float mean = 0.0f) {
-    return test::random_vec(static_cast<size_t>(n), rng, sd, mean);
-  };
-  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
-  Weights& w = m.weights;
-  w.tok_embd = r(c.vocab_size * d, 0.5f);
-  if (!tied) w.output = r(c.vocab_size * d, 0.05f);
-  w.output_norm = r(d, 0.1f, 1.0f);
-  w.layers.resize(c.n_layers);
-  for (LayerWeights& L : w.layers) {
-    L.attn_norm = r(d, 0.1f, 1.0f);
-    L.ffn_norm = r(d, 0.1f, 1.0f);
-    L.wq = r(q * d, 0.06f);
-    L.wk = r(kv * d, 0.06f);
-    L.wv = r(kv * d, 0.06f);
-    if (bias) {
-      L.bq = r(q, 0.2f);
-      L.bk = r(kv, 0.2f);
-      L.bv = r(kv, 0.2f);
-    }
-    L.wo = r(d * q, 0.04f);
-    L.w_gate = r(f * d, 0.06f);
-    L.w_up = r(f * d, 0.06f);
-    L.w_down = r(d * f, 0.05f);
-  }
-  return m;
-}
-
 struct GpuModel {
   int heads, kv_heads, head_dim;
   bool bias, tied;
@@ -165,7 +116,7 @@ class EngineOnGpu : public testing::TestWithParam<GpuModel> {
   void SetUp() override {
     if (!test::gpu_present()) GTEST_SKIP() << "no CUDA device: GPU test skipped";
     const GpuModel g = GetParam();
-    model_ = random_model(g.heads, g.kv_heads, g.head_dim, g.bias, g.tied, 11);
+    model_ = test::random_model(g.heads, g.kv_heads, g.head_dim, g.bias, g.tied, 11);
     cpu_ = std::make_unique<CpuBackend>(model_.config, model_.weights);
     gpu_ = make_cuda_backend(model_, 0);
     comm_ = make_local_comm();
@@ -259,7 +210,7 @@ INSTANTIATE_TEST_SUITE_P(CudaBackend, EngineOnGpu,
 
 TEST(CudaBackend, MemoryRoundTrip) {
   SA_REQUIRE_GPU();
-  const Model m = random_model(8, 1, 64, false, false, 3);
+  const Model m = test::random_model(8, 1, 64, false, false, 3);
   const std::unique_ptr<Backend> b = make_cuda_backend(m, 0);
   EXPECT_EQ(b->act_dtype(), DType::BF16);
   EXPECT_EQ(b->name().rfind("cuda:0 (", 0), 0u) << b->name();
@@ -274,7 +225,7 @@ TEST(CudaBackend, MemoryRoundTrip) {
 
 TEST(CudaBackend, RandomWeightsBackendRunsAndIsSeeded) {
   SA_REQUIRE_GPU();
-  ModelConfig c = random_model(8, 2, 128, false, false, 1).config;
+  ModelConfig c = test::random_model(8, 2, 128, false, false, 1).config;
   c.n_layers = 3;
   auto comm = make_local_comm();
   const auto logits = [&](uint64_t seed) {

@@ -38,6 +38,8 @@ class CudaBackend : public Backend {
   DType act_dtype() const override { return DType::BF16; }
 
   void plan_memory(int64_t kv_rows, int max_tokens) override;
+  // 8192 rows keep cuBLAS near its peak; activations for them are about half a GiB (8B shape).
+  int preferred_chunk() const override { return 8192; }
 
   void* alloc(size_t bytes) override;
   void release(void* p) noexcept override;
@@ -57,7 +59,7 @@ class CudaBackend : public Backend {
   cudaStream_t stream() const { return stream_; }
   size_t weight_bytes() const { return wl_.total; }
   // Waits for everything queued on the backend's stream.
-  void synchronize();
+  void synchronize() override;
 
  private:
   void init(const ModelConfig& config, int device);  // device, stream, cuBLAS, weight arena

@@ -88,8 +88,9 @@ size_t logits_workspace_bytes(const ModelConfig& c) {
 }
 
 size_t engine_scratch_bytes(const ModelConfig& c, int64_t rows) {
-  // Block/phase-2 hooks: lse, out2, lse2; ring: partial out and lse, lse, one layer's K/V shard.
-  return sz(rows, c.q_dim(), 2) * 2 + sz(rows, c.n_heads, 4) * 4 + sz(rows, c.kv_dim(), 2) * 2;
+  // Block/phase-2 hooks: lse, out2, lse2 (phase 2 also its packed partials, a few rows); ring:
+  // partial out and lse, lse, and two layer K/V shards (the one attended, the one arriving).
+  return sz(rows, c.q_dim(), 2) * 2 + sz(rows, c.n_heads, 4) * 4 + sz(rows, c.kv_dim(), 2) * 4;
 }
 
 size_t kv_cache_bytes(const ModelConfig& c, int64_t rows) {
