@@ -9,12 +9,14 @@
 #   bench/multi_gpu/scaling.sh huge    [DIR]  1M: star B=32K (every anchor mode), decode at 1M
 #   bench/multi_gpu/scaling.sh ring1m  [DIR]  1M: the zigzag ring (about 4 minutes on 2 H200s)
 #   bench/multi_gpu/scaling.sh generate [DIR] `starattn generate` over a 1M-token document
+#   bench/multi_gpu/scaling.sh broadcast [DIR] the broadcast anchor again (128K beside the ring,
+#                                             512K, 1M), after its first call was made anchor-long
 #
 # Each bench run appends one JSON line (bench --json plus a label) to $OUT/scaling.jsonl;
 # bench/multi_gpu/report.py turns the lines into the tables and plot of docs/PERFORMANCE.md.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-what=${1:?usage: scaling.sh check|small|large|huge|ring1m|generate [DIR]}
+what=${1:?usage: scaling.sh check|small|large|huge|ring1m|generate|broadcast [DIR]}
 dir=${2:-build-gpu}
 out=${OUT:-/tmp/scaling}
 mkdir -p "$out"
@@ -99,6 +101,15 @@ huge)
   ;;
 ring1m)
   bench "ring" "$gpus" --attn ring --prefill 1048576 --repeats 1 --decode 32
+  ;;
+broadcast)
+  bench "ring" "$gpus" --attn ring --prefill 131072 --repeats 3 --decode 0
+  bench "star B=N/4 broadcast" "$gpus" --attn star -b "$(quarter 131072)" --anchor-mode broadcast \
+    --prefill 131072 --repeats 3 --decode 0
+  bench "star B=32K broadcast" "$gpus" --attn star -b 32768 --anchor-mode broadcast \
+    --prefill 524288 --repeats 1 --decode 0
+  bench "star B=32K broadcast" "$gpus" --attn star -b 32768 --anchor-mode broadcast \
+    --prefill 1048576 --repeats 1 --decode 0
   ;;
 generate)
   # A 1M-token document: the needle report, then filler sentences of dictionary words.

@@ -147,6 +147,10 @@ void Engine::encode_star(const std::vector<int>& context, const ProgressFn& prog
       have_anchor = true;
     }
     int64_t first_chunk = rc_.chunk;
+    // A receiver's layer l waits for rank 0's layer l over all A anchor rows; a first call as
+    // long as the anchor keeps it in step instead of idling (a short chunk would wait most of
+    // each layer). The memory plan already allows A tokens per call in broadcast mode.
+    if (anchored && receiving) first_chunk = std::max<int64_t>(rc_.chunk, A);
     if (b == 0 && need_anchor && rc_.anchor != AnchorMode::Recompute) {
       // Block 0's first A rows are exactly the anchor's KV (same tokens, same positions, nothing
       // before them): keep them for this rank's later blocks and send them to the other ranks.
