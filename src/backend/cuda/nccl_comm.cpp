@@ -5,6 +5,8 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
