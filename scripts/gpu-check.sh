@@ -52,12 +52,10 @@ summary+=("gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/tests.log"), $(g
 gpus=$(nvidia-smi -L | wc -l)
 if ((gpus >= 2)); then
   echo "== engine invariants on $gpus GPUs, one rank each, tensors over NCCL"
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABLE=0 timeout 300 \
-    mpirun -np "$gpus" --bind-to none -x NCCL_NVLS_ENABLE -x STARATTN_SOURCE_DIR \
-    "$dir/engine_mpi_test" cuda >"$log/engine_mpi.log" 2>&1
-  rc=$?
-  tail -3 "$log/engine_mpi.log"
-  summary+=("engine invariants on $gpus GPUs: rc=$rc, $(tail -1 "$log/engine_mpi.log")")
+  bash bench/multi_gpu/scaling.sh check "$dir" >"$log/engine_mpi.log" 2>&1
+  result=$(grep -E "passed, [0-9]+ failed" "$log/engine_mpi.log" | tail -1)
+  echo "${result:-no result: see $log/engine_mpi.log}"
+  summary+=("engine invariants on $gpus GPUs: ${result:-failed to run}")
 fi
 
 if [[ -x $dir/attention_bench ]]; then

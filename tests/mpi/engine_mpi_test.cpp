@@ -25,6 +25,7 @@
 #include "model/loader.h"
 #include "random_model.h"
 #include "starattn/error.h"
+#include "test_util.h"
 #ifdef STARATTN_HAVE_CUDA
 #include "backend/cuda/cuda_factory.h"
 #endif
@@ -74,7 +75,7 @@ void check(Comm& comm, bool ok, const std::string& what) {
   }
 }
 
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b);
+using test::rel_l2;
 
 // check() that got is within rel-L2 `tol` of want, naming the error when it is not.
 void check_close(Comm& comm, const std::vector<float>& got, const std::vector<float>& want,
@@ -82,17 +83,6 @@ void check_close(Comm& comm, const std::vector<float>& got, const std::vector<fl
   const double e = rel_l2(got, want);
   check(comm, e < tol,
         what + " (rel L2 " + std::to_string(e) + ", allowed " + std::to_string(tol) + ")");
-}
-
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return INFINITY;
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
 }
 
 RunConfig make(AttnMode m, int64_t b = -1, int64_t a = -1, AnchorMode am = AnchorMode::Shared,
@@ -172,13 +162,9 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
   }
 }
 
-// bf16 round-to-nearest-even, and host <-> backend copies in the backend's element type.
+// Host <-> backend copies in the backend's element type (bf16 rounds to nearest even).
 float round_bf16(float x) {
-  uint32_t u = 0;
-  std::memcpy(&u, &x, 4);
-  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
+  return test::bf16_value(test::bf16_bits(x));
 }
 
 std::unique_ptr<BackendBuffer> upload(Backend& b, const std::vector<float>& x) {
@@ -187,12 +173,7 @@ std::unique_ptr<BackendBuffer> upload(Backend& b, const std::vector<float>& x) {
     b.from_host(buf->get(), x.data(), x.size() * 4);
   } else {
     std::vector<uint16_t> h(x.size());
-    for (size_t i = 0; i < x.size(); ++i) {
-      uint32_t u = 0;
-      const float r = round_bf16(x[i]);
-      std::memcpy(&u, &r, 4);
-      h[i] = static_cast<uint16_t>(u >> 16);
-    }
+    for (size_t i = 0; i < x.size(); ++i) h[i] = test::bf16_bits(x[i]);
     b.from_host(buf->get(), h.data(), h.size() * 2);
   }
   return buf;
@@ -206,10 +187,7 @@ std::vector<float> download(Backend& b, const BackendBuffer& buf, size_t n) {
   }
   std::vector<uint16_t> h(n);
   b.to_host(h.data(), buf.get(), n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(h[i]) << 16;
-    std::memcpy(&x[i], &u, 4);
-  }
+  for (size_t i = 0; i < n; ++i) x[i] = test::bf16_value(h[i]);
   return x;
 }
 
