@@ -70,6 +70,29 @@ TEST_F(EngineTest, DenseContextPlusQueryMatchesTransformers) {
   }
 }
 
+// Phase 2 one token at a time (the path a backend may record and replay: KV row and key count
+// read from backend memory), mixed with multi-token calls, still matches transformers row by row.
+TEST_F(EngineTest, TokenByTokenPhase2MatchesTransformers) {
+  const int n_ctx = 11, n = static_cast<int>(ids_.size());
+  const int vocab = model_.config.vocab_size;
+  for (const bool replay : {true, false}) {
+    RunConfig rc = mode(AttnMode::Dense);
+    rc.replay_steps = replay;
+    Engine e(*backend_, *comm_, rc.resolved(n_ctx, 1), n_ctx, n - n_ctx);
+    e.encode_context(std::vector<int>(ids_.begin(), ids_.begin() + n_ctx));
+    for (int i = n_ctx; i < n;) {
+      const int m = (i % 3 == 0 && i + 2 <= n) ? 2 : 1;  // a 2-token call now and then
+      const std::vector<float> got =
+          e.run(std::vector<int>(ids_.begin() + i, ids_.begin() + i + m));
+      i += m;
+      const std::vector<float> want(ref_.begin() + int64_t{i - 1} * vocab,
+                                    ref_.begin() + int64_t{i} * vocab);
+      EXPECT_LT(test::rel_l2(got, want), 1e-4) << "token " << i - 1 << ", replay " << replay;
+    }
+    EXPECT_EQ(e.query_kv()->size(), n - n_ctx);
+  }
+}
+
 TEST_F(EngineTest, StarWithOneBlockEqualsDense) {
   const std::vector<float> dense = query_logits(mode(AttnMode::Dense), 20);
   for (int64_t b : {20, 21, 1000})
@@ -181,7 +204,7 @@ TEST(Phase2, EveryQueryRowSeesTheLastContextKey) {
   c.head_dim = 4;
   CpuBackend backend(m.config, m.weights);
   const int n_ctx = 16, n_q = 5;
-  KvCache ctx(backend, 1, c.kv_dim(), n_ctx), query(backend, 1, c.kv_dim(), n_q);
+  KvCache ctx(backend, 1, c.kv_dim(), n_ctx, n_q), query(KvCache::TailOf{ctx});
   std::vector<float> k(n_ctx * 4, 0.0f), v(n_ctx * 4, 0.0f);
   k[(n_ctx - 1) * 4 + 0] = 100.0f;  // the last key points along dim 0
   for (int d = 0; d < 4; ++d) v[(n_ctx - 1) * 4 + d] = 7.0f;
@@ -191,11 +214,24 @@ TEST(Phase2, EveryQueryRowSeesTheLastContextKey) {
   for (int i = 0; i < n_q; ++i) q[i * 8 + 0] = q[i * 8 + 4] = 1.0f;  // both heads along dim 0
   auto comm = make_local_comm();
   auto tensors = make_host_tensor_comm(*comm, backend);
-  Phase2Attention hook(backend, *tensors, ctx, &query);
-  std::vector<float> out(n_q * 8, std::numeric_limits<float>::quiet_NaN());
-  hook.attend(0, n_q, q.data(), qk.data(), qv.data(), out.data());
-  for (int i = 0; i < n_q; ++i)
-    for (int e = 0; e < 8; ++e) EXPECT_NEAR(out[i * 8 + e], 7.0f, 1e-3) << "row " << i;
+  // All query rows in one call, then one token at a time through the replayable path (its row
+  // and key count read from backend memory).
+  for (const bool one_by_one : {false, true}) {
+    query.truncate(0);
+    Phase2Attention hook(backend, *tensors, ctx, &query, one_by_one);
+    std::vector<float> out(n_q * 8, std::numeric_limits<float>::quiet_NaN());
+    for (int i = 0; i < n_q;) {
+      const int n = one_by_one ? 1 : n_q;
+      hook.begin(n);
+      EXPECT_EQ(hook.replay_key() != 0, one_by_one);
+      hook.attend(0, n, q.data() + i * 8, qk.data() + i * 4, qv.data() + i * 4, out.data() + i * 8);
+      query.commit(n);
+      i += n;
+    }
+    for (int i = 0; i < n_q; ++i)
+      for (int e = 0; e < 8; ++e)
+        EXPECT_NEAR(out[i * 8 + e], 7.0f, 1e-3) << "row " << i << ", one by one " << one_by_one;
+  }
 }
 
 }  // namespace

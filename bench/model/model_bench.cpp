@@ -279,10 +279,16 @@ int run(int n, int steps, const char* out_path) {
                     2 * 6.98e9 * n / (ms * 1e-3) / 1e12, "TFLOP/s"});
   }
 
-  {  // Decode: one token at a time over the n-token context (phase 2, as `generate` runs it).
+  // Decode: one token at a time over the n-token context (phase 2, as `generate` runs it), op by
+  // op and as a replayed CUDA graph (the default).
+  // The third row is `generate`'s greedy path: logits and argmax inside the graph, only the id
+  // comes back (the first two copy the logits to the host and pick there, outside the timing).
+  for (const int mode : {0, 1, 2}) {
+    const bool replay = mode > 0, greedy = mode == 2;
     RunConfig rc;
     rc.attn = AttnMode::Dense;
     rc.chunk = n;
+    rc.replay_steps = replay;
     const int warm = 3;
     Engine e(b, *comm, rc.resolved(n, 1), n, warm + steps + 1);
     e.encode_context(ctx);
@@ -290,7 +296,14 @@ int run(int n, int steps, const char* out_path) {
     int tok = 1;
     // The host picks the next token between steps, outside the timed region.
     const double ms = tb.median_ms(
-        [&] { logits = e.run({tok}); }, warm, steps,
+        [&] {
+          if (greedy) {
+            tok = e.run_greedy({tok});
+          } else {
+            logits = e.run({tok});
+          }
+        },
+        warm, steps,
         [&] {
           if (!logits.empty())
             tok = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -298,8 +311,8 @@ int run(int n, int steps, const char* out_path) {
     // Bytes a step must read: every weight but the embedding table (one row of it), and the KV.
     const double bytes = double(b.weight_bytes()) - 2.0 * c.vocab_size * c.d_model +
                          2.0 * c.n_layers * n * c.kv_dim() * 2;
-    rows.push_back(
-        {"decode 1 token @ " + tag + " context", ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
+    const char* how[] = {" (op by op)", " (graph)", " (graph, greedy)"};
+    rows.push_back({"decode 1 token @ " + tag + how[mode], ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
   }
 
   {  // The same step with attention left out: the GEMVs, small ops and logits alone.

@@ -30,6 +30,10 @@ struct AttnParams {
   float scale = 0.0f;  // usually 1/sqrt(head_dim)
   bool causal = false;
   int64_t causal_offset = 0;
+  // When set: an int in the backend's memory that holds the number of keys, read when the work
+  // runs; n_kv is then its upper bound. A recorded decode step (CUDA graph) replays with a longer
+  // cache this way. Only without a mask, and for at most a few query rows on the GPU.
+  const int* n_kv_at = nullptr;
 };
 
 // fp32 reference implementation (OpenBLAS GEMMs, exact softmax per row): q, k, v, out are float.

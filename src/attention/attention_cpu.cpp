@@ -83,6 +83,14 @@ float softmax_row(float* s, int64_t vis, int64_t width) {
 }  // namespace
 
 void attention_cpu(const AttnParams& p) {
+  if (p.n_kv_at) {  // "backend memory" is host memory here
+    AttnParams now = p;
+    now.n_kv = *p.n_kv_at;
+    now.n_kv_at = nullptr;
+    SA_CHECK(!p.causal && now.n_kv >= 0 && now.n_kv <= p.n_kv, "attention: ", now.n_kv,
+             " keys at run time with a bound of ", p.n_kv, (p.causal ? " under a mask" : ""));
+    return attention_cpu(now);
+  }
   SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
            "attention: ", p.n_heads, " query heads vs ", p.n_kv_heads, " kv heads");
   SA_CHECK(p.n_q >= 0 && p.n_kv >= 0 && p.head_dim > 0, "attention: bad sizes");

@@ -7,8 +7,10 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "attention/attention.h"
+#include "backend/argmax.h"
 #include "backend/attention_hook.h"
 #include "model/config.h"
 
@@ -46,14 +48,29 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within the backend
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void from_host(void* dst, const void* src, size_t bytes) = 0;
+  // Copies n rows of row_bytes from k and v to k_dst and v_dst at row *row_at, an int in this
+  // backend's memory read when the copy runs (a replayed decode step appends its KV so).
+  virtual void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k,
+                                const void* v, size_t row_bytes, int n) = 0;
 
   // Runs n tokens at the given positions (host arrays) through every layer; attention is the
-  // hook's, called with this backend's pointers. When hidden_out (host) is not null it receives
-  // the final normalised hidden states of the last n_out rows: [n_out, d_model] fp32.
+  // hook's, called with this backend's pointers. When the hook has a replay key (attention_hook.h)
+  // a backend may record the one-token forward once and replay it for later calls with that key.
+  // When hidden_out (host) is not null it receives the final normalised hidden states of the last
+  // n_out rows: [n_out, d_model] fp32.
   virtual void forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
                        int n_out, float* hidden_out) = 0;
   // logits[n, vocab] (host, fp32) from hidden[n, d_model] (host, fp32).
   virtual void logits(const float* hidden, int n, float* out) = 0;
+  // As forward, but returns the greedy next token after the last row: argmax of its logits (the
+  // lowest id of the largest; NaN never wins). A device backend chooses it on the device, so only
+  // the id crosses to the host. The default goes through logits() on the host.
+  virtual int forward_greedy(const int* tokens, const int* positions, int n, AttentionHook& hook) {
+    std::vector<float> hidden(config().d_model), out(config().vocab_size);
+    forward(tokens, positions, n, hook, 1, hidden.data());
+    logits(hidden.data(), 1, out.data());
+    return argmax(out.data(), config().vocab_size);
+  }
 
   // Attention over one KV set (attention.h semantics); pointers are this backend's.
   virtual void attention(const AttnParams& p) = 0;

@@ -5,7 +5,6 @@
 
 #include "engine/block_attention.h"
 #include "engine/layout.h"
-#include "engine/phase2.h"
 #include "engine/ring_attention.h"
 #include "starattn/error.h"
 
@@ -33,9 +32,11 @@ Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_cont
     max_tokens = std::max(max_tokens, anchor_rows);
   b_.plan_memory(local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
                  static_cast<int>(std::max<int64_t>(max_tokens, 1)));
-  context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows());
-  if (is_query_host())
-    query_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), query_capacity);
+  context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows(),
+                                       is_query_host() ? query_capacity : 0);
+  if (is_query_host()) query_ = std::make_unique<KvCache>(KvCache::TailOf{*context_});
+  phase2_ =
+      std::make_unique<Phase2Attention>(b_, *tensors_, *context_, query_.get(), rc_.replay_steps);
 }
 
 int64_t Engine::local_context_rows() const {
@@ -194,45 +195,57 @@ void Engine::encode_ring(const std::vector<int>& context) {
   context_->commit(n);
 }
 
-std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, bool all_logits,
-                                      const ProgressFn& progress) {
+std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, Phase2Out what,
+                                      const ProgressFn& progress, int* greedy_id) {
   SA_CHECK(!tokens.empty(), "engine: nothing to run in phase 2");
   const ModelConfig& c = b_.config();
+  const bool all_logits = what == Phase2Out::AllLogits;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos = n_context_ + n_query_;
-  Phase2Attention hook(b_, *tensors_, *context_, query_.get());
   std::vector<float> hidden, logits;
   std::vector<int> positions;
   const int64_t keep_rows = all_logits ? n : 1;
-  if (is_query_host()) hidden.resize(static_cast<size_t>(keep_rows) * c.d_model);
+  if (is_query_host() && what != Phase2Out::Greedy)
+    hidden.resize(static_cast<size_t>(keep_rows) * c.d_model);
   for (int64_t i = 0; i < n; i += rc_.chunk) {
     const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, n - i));
     positions.resize(m);
     std::iota(positions.begin(), positions.end(), static_cast<int>(pos + i));
     const bool last = i + m == n;
-    int n_out = 0;
-    float* out = nullptr;
-    if (is_query_host() && (all_logits || last)) {
-      n_out = all_logits ? m : 1;
-      out = hidden.data() + (all_logits ? i : 0) * c.d_model;
+    phase2_->begin(m);
+    if (is_query_host() && last && what == Phase2Out::Greedy) {
+      *greedy_id = b_.forward_greedy(tokens.data() + i, positions.data(), m, *phase2_);
+    } else {
+      int n_out = 0;
+      float* out = nullptr;
+      if (is_query_host() && (all_logits || last)) {
+        n_out = all_logits ? m : 1;
+        out = hidden.data() + (all_logits ? i : 0) * c.d_model;
+      }
+      b_.forward(tokens.data() + i, positions.data(), m, *phase2_, n_out, out);
     }
-    b_.forward(tokens.data() + i, positions.data(), m, hook, n_out, out);
     if (query_) query_->commit(m);
     n_query_ += m;
     if (progress) progress(i + m, n);
   }
-  if (!is_query_host()) return {};
+  if (!is_query_host() || what == Phase2Out::Greedy) return {};
   logits.resize(static_cast<size_t>(keep_rows) * c.vocab_size);
   b_.logits(hidden.data(), static_cast<int>(keep_rows), logits.data());
   return logits;
 }
 
 std::vector<float> Engine::run(const std::vector<int>& tokens, const ProgressFn& progress) {
-  return run_phase2(tokens, false, progress);
+  return run_phase2(tokens, Phase2Out::LastLogits, progress);
 }
 
 std::vector<float> Engine::run_all_logits(const std::vector<int>& tokens) {
-  return run_phase2(tokens, true, nullptr);
+  return run_phase2(tokens, Phase2Out::AllLogits, nullptr);
+}
+
+int Engine::run_greedy(const std::vector<int>& tokens, const ProgressFn& progress) {
+  int id = -1;
+  run_phase2(tokens, Phase2Out::Greedy, progress, &id);
+  return id;
 }
 
 }  // namespace starattn

@@ -13,6 +13,7 @@
 #include "dist/comm.h"
 #include "dist/tensor_comm.h"
 #include "engine/kv_cache.h"
+#include "engine/phase2.h"
 #include "engine/run_config.h"
 
 namespace starattn {
@@ -36,6 +37,9 @@ class Engine {
   std::vector<float> run(const std::vector<int>& tokens, const ProgressFn& progress = nullptr);
   // As run(), with logits for every token ([n, vocab], query host only); for tests.
   std::vector<float> run_all_logits(const std::vector<int>& tokens);
+  // As run(), but returns the greedy next token (Backend::forward_greedy: chosen on the device,
+  // only the id crosses to the host) on the query host; -1 on other ranks.
+  int run_greedy(const std::vector<int>& tokens, const ProgressFn& progress = nullptr);
 
   bool is_query_host() const { return comm_.rank() == 0; }
   const KvCache& context_kv() const { return *context_; }
@@ -53,8 +57,11 @@ class Engine {
   void run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook& hook, KvCache& cache,
                   const ProgressFn& progress, int64_t done0, int64_t total,
                   int64_t first_chunk = 0);
-  std::vector<float> run_phase2(const std::vector<int>& tokens, bool all_logits,
-                                const ProgressFn& progress);
+  // What run_phase2 returns on the query host: the last token's logits, every token's, or the
+  // greedy next token (in *greedy_id).
+  enum class Phase2Out { LastLogits, AllLogits, Greedy };
+  std::vector<float> run_phase2(const std::vector<int>& tokens, Phase2Out what,
+                                const ProgressFn& progress, int* greedy_id = nullptr);
   int64_t local_context_rows() const;
 
   Backend& b_;
@@ -63,9 +70,10 @@ class Engine {
   TensorComm* tensors_;
   RunConfig rc_;
   int64_t n_context_;
-  std::unique_ptr<KvCache> context_;
-  std::unique_ptr<KvCache> query_;  // query host only
-  int64_t n_query_ = 0;             // query + generated tokens run so far (known on every rank)
+  std::unique_ptr<KvCache> context_;  // on the query host, with the query's rows as its tail
+  std::unique_ptr<KvCache> query_;    // query host only: the tail of context_
+  std::unique_ptr<Phase2Attention> phase2_;
+  int64_t n_query_ = 0;  // query + generated tokens run so far (known on every rank)
 };
 
 }  // namespace starattn

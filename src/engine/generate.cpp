@@ -27,15 +27,25 @@ GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc, const
   out.phase1_s = now() - t0;
   out.phase1_comm_s = engine.comm_seconds();
 
+  // Greedy decoding picks on the backend (only the id leaves the device); sampling needs the
+  // logits on the host.
+  const bool greedy = r.sampler.temperature == 0.0f;
+  const ProgressFn on_query = root ? r.on_query_progress : nullptr;
+  std::vector<float> logits;
+  int id = -1;
   t0 = now();
-  std::vector<float> logits = engine.run(r.query, root ? r.on_query_progress : nullptr);
+  if (greedy) {
+    id = engine.run_greedy(r.query, on_query);
+  } else {
+    logits = engine.run(r.query, on_query);
+  }
   out.query_s = now() - t0;
 
   Sampler sampler(r.sampler);
   t0 = now();
   for (int i = 0; i < r.max_new_tokens; ++i) {
-    // The query host samples; every rank needs the token for the next phase-2 step.
-    int id = root ? sampler.sample(logits.data(), vocab) : 0;
+    // The query host chooses; every rank needs the token for the next phase-2 step.
+    if (!greedy) id = root ? sampler.sample(logits.data(), vocab) : 0;
     comm.broadcast(&id, sizeof id, 0);
     if (r.is_end && r.is_end(id)) {
       out.stopped_at_end = true;
@@ -43,7 +53,12 @@ GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc, const
     }
     out.tokens.push_back(id);
     if (root && r.on_token) r.on_token(id);
-    if (i + 1 < r.max_new_tokens) logits = engine.run({id});
+    if (i + 1 == r.max_new_tokens) break;
+    if (greedy) {
+      id = engine.run_greedy({id});
+    } else {
+      logits = engine.run({id});
+    }
   }
   out.decode_s = now() - t0;
   out.comm_s = engine.comm_seconds() - out.phase1_comm_s;

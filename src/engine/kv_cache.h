@@ -13,15 +13,23 @@ namespace starattn {
 
 class KvCache {
  public:
-  KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity);
+  // tail_rows more rows are allocated after the capacity, for a tail cache (below).
+  KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity, int64_t tail_rows = 0);
+  // A cache over the tail rows of `owner` (which must outlive it), owning no memory: the query
+  // host keeps the query's KV right after the context's, so phase 2 attends over both in one
+  // call.
+  struct TailOf {
+    KvCache& owner;
+  };
+  explicit KvCache(TailOf t);
 
   int64_t size() const { return size_; }  // committed tokens
   int64_t capacity() const { return capacity_; }
   int kv_dim() const { return kv_dim_; }
   size_t row_bytes() const { return row_bytes_; }
 
-  const void* k(int layer) const { return k_[layer]->get(); }
-  const void* v(int layer) const { return v_[layer]->get(); }
+  const void* k(int layer) const { return k_[layer]; }
+  const void* v(int layer) const { return v_[layer]; }
   // Pointers to row `row` of a layer (row <= capacity).
   const void* k_row(int layer, int64_t row) const;
   const void* v_row(int layer, int64_t row) const;
@@ -42,9 +50,11 @@ class KvCache {
   Backend& b_;
   int kv_dim_;
   int64_t capacity_;
+  int64_t tail_rows_;
   size_t row_bytes_;
   int64_t size_ = 0;
-  std::vector<std::unique_ptr<BackendBuffer>> k_, v_;  // one buffer per layer
+  std::vector<char*> k_, v_;                         // row 0 of each layer
+  std::vector<std::unique_ptr<BackendBuffer>> own_;  // the memory, unless this is a tail
 };
 
 }  // namespace starattn

@@ -27,6 +27,9 @@ struct RunConfig {
   // Tokens per forward call in long prefills (memory and progress granularity); 0 = the
   // backend's choice (Backend::preferred_chunk: 512 on a CPU, 8192 on a GPU).
   int chunk = 0;
+  // Lets the backend record a one-token phase-2 step once and replay it (CUDA graphs on the GPU;
+  // one rank only). Off: every step is launched op by op (for comparing the two).
+  bool replay_steps = true;
 
   // Fills the defaults for a context of n tokens over `ranks` ranks and checks the values;
   // throws starattn::Error naming the flag at fault.

@@ -9,13 +9,6 @@
 
 namespace starattn {
 
-int argmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; ++i)
-    if (x[i] > x[best] || std::isnan(x[best])) best = i;
-  return best;
-}
-
 Sampler::Sampler(const SamplerOptions& o) : o_(o), rng_(o.seed) {
   SA_CHECK(o.temperature >= 0.0f && std::isfinite(o.temperature),
            "--temp must be a finite number >= 0, got ", o.temperature);

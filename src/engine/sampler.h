@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <random>
 
+#include "backend/argmax.h"  // argmax: greedy
+
 namespace starattn {
 
 struct SamplerOptions {
@@ -24,8 +26,5 @@ class Sampler {
   SamplerOptions o_;
   std::mt19937_64 rng_;
 };
-
-// Lowest index of the maximum; NaN never wins.
-int argmax(const float* x, int n);
 
 }  // namespace starattn

@@ -162,6 +162,71 @@ TEST_P(EngineOnGpu, DenseMatchesCpuThroughDecode) {
   EXPECT_LT(test::rel_l2(got, want), kTol);
 }
 
+// One-token steps replay a recorded CUDA graph (the first warms, the second records); calls of
+// other sizes in between (the 3 tokens take the split-KV kernel with another workspace size, the
+// 9 the prefill kernel) leave it usable or have it recorded again. The result matches the same
+// steps run op by op, and the CPU.
+TEST_P(EngineOnGpu, RecordedDecodeStepsMatchOpByOpAndCpu) {
+  auto& cuda = dynamic_cast<CudaBackend&>(*gpu_);
+  const std::vector<int> sizes = {1, 1, 1, 1, 3, 1, 1, 9, 1, 1, 1};
+  const auto steps = [&](Backend& b, bool replay) {
+    RunConfig rc = mode(AttnMode::Dense);
+    rc.replay_steps = replay;
+    Engine e(b, *comm_, rc.resolved(kCtx, 1), kCtx, 32);
+    e.encode_context(std::vector<int>(ids_.begin(), ids_.begin() + kCtx));
+    std::vector<float> out;
+    size_t next = 0;
+    for (int m : sizes) {
+      const std::vector<float> l =
+          e.run(std::vector<int>(ids_.begin() + next, ids_.begin() + next + m));
+      out.insert(out.end(), l.begin(), l.end());
+      next += m;
+    }
+    return out;
+  };
+  const int64_t before = cuda.replayed_steps();
+  const std::vector<float> recorded = steps(cuda, true);
+  const int64_t replayed = cuda.replayed_steps() - before;
+  EXPECT_GE(replayed, 6) << "one-token steps were not replayed";
+  const std::vector<float> op_by_op = steps(cuda, false);
+  EXPECT_EQ(cuda.replayed_steps() - before, replayed) << "replayed with replay_steps off";
+  EXPECT_LT(test::rel_l2(recorded, op_by_op), 2e-3);
+  EXPECT_LT(test::rel_l2(recorded, steps(*cpu_, true)), kTol);
+}
+
+// Greedy steps choose on the device (logits and argmax inside the replayed graph); the ids are the
+// host argmax of the logits that run() returns for the same steps.
+TEST_P(EngineOnGpu, GreedyOnTheDeviceMatchesHostArgmax) {
+  auto& cuda = dynamic_cast<CudaBackend&>(*gpu_);
+  const int vocab = model_.config.vocab_size, steps = 8;
+  const RunConfig rc = mode(AttnMode::Dense).resolved(kCtx, 1);
+  const std::vector<int> ctx(ids_.begin(), ids_.begin() + kCtx);
+  Engine by_logits(cuda, *comm_, rc, kCtx, steps + 1);
+  by_logits.encode_context(ctx);
+  std::vector<int> want;
+  for (int i = 0; i < steps; ++i) {
+    const std::vector<float> l = by_logits.run({ids_[i]});
+    want.push_back(argmax(l.data(), vocab));
+  }
+  Engine greedy(cuda, *comm_, rc, kCtx, steps + 1);
+  greedy.encode_context(ctx);
+  const int64_t before = cuda.replayed_steps();
+  std::vector<int> got;
+  for (int i = 0; i < steps; ++i) got.push_back(greedy.run_greedy({ids_[i]}));
+  EXPECT_EQ(cuda.replayed_steps() - before, steps - 1);
+  EXPECT_EQ(got, want);
+  // Over several tokens (no replay) the id is the last row's.
+  Engine several(cuda, *comm_, rc, kCtx, 4);
+  several.encode_context(ctx);
+  const std::vector<int> three(ids_.begin() + kCtx, ids_.begin() + kCtx + 3);
+  EXPECT_EQ(several.run_greedy(three), [&] {
+    Engine e(cuda, *comm_, rc, kCtx, 4);
+    e.encode_context(ctx);
+    const std::vector<float> l = e.run(three);
+    return argmax(l.data(), vocab);
+  }());
+}
+
 TEST_P(EngineOnGpu, StarWithOneBlockEqualsDense) {
   const std::vector<float> dense = run(*gpu_, mode(AttnMode::Dense));
   for (int64_t b : {kCtx, kCtx + 300})

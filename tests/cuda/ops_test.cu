@@ -352,6 +352,58 @@ TEST(CudaOps, GemvForFewRows) {
   EXPECT_FALSE(cuda::gemv_supported(odd));
 }
 
+// The decode FFN's fused gate/up GEMV + SwiGLU against the CPU (linear, then swiglu) and against
+// the unfused gemv() + swiglu(); outputs poisoned so an unwritten element fails.
+TEST(CudaOps, GemvSwigluForFewRows) {
+  SA_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  SA_CUDA(cudaSetDevice(0));
+  struct Shape {
+    int in, f;
+  };
+  for (Shape s : {Shape{72, 37}, Shape{2048, 1501}, Shape{4096, 14336}}) {
+    const int out = 2 * s.f;
+    const std::vector<float> w =
+        test::bf16_round(test::random_vec(size_t{1} * out * s.in, rng, 0.05f));
+    DevBuf<bf16> dw(test::to_bf16(w));
+    for (int n : {1, 2, 5, cuda::kGemvMaxRows}) {
+      const std::vector<float> x = test::bf16_round(test::random_vec(size_t{1} * n * s.in, rng));
+      std::vector<float> gu(size_t{1} * n * out), gate(size_t{1} * n * s.f), up(gate.size());
+      cpu::linear(x.data(), w.data(), nullptr, gu.data(), n, s.in, out);
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < s.f; ++j) {
+          gate[size_t{1} * i * s.f + j] =
+              test::bf16_value(test::bf16_bits(gu[size_t{1} * i * out + j]));
+          up[size_t{1} * i * s.f + j] =
+              test::bf16_value(test::bf16_bits(gu[size_t{1} * i * out + s.f + j]));
+        }
+      cpu::swiglu(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
+      DevBuf<bf16> dx(test::to_bf16(x));
+      cuda::LinearParams p;
+      p.x = dx.get();
+      p.x_stride = s.in;
+      p.w = dw.get();
+      p.n = n;
+      p.in = s.in;
+      p.out = out;
+      DevBuf<bf16> fused(test::to_bf16(std::vector<float>(gate.size(), NAN)));
+      p.y_bf16 = fused.get();
+      p.y_stride = s.f;
+      cuda::gemv_swiglu(p, nullptr);
+      DevBuf<bf16> dgu(gu.size()), unfused(gate.size());
+      p.y_bf16 = dgu.get();
+      p.y_stride = out;
+      cuda::gemv(p, nullptr);
+      cuda::swiglu({dgu.get(), out, unfused.get(), n, s.f}, nullptr);
+      const std::string what =
+          std::to_string(n) + "x" + std::to_string(s.in) + "->2x" + std::to_string(s.f);
+      const std::vector<float> got = test::to_float(fused.host());
+      EXPECT_LT(test::rel_l2(got, gate), kBf16Tol) << what;
+      EXPECT_LT(test::rel_l2(got, test::to_float(unfused.host())), 1e-3) << what << " vs unfused";
+    }
+  }
+}
+
 TEST(CudaOps, RandomFill) {
   SA_REQUIRE_GPU();
   const int64_t n = 1 << 20;

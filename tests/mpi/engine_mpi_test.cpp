@@ -225,7 +225,8 @@ void phase2_union(Comm& comm) {
 #endif
   if (!b) b = std::make_unique<CpuBackend>(m.config, m.weights);
   Backend& backend = *b;
-  KvCache mine(backend, 1, kvd, ctx_len(comm.rank())), query(backend, 1, kvd, n_q);
+  KvCache mine(backend, 1, kvd, ctx_len(comm.rank()), comm.rank() == 0 ? n_q : 0);
+  KvCache query(KvCache::TailOf{mine});
   {
     const int n = ctx_len(comm.rank());
     std::vector<float> k(n * kvd), v(n * kvd);
@@ -237,7 +238,8 @@ void phase2_union(Comm& comm) {
     mine.commit(n);
   }
   auto tensors = make_test_tensors(comm, backend);
-  Phase2Attention hook(backend, *tensors, mine, comm.rank() == 0 ? &query : nullptr);
+  Phase2Attention hook(backend, *tensors, mine, comm.rank() == 0 ? &query : nullptr, false);
+  hook.begin(n_q);
   const auto dq = upload(backend, q), dqk = upload(backend, qk), dqv = upload(backend, qv);
   const auto dout = upload(backend, std::vector<float>(n_q * qd, NAN));  // unwritten fails
   hook.attend(0, n_q, dq->get(), dqk->get(), dqv->get(), dout->get());

@@ -20,6 +20,11 @@ class CpuBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
   void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k, const void* v,
+                        size_t row_bytes, int n) override {
+    copy(static_cast<char*>(k_dst) + *row_at * row_bytes, k, n * row_bytes);
+    copy(static_cast<char*>(v_dst) + *row_at * row_bytes, v, n * row_bytes);
+  }
 
   void forward(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
                float* hidden_out) override {

@@ -16,6 +16,9 @@ void check_params(const AttnParams& p, const char* who) {
   SA_CHECK(p.head_dim == 64 || p.head_dim == 128, who, ": head_dim ", p.head_dim,
            " is not supported (64, 128)");
   SA_CHECK(p.scale > 0.0f, who, ": scale must be > 0, got ", p.scale);
+  SA_CHECK(!p.n_kv_at || (!p.causal && p.n_q <= kDecodeMaxRows), who,
+           ": a key count read at run time needs no mask and at most ", kDecodeMaxRows,
+           " query rows");
   if (p.n_q == 0) return;
   const auto aligned = [](const void* ptr, uintptr_t a) {
     return ptr != nullptr && reinterpret_cast<uintptr_t>(ptr) % a == 0;
@@ -55,6 +58,7 @@ void* workspace(size_t bytes, cudaStream_t stream) {
     const size_t grown = bytes + bytes / 2;
     SA_CUDA(cudaMalloc(&ptr, grown));
     size = grown;
+    ++workspace_generation;
   }
   return ptr;
 }
@@ -88,6 +92,10 @@ void attention(const AttnParams& p, cudaStream_t stream) {
     attention_decode(p, stream);
   else
     attention_prefill(p, stream);
+}
+
+uint64_t attention_workspace_generation() {
+  return attn::workspace_generation.load();
 }
 
 }  // namespace starattn::cuda

@@ -31,12 +31,19 @@ struct AttnParams {
   float scale = 0.0f;  // > 0, usually 1/sqrt(head_dim)
   bool causal = false;
   int64_t causal_offset = 0;
+  // When set (device memory): the number of keys, read by the kernel; n_kv is its upper bound and
+  // sizes the grid, so a captured CUDA graph replays over a longer cache. Split-KV decode only
+  // (n_q <= kDecodeMaxRows), without a mask.
+  const int* n_kv_at = nullptr;
 };
 
 // Picks the kernel: split-KV decode for up to kDecodeMaxRows query rows, flash prefill otherwise.
 // Throws starattn::Error on a bad shape, an unsupported head_dim or a failed CUDA call.
 void attention(const AttnParams& p, cudaStream_t stream);
 inline constexpr int kDecodeMaxRows = 8;
+
+// Bumped whenever the split-KV workspace moves: a CUDA graph captured before is then stale.
+uint64_t attention_workspace_generation();
 
 // (a) Flash-attention style: 128 query rows per block, K/V tiles streamed through shared memory,
 // online softmax in fp32, fully masked tiles skipped. On sm_90 a FlashAttention-3 style kernel

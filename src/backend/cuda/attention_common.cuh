@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -38,8 +39,10 @@ void prefill_wgmma(const AttnParams& p, cudaStream_t stream);
 // Whether the current device runs the sm_90a build (wgmma); cached per device.
 bool device_has_wgmma();
 
-// Grow-only device buffer per (device, stream), for split-KV partial results.
+// Grow-only device buffer per (device, stream), for split-KV partial results. Each time one grows
+// workspace_generation is bumped, so a CUDA graph that captured the old one knows it is stale.
 void* workspace(size_t bytes, cudaStream_t stream);
+inline std::atomic<uint64_t> workspace_generation{0};
 
 inline int sm_count() {
   int dev = 0, n = 0;

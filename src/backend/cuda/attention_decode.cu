@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backend/cuda/attention_common.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace starattn::cuda {
 namespace attn {
@@ -53,13 +54,19 @@ __global__ void __launch_bounds__(kThreads)
   const bf16* k = p.k + static_cast<int64_t>(kvh) * D;
   const bf16* v = p.v + static_cast<int64_t>(kvh) * D;
 
+  // A key count read at run time (a replayed graph) spreads its keys over the grid's splits.
+  int64_t n_kv = p.n_kv;
+  int tiles_per_split = sp.tiles_per_split;
+  if (p.n_kv_at != nullptr) {
+    n_kv = clamp64(*p.n_kv_at, 0, p.n_kv);
+    tiles_per_split = static_cast<int>(((n_kv + kBN - 1) / kBN + sp.n_splits - 1) / sp.n_splits);
+  }
   // Keys of this slice that some row of the block can see: [key0, key_end).
   const int tok_first = row0 / sp.group;
   const int tok_last = (min(row0 + kRows, sp.rows) - 1) / sp.group;
-  const int64_t key0 = static_cast<int64_t>(split) * sp.tiles_per_split * kBN;
-  const int64_t visible = p.causal ? clamp64(tok_last + p.causal_offset + 1, 0, p.n_kv) : p.n_kv;
-  const int64_t key_end =
-      clamp64(key0 + static_cast<int64_t>(sp.tiles_per_split) * kBN, 0, visible);
+  const int64_t key0 = static_cast<int64_t>(split) * tiles_per_split * kBN;
+  const int64_t visible = p.causal ? clamp64(tok_last + p.causal_offset + 1, 0, n_kv) : n_kv;
+  const int64_t key_end = clamp64(key0 + static_cast<int64_t>(tiles_per_split) * kBN, 0, visible);
   const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + kBN - 1) / kBN) : 0;
 
   for (int i = tid; i < kRows * kChunks; i += kThreads) {
@@ -176,6 +183,7 @@ __global__ void __launch_bounds__(kThreads)
 template <int D>
 __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, const Split sp,
                                                            const float* ws_o, const float* ws_lse) {
+  pdl_allow_dependents();       // the GEMV after this may start fetching its weights
   constexpr int kPer = D / 32;  // columns per lane, contiguous
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * 4 + warp;

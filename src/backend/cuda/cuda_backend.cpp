@@ -11,9 +11,11 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
+#include "backend/cuda/gemv.h"
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
+#include "backend/cuda/sampling.h"
 #include "model/rope_freq.h"
 #include "starattn/error.h"
 
@@ -72,6 +74,7 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::free_all() noexcept {
   if (stream_) (void)cudaStreamSynchronize(stream_);
+  drop_graph();
   gemm_.reset();
   release(logits_ws_);
   release(ws_);
@@ -227,6 +230,22 @@ void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens) {
   reserve_workspace(max_tokens);
 }
 
+size_t CudaBackend::logits_ws_offset(LogitsPart part) const {
+  // [kLogitRows, d] bf16 rows, then [kLogitRows, vocab] fp32 logits, then the chosen id; each
+  // 256-byte aligned (logits_workspace_bytes leaves room for it).
+  const auto up = [](size_t b) { return (b + 255) / 256 * 256; };
+  const size_t hidden = up(size_t{cuda::kLogitRows} * c_.d_model * 2);
+  switch (part) {
+    case LogitsPart::Hidden:
+      return 0;
+    case LogitsPart::Logits:
+      return hidden;
+    case LogitsPart::Id:
+      return hidden + up(size_t{cuda::kLogitRows} * c_.vocab_size * 4);
+  }
+  return 0;
+}
+
 void CudaBackend::reserve_workspace(int rows) {
   if (ws_ && sl_.rows >= rows) return;
   const cuda::WorkspaceLayout want = cuda::workspace_layout(c_, rows);
@@ -306,21 +325,102 @@ void CudaBackend::synchronize() {
   SA_CUDA(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
-                          int n_out, float* hidden_out) {
-  if (n == 0) return;
-  SA_CHECK(n > 0, "forward: negative token count ", n);
-  SA_CHECK(!hidden_out || (n_out >= 0 && n_out <= n), "forward: asked for ", n_out, " rows of ", n);
+void CudaBackend::write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k,
+                                   const void* v, size_t row_bytes, int n) {
+  cuda::copy_rows_at({{k_dst, v_dst}, {k, v}, row_at, row_bytes, n}, stream_);
+}
+
+void CudaBackend::stage_inputs(const int* tokens, const int* positions, int n) {
+  SA_CHECK(n > 0, "forward: token count ", n);
   for (int i = 0; i < n; ++i)
     SA_CHECK(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "token id ", tokens[i],
              " is outside the vocabulary of ", c_.vocab_size);
   SA_CUDA(cudaSetDevice(device_));
   reserve_workspace(n);
+  from_host(sptr<int>(sl_.tokens), tokens, sizeof(int) * n);
+  from_host(sptr<int>(sl_.positions), positions, sizeof(int) * n);
+}
+
+void CudaBackend::run_step(int n, AttentionHook& hook, Tail tail) {
+  const uint64_t key = n == 1 ? hook.replay_key() : 0;
+  if (key != 0) {
+    run_recorded(key, hook, tail);
+  } else {
+    run_layers(n, hook, tail);
+  }
+}
+
+void CudaBackend::forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
+                          int n_out, float* hidden_out) {
+  if (n == 0) return;
+  SA_CHECK(!hidden_out || (n_out >= 0 && n_out <= n), "forward: asked for ", n_out, " rows of ", n);
+  stage_inputs(tokens, positions, n);
+  const int rows = hidden_out ? n_out : 0;
+  run_step(n, hook, {rows, false});
+  if (rows > 0)
+    to_host(hidden_out, sptr<float>(sl_.x) + static_cast<int64_t>(n - rows) * c_.d_model,
+            sizeof(float) * rows * c_.d_model);
+}
+
+int CudaBackend::forward_greedy(const int* tokens, const int* positions, int n,
+                                AttentionHook& hook) {
+  stage_inputs(tokens, positions, n);
+  if (!logits_ws_) logits_ws_ = alloc(cuda::logits_workspace_bytes(c_));  // before any capture
+  run_step(n, hook, {0, true});
+  int id = 0;
+  to_host(&id, logits_ws_at<int>(LogitsPart::Id), sizeof id);
+  return id;
+}
+
+void CudaBackend::run_recorded(uint64_t key, AttentionHook& hook, Tail tail) {
+  if (graph_.exec && graph_.key == key && graph_.tail == tail && graph_.ws == ws_ &&
+      graph_.ws_rows == sl_.rows &&
+      graph_.attn_generation == cuda::attention_workspace_generation()) {
+    SA_CUDA(cudaGraphLaunch(graph_.exec, stream_));
+    ++replayed_;
+    return;
+  }
+  if (warm_key_ != key) {
+    warm_key_ = key;
+    run_layers(1, hook, tail);
+    return;
+  }
+  drop_graph();
+  // Relaxed: the warm call already sized every buffer, so nothing unsafe runs while capturing.
+  SA_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+  cudaGraph_t graph = nullptr;
+  try {
+    run_layers(1, hook, tail);
+  } catch (...) {
+    (void)cudaStreamEndCapture(stream_, &graph);  // the stream must leave capture mode
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    throw;
+  }
+  SA_CUDA(cudaStreamEndCapture(stream_, &graph));
+  const cudaError_t e = cudaGraphInstantiate(&graph_.exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  SA_CUDA(e);
+  graph_.key = key;
+  graph_.tail = tail;
+  graph_.ws = ws_;
+  graph_.ws_rows = sl_.rows;
+  graph_.attn_generation = cuda::attention_workspace_generation();
+  SA_CUDA(cudaGraphLaunch(graph_.exec, stream_));
+  ++replayed_;
+}
+
+void CudaBackend::drop_graph() noexcept {
+  if (graph_.exec) (void)cudaGraphExecDestroy(graph_.exec);
+  graph_ = StepGraph{};
+}
+
+void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
   const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
   const int64_t qkv_dim = q + 2 * kv;
   const int half = c_.head_dim / 2;
-  int* d_tokens = sptr<int>(sl_.tokens);
-  int* d_pos = sptr<int>(sl_.positions);
+  const int* d_tokens = sptr<int>(sl_.tokens);
+  const int* d_pos = sptr<int>(sl_.positions);
   float* cos = sptr<float>(sl_.cos);
   float* sin = sptr<float>(sl_.sin);
   float* x = sptr<float>(sl_.x);
@@ -333,8 +433,6 @@ void CudaBackend::forward(const int* tokens, const int* positions, int n, Attent
   bf16* gu = sptr<bf16>(sl_.gu);
   bf16* act = sptr<bf16>(sl_.act);
 
-  from_host(d_tokens, tokens, sizeof(int) * n);
-  from_host(d_pos, positions, sizeof(int) * n);
   cuda::embedding({d_tokens, wptr<bf16>(wl_.tok_embd), x, n, c_.d_model, c_.vocab_size}, stream_);
   cuda::rope_table({d_pos, inv_freq_, cos, sin, n, half}, stream_);
 
@@ -390,16 +488,45 @@ void CudaBackend::forward(const int* tokens, const int* positions, int n, Attent
     norm(o.ffn_norm, x, h, nullptr, n);
     for (int r0 = 0; r0 < n; r0 += cuda::kFfnRows) {
       const int m = std::min(cuda::kFfnRows, n - r0);
-      linear(h + r0 * d, d, o.wgu, 2 * f, gu, nullptr, m);
-      cuda::swiglu({gu, 2 * f, act, m, c_.d_ffn}, stream_);
+      cuda::LinearParams p;  // gate|up straight into SwiGLU
+      p.x = h + r0 * d;
+      p.x_stride = d;
+      p.w = wptr<bf16>(o.wgu);
+      p.y_bf16 = act;
+      p.y_stride = f;
+      p.n = m;
+      p.in = c_.d_model;
+      p.out = static_cast<int>(2 * f);
+      if (cuda::gemv_supported(p)) {  // decode: one kernel, no [m, 2f] round trip
+        cuda::gemv_swiglu(p, stream_);
+      } else {
+        linear(h + r0 * d, d, o.wgu, 2 * f, gu, nullptr, m);
+        cuda::swiglu({gu, 2 * f, act, m, c_.d_ffn}, stream_);
+      }
       linear(act, f, o.wdown, d, nullptr, x + r0 * d, m);
     }
   }
 
-  if (hidden_out && n_out > 0) {
-    float* rows = x + static_cast<int64_t>(n - n_out) * d;
-    norm(wl_.output_norm, rows, nullptr, rows, n_out);  // in place: x is dead after this
-    to_host(hidden_out, rows, sizeof(float) * n_out * d);
+  if (tail.hidden_rows > 0) {
+    const int m = tail.hidden_rows;
+    float* rows = x + static_cast<int64_t>(n - m) * d;
+    norm(wl_.output_norm, rows, nullptr, rows, m);  // in place: x is dead after this
+  }
+  if (tail.greedy) {  // the last row's logits and their argmax, all on the device
+    bf16* last = logits_ws_at<bf16>(LogitsPart::Hidden);
+    float* y = logits_ws_at<float>(LogitsPart::Logits);
+    norm(wl_.output_norm, x + static_cast<int64_t>(n - 1) * d, last, nullptr, 1);
+    cuda::LinearParams p;
+    p.x = last;
+    p.x_stride = d;
+    p.w = wptr<bf16>(wl_.output);
+    p.y_f32 = y;
+    p.y_stride = c_.vocab_size;
+    p.n = 1;
+    p.in = c_.d_model;
+    p.out = c_.vocab_size;
+    gemm_->linear(p);
+    cuda::argmax({y, c_.vocab_size, 1, c_.vocab_size, logits_ws_at<int>(LogitsPart::Id)}, stream_);
   }
 }
 
@@ -408,9 +535,8 @@ void CudaBackend::logits(const float* hidden, int n, float* out) {
   SA_CUDA(cudaSetDevice(device_));
   if (!logits_ws_) logits_ws_ = alloc(cuda::logits_workspace_bytes(c_));
   const int64_t d = c_.d_model, vocab = c_.vocab_size;
-  bf16* h = static_cast<bf16*>(logits_ws_);
-  float* y = reinterpret_cast<float*>(static_cast<char*>(logits_ws_) +
-                                      (cuda::kLogitRows * d * 2 + 255) / 256 * 256);
+  bf16* h = logits_ws_at<bf16>(LogitsPart::Hidden);
+  float* y = logits_ws_at<float>(LogitsPart::Logits);
   std::vector<uint16_t> stage(static_cast<size_t>(cuda::kLogitRows) * d);
   for (int r0 = 0; r0 < n; r0 += cuda::kLogitRows) {
     const int m = std::min(cuda::kLogitRows, n - r0);
@@ -448,6 +574,7 @@ void CudaBackend::attention(const AttnParams& p) {
   g.scale = p.scale;
   g.causal = p.causal;
   g.causal_offset = p.causal_offset;
+  g.n_kv_at = p.n_kv_at;
   cuda::attention(g, stream_);
 }
 

@@ -1,6 +1,7 @@
 // The CUDA backend: one GPU, one stream. Weights, activations and KV live in device memory in bf16
 // (norm weights, biases, the residual stream and log-sum-exps in fp32); every GEMM accumulates in
-// fp32 (cuBLAS). The forward pass per layer:
+// fp32 (cuBLAS). One-token phase-2 steps are recorded once as a CUDA graph and replayed (launch
+// gaps would otherwise cost about a sixth of a decode step). The forward pass per layer:
 //   x (fp32) -> RMSNorm -> h (bf16) -> [Q|K|V] GEMM -> bias + RoPE + split -> q, k, v
 //   -> hook.attend -> att -> x += att · Wo^T (inside the GEMM)
 //   -> RMSNorm -> h -> [gate|up] GEMM -> SwiGLU -> x += act · Wdown^T   (FFN in kFfnRows chunks)
@@ -46,10 +47,13 @@ class CudaBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override;
   void from_host(void* dst, const void* src, size_t bytes) override;
+  void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k, const void* v,
+                        size_t row_bytes, int n) override;
 
   void forward(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
                float* hidden_out) override;
   void logits(const float* hidden, int n, float* out) override;
+  int forward_greedy(const int* tokens, const int* positions, int n, AttentionHook& hook) override;
 
   void attention(const AttnParams& p) override;
   void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows, int heads,
@@ -58,6 +62,8 @@ class CudaBackend : public Backend {
   int device() const { return device_; }
   cudaStream_t stream() const { return stream_; }
   size_t weight_bytes() const { return wl_.total; }
+  // One-token forwards run by replaying a recorded graph so far (for tests and benchmarks).
+  int64_t replayed_steps() const { return replayed_; }
   // Waits for everything queued on the backend's stream.
   void synchronize() override;
 
@@ -67,6 +73,29 @@ class CudaBackend : public Backend {
   void upload_weights(const Weights& w);
   void random_weights(uint64_t seed);
   void reserve_workspace(int rows);
+  // What a forward leaves behind after its layers: the final norm of its last hidden_rows rows
+  // (in place in x, for the host), or with greedy the last row's logits and their argmax (the id
+  // in the logits workspace).
+  struct Tail {
+    int hidden_rows = 0;
+    bool greedy = false;
+    bool operator==(const Tail&) const = default;
+  };
+  enum class LogitsPart { Hidden, Logits, Id };
+  size_t logits_ws_offset(LogitsPart part) const;
+  template <typename T>
+  T* logits_ws_at(LogitsPart part) const {
+    return reinterpret_cast<T*>(static_cast<char*>(logits_ws_) + logits_ws_offset(part));
+  }
+  // Checks the tokens and puts them and their positions in the workspace.
+  void stage_inputs(const int* tokens, const int* positions, int n);
+  // The forward after its inputs are on the device: run_layers op by op, or run_recorded.
+  void run_step(int n, AttentionHook& hook, Tail tail);
+  // Embedding, layers and the tail. Only queues work, so a graph can capture it.
+  void run_layers(int n, AttentionHook& hook, Tail tail);
+  // run_layers for one token, through a CUDA graph recorded for the hook's replay key.
+  void run_recorded(uint64_t key, AttentionHook& hook, Tail tail);
+  void drop_graph() noexcept;
   size_t free_bytes() const;
   void drop_cache() noexcept;
   template <typename T>
@@ -89,6 +118,23 @@ class CudaBackend : public Backend {
   cuda::WorkspaceLayout sl_;
   void* ws_ = nullptr;         // sl_.total bytes
   void* logits_ws_ = nullptr;  // logits_workspace_bytes()
+
+  // The recorded one-token forward (AttentionHook::replay_key), valid while the memory it captured
+  // stays where it was: the workspace block (and its layout) and the attention kernels' split-KV
+  // workspace.
+  struct StepGraph {
+    uint64_t key = 0;
+    Tail tail;
+    void* ws = nullptr;
+    int ws_rows = 0;
+    uint64_t attn_generation = 0;
+    cudaGraphExec_t exec = nullptr;
+  };
+  StepGraph graph_;
+  // A key's first call runs op by op, so every buffer it touches reaches its size before a later
+  // call records (nothing may be allocated while a graph is captured).
+  uint64_t warm_key_ = 0;
+  int64_t replayed_ = 0;
 
   // Released blocks up to kCacheBlock bytes are kept for reuse instead of cudaFree'd: the engine's
   // hooks take and drop their scratch every decode step, and cudaMalloc/cudaFree (which waits for

@@ -1,7 +1,9 @@
 #include <cstdint>
 
+#include "backend/cuda/activations.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace starattn::cuda {
 namespace {
@@ -13,15 +15,12 @@ int grid_for(int64_t total) {
   return static_cast<int>(blocks < 65536 ? blocks : 65536);
 }
 
-__device__ __forceinline__ float silu_mul(float g, float u) {
-  return g / (1.0f + __expf(-g)) * u;
-}
-
 // Rows on grid.y (looping when n > 65535), columns on grid.x: no division per element. Each
 // thread takes kVec adjacent columns: 8 (16-byte loads and stores) when f, the row stride and the
 // pointers allow it, else 1.
 template <int kVec>
 __global__ void swiglu_kernel(SwigluParams p) {
+  pdl_allow_dependents();  // the GEMV after this may start fetching its weights
   const int j = (blockIdx.x * kThreads + threadIdx.x) * kVec;
   if (j >= p.f) return;
   for (int64_t i = blockIdx.y; i < p.n; i += gridDim.y) {
@@ -64,6 +63,18 @@ __global__ void residual_add_kernel(ResidualAddParams p) {
     p.x[t] += __bfloat162float(p.y[t]);
 }
 
+// T is the widest word the pointers and the row size allow; blockIdx.y picks the array.
+template <typename T>
+__global__ void copy_rows_at_kernel(CopyRowsAtParams p) {
+  const int a = blockIdx.y;
+  T* dst = reinterpret_cast<T*>(static_cast<char*>(p.dst[a]) + *p.row_at * p.row_bytes);
+  const T* src = static_cast<const T*>(p.src[a]);
+  const int64_t count = p.n * static_cast<int64_t>(p.row_bytes / sizeof(T));
+  for (int64_t t = blockIdx.x * int64_t{kThreads} + threadIdx.x; t < count;
+       t += int64_t{gridDim.x} * kThreads)
+    dst[t] = src[t];
+}
+
 }  // namespace
 
 void swiglu(const SwigluParams& p, cudaStream_t stream) {
@@ -91,6 +102,26 @@ void residual_add(const ResidualAddParams& p, cudaStream_t stream) {
   if (p.count == 0) return;
   residual_add_kernel<<<grid_for(p.count), kThreads, 0, stream>>>(p);
   SA_LAUNCHED("residual_add_kernel");
+}
+
+void copy_rows_at(const CopyRowsAtParams& p, cudaStream_t stream) {
+  if (p.n == 0 || p.row_bytes == 0) return;
+  const auto all_aligned = [&](uintptr_t a) {
+    bool ok = p.row_bytes % a == 0;
+    for (int i = 0; i < 2; ++i)
+      ok = ok && reinterpret_cast<uintptr_t>(p.dst[i]) % a == 0 &&
+           reinterpret_cast<uintptr_t>(p.src[i]) % a == 0;
+    return ok;
+  };
+  const int64_t bytes = p.n * static_cast<int64_t>(p.row_bytes);
+  if (all_aligned(16)) {
+    copy_rows_at_kernel<uint4><<<dim3(grid_for(bytes / 16), 2), kThreads, 0, stream>>>(p);
+  } else if (all_aligned(4)) {
+    copy_rows_at_kernel<uint32_t><<<dim3(grid_for(bytes / 4), 2), kThreads, 0, stream>>>(p);
+  } else {
+    copy_rows_at_kernel<unsigned char><<<dim3(grid_for(bytes), 2), kThreads, 0, stream>>>(p);
+  }
+  SA_LAUNCHED("copy_rows_at_kernel");
 }
 
 }  // namespace starattn::cuda

@@ -1,4 +1,5 @@
-// Element-wise ops of the forward pass: SwiGLU, bias add, residual add.
+// Element-wise ops of the forward pass: SwiGLU, bias add, residual add; and a row copy whose
+// destination row is read from device memory.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -36,5 +37,17 @@ struct ResidualAddParams {
   int64_t count = 0;
 };
 void residual_add(const ResidualAddParams& p, cudaStream_t stream);
+
+// For a = 0, 1: dst[a] + (*row_at) * row_bytes <- src[a][0, n * row_bytes) (a step's K and V in
+// one launch). The row is read when the kernel runs, so a captured CUDA graph appends each decode
+// step's KV at the next row.
+struct CopyRowsAtParams {
+  void* dst[2] = {};
+  const void* src[2] = {};
+  const int* row_at = nullptr;  // device
+  size_t row_bytes = 0;
+  int n = 0;
+};
+void copy_rows_at(const CopyRowsAtParams& p, cudaStream_t stream);
 
 }  // namespace starattn::cuda

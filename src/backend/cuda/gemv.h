@@ -15,5 +15,9 @@ inline constexpr int kGemvMaxRows = 8;
 // 8 elements, x and W 16-byte aligned.
 bool gemv_supported(const LinearParams& p);
 void gemv(const LinearParams& p, cudaStream_t stream);
+// The FFN's gate/up projection and SwiGLU in one kernel: with W = [W_gate; W_up] ([out, in],
+// out = 2 f) writes y_bf16[i, j] = silu(g) * u for j < f, where g and u are rows j and f + j of
+// x · W^T rounded to bf16, as gemv() then swiglu() (elementwise.h) round them.
+void gemv_swiglu(const LinearParams& p, cudaStream_t stream);
 
 }  // namespace starattn::cuda

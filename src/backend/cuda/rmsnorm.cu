@@ -1,6 +1,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/rmsnorm.h"
 #include "starattn/error.h"
@@ -26,6 +27,7 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 // reduction.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(RmsNormParams p, T* y) {
+  pdl_allow_dependents();  // the GEMV after this may start fetching its weights
   const int64_t row = blockIdx.x;
   const float* x = p.x + row * p.d;
   float ss = 0.0f;
@@ -51,6 +53,7 @@ __device__ __forceinline__ void store4(__nv_bfloat16* y, float4 v) {
 // squares and the scaling (d % 4 == 0 and d <= 4 * kThreads * kVec).
 template <typename T, int kVec>
 __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(RmsNormParams p, T* y) {
+  pdl_allow_dependents();  // the GEMV after this may start fetching its weights
   const int64_t row = blockIdx.x;
   const float4* x = reinterpret_cast<const float4*>(p.x + row * p.d);
   const int d4 = p.d / 4;
