@@ -261,7 +261,9 @@ void phase2_union(Comm& comm) {
   p.causal = true;
   p.causal_offset = total_ctx;
   attention_cpu(p);
-  check(comm, rel_l2(out, ref) < (bf16 ? 1e-2 : 1e-5),
+  // fp32: the merged partials and the one softmax of the reference differ by rounding alone, up
+  // to 2e-5 here (3 ranks); a missing or extra key moves the result by more than 1e-3 (below).
+  check(comm, rel_l2(out, ref) < (bf16 ? 1e-2 : 1e-4),
         "phase-2 merge over " + std::to_string(H) + " ranks == union");
   // The bug check: with a bottom-right mask, row 0 would miss up to n_q - 1 last keys per rank.
   std::vector<float> buggy(n_q * qd);
