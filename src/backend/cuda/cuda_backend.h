@@ -1,7 +1,7 @@
 // The CUDA backend: one GPU, one stream. Weights, activations and KV live in device memory in bf16
 // (norm weights, biases, the residual stream and log-sum-exps in fp32); every GEMM accumulates in
-// fp32 (cuBLAS). One-token phase-2 steps are recorded once as a CUDA graph and replayed (launch
-// gaps would otherwise cost about a sixth of a decode step). The forward pass per layer:
+// fp32 (cuBLAS). One-token phase-2 steps are recorded once as a CUDA graph and replayed (without
+// it, launch gaps cost about 0.4 ms of an 8 ms step at 32K on an H100). The forward pass per layer:
 //   x (fp32) -> RMSNorm -> h (bf16) -> [Q|K|V] GEMM -> bias + RoPE + split -> q, k, v
 //   -> hook.attend -> att -> x += att · Wo^T (inside the GEMM)
 //   -> RMSNorm -> h -> [gate|up] GEMM -> SwiGLU -> x += act · Wdown^T   (FFN in kFfnRows chunks)
