@@ -450,16 +450,9 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
   };
   const auto linear = [&](const bf16* in, int64_t in_dim, size_t w_offset, int64_t out_dim,
                           bf16* out_bf16, float* out_f32, int rows) {
-    cuda::LinearParams p;
-    p.x = in;
-    p.x_stride = in_dim;
-    p.w = wptr<bf16>(w_offset);
+    cuda::LinearParams p = linear_params(in, in_dim, w_offset, out_dim, rows);
     p.y_bf16 = out_bf16;
     p.y_f32 = out_f32;
-    p.y_stride = out_dim;
-    p.n = rows;
-    p.in = static_cast<int>(in_dim);
-    p.out = static_cast<int>(out_dim);
     p.accumulate = out_f32 != nullptr;  // fp32 outputs are always the residual stream
     gemm_->linear(p);
   };
@@ -488,15 +481,9 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
     norm(o.ffn_norm, x, h, nullptr, n);
     for (int r0 = 0; r0 < n; r0 += cuda::kFfnRows) {
       const int m = std::min(cuda::kFfnRows, n - r0);
-      cuda::LinearParams p;  // gate|up straight into SwiGLU
-      p.x = h + r0 * d;
-      p.x_stride = d;
-      p.w = wptr<bf16>(o.wgu);
-      p.y_bf16 = act;
+      cuda::LinearParams p = linear_params(h + r0 * d, d, o.wgu, 2 * f, m);
+      p.y_bf16 = act;  // gate|up straight into SwiGLU
       p.y_stride = f;
-      p.n = m;
-      p.in = c_.d_model;
-      p.out = static_cast<int>(2 * f);
       if (cuda::gemv_supported(p)) {  // decode: one kernel, no [m, 2f] round trip
         cuda::gemv_swiglu(p, stream_);
       } else {
@@ -516,18 +503,28 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
     bf16* last = logits_ws_at<bf16>(LogitsPart::Hidden);
     float* y = logits_ws_at<float>(LogitsPart::Logits);
     norm(wl_.output_norm, x + static_cast<int64_t>(n - 1) * d, last, nullptr, 1);
-    cuda::LinearParams p;
-    p.x = last;
-    p.x_stride = d;
-    p.w = wptr<bf16>(wl_.output);
-    p.y_f32 = y;
-    p.y_stride = c_.vocab_size;
-    p.n = 1;
-    p.in = c_.d_model;
-    p.out = c_.vocab_size;
-    gemm_->linear(p);
+    lm_head(last, y, 1);
     cuda::argmax({y, c_.vocab_size, 1, c_.vocab_size, logits_ws_at<int>(LogitsPart::Id)}, stream_);
   }
+}
+
+cuda::LinearParams CudaBackend::linear_params(const bf16* in, int64_t in_dim, size_t w_offset,
+                                              int64_t out_dim, int rows) const {
+  cuda::LinearParams p;
+  p.x = in;
+  p.x_stride = in_dim;
+  p.w = wptr<bf16>(w_offset);
+  p.y_stride = out_dim;
+  p.n = rows;
+  p.in = static_cast<int>(in_dim);
+  p.out = static_cast<int>(out_dim);
+  return p;
+}
+
+void CudaBackend::lm_head(const bf16* h, float* y, int rows) {
+  cuda::LinearParams p = linear_params(h, c_.d_model, wl_.output, c_.vocab_size, rows);
+  p.y_f32 = y;
+  gemm_->linear(p);
 }
 
 void CudaBackend::logits(const float* hidden, int n, float* out) {
@@ -542,16 +539,7 @@ void CudaBackend::logits(const float* hidden, int n, float* out) {
     const int m = std::min(cuda::kLogitRows, n - r0);
     for (int64_t i = 0; i < m * d; ++i) stage[i] = to_bf16_bits(hidden[r0 * d + i]);
     from_host(h, stage.data(), sizeof(uint16_t) * m * d);
-    cuda::LinearParams p;
-    p.x = h;
-    p.x_stride = d;
-    p.w = wptr<bf16>(wl_.output);
-    p.y_f32 = y;
-    p.y_stride = vocab;
-    p.n = m;
-    p.in = c_.d_model;
-    p.out = c_.vocab_size;
-    gemm_->linear(p);
+    lm_head(h, y, m);
     to_host(out + r0 * vocab, y, sizeof(float) * m * vocab);
   }
 }

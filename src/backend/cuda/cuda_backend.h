@@ -87,6 +87,12 @@ class CudaBackend : public Backend {
   T* logits_ws_at(LogitsPart part) const {
     return reinterpret_cast<T*>(static_cast<char*>(logits_ws_) + logits_ws_offset(part));
   }
+  // y[rows, out_dim] = in[rows, in_dim] · W^T for the weight at w_offset; the caller sets the
+  // output (y_bf16 or y_f32, accumulate).
+  cuda::LinearParams linear_params(const __nv_bfloat16* in, int64_t in_dim, size_t w_offset,
+                                   int64_t out_dim, int rows) const;
+  // logits y[rows, vocab] (fp32, device) from bf16 hidden rows h (device).
+  void lm_head(const __nv_bfloat16* h, float* y, int rows);
   // Checks the tokens and puts them and their positions in the workspace.
   void stage_inputs(const int* tokens, const int* positions, int n);
   // The forward after its inputs are on the device: run_layers op by op, or run_recorded.

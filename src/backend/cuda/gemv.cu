@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(LinearParams p, int s
   const bool active = o < p.out;  // no early return: the block meets at __syncthreads below
   // Weights are read once: streaming loads (evict first); x is re-read by every warp: __ldg.
   int64_t w_row = active ? o : 0;
-  if (kSwiglu) w_row = (o & 1) ? p.out / 2 + (w_row >> 1) : (w_row >> 1);
+  if constexpr (kSwiglu) w_row = (w_row & 1) ? p.out / 2 + (w_row >> 1) : (w_row >> 1);
   const uint4* w = reinterpret_cast<const uint4*>(p.w + w_row * p.in);
   const int chunks = p.in / 8, step = 32 * splits;  // 16-byte pieces of a row
   int c = s * 32 + lane;
