@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "attention/attention.h"
+#include "backend/cpu/attention_cpu.h"
 #include "attention/merge.h"
 
 namespace starattn {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "starattn/error.h"
 
 namespace starattn {

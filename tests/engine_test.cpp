@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "backend/cpu/cpu_backend.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "engine/layout.h"
 #include "engine/phase2.h"

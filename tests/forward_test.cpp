@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_backend.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "model/loader.h"
 #include "test_util.h"

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
 #include "model/loader.h"

@@ -14,7 +14,7 @@ for f in attention attention_prefill attention_prefill_sm90 attention_decode att
   "${NV[@]}" -c "$root/src/backend/cuda/$f.cu" -o $f.o & pids+=($!)
 done
 # The CPU reference the test compares against.
-for f in attention/attention_cpu attention/merge backend/cpu/threads; do
+for f in backend/cpu/attention_cpu attention/merge backend/cpu/threads; do
   g++ -std=c++20 -O3 -fopenmp -I"$root/include" -I"$root/src" \
     -I/usr/include/x86_64-linux-gnu/openblas-pthread -c "$root/src/$f.cpp" -o "$(basename $f).o" &
   pids+=($!)

@@ -25,7 +25,7 @@
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
 

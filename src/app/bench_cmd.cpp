@@ -12,7 +12,7 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
 
@@ -78,7 +78,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     SA_CHECK(a.query >= 1, "--query must be >= 1");
     lm = load_model_and_tokenizer(a.model);
-    backend = make_backend(a.device, *lm);
+    backend = make_backend(a.device, *lm, comm);
     for (int n : a.prefill)
       SA_CHECK(n > a.query && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
                " must be in ", a.query + 1, "..", lm->model.config.max_positions - a.decode);
@@ -111,7 +111,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   // "Prefill" = phase 1 over n - query context tokens, then the query (phase 2): with one rank,
   // dense and --query 1 this is an ordinary prefill, and its FLOPs are those of a dense causal
   // prefill of n tokens. Phase 1 is timed to its slowest rank; the prefill to the first token.
-  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
+  const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
   std::vector<double> decode_t;
   double decode_comm = 0;
   for (int n : a.prefill) {

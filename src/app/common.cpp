@@ -86,16 +86,15 @@ void set_threads(int n) {
   cpu::set_threads(n);
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m) {
+std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m,
+                                      const Comm& comm) {
   SA_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
            "' (expected cpu, cuda or auto)");
 #ifdef STARATTN_HAVE_CUDA
   const int gpus = cuda_device_count();
   if (device == "cuda" || (device == "auto" && gpus > 0)) {
     SA_CHECK(gpus > 0, "--device cuda: no CUDA GPU is visible to this process");
-    // One GPU per rank: ranks on a host take GPUs in turn by their local rank.
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    const int gpu = (local ? std::atoi(local) : 0) % gpus;
+    const int gpu = local_device_index(comm, gpus);
     if (m.random) return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234);
     return make_cuda_backend(m.model, gpu);
   }
@@ -106,35 +105,11 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
   return std::make_unique<CpuBackend>(m.model.config, m.model.weights);
 }
 
-std::unique_ptr<TensorComm> make_tensor_comm(Comm& comm, Backend& backend) {
-  if (comm.size() == 1) return make_host_tensor_comm(comm, backend);
-  // Each rank's (host, GPU); NCCL needs a GPU on every rank and no GPU twice.
-  struct Where {
-    uint64_t host = 0;
-    int device = -1;
-  } me;
-#ifdef STARATTN_HAVE_CUDA
-  me.device = cuda_backend_device(backend);
-#endif
-  char name[256] = {};
-  (void)gethostname(name, sizeof name - 1);
-  me.host = std::hash<std::string>{}(name);
-  std::vector<Where> all(static_cast<size_t>(comm.size()));
-  comm.allgather(&me, all.data(), sizeof me);
-  bool every_gpu = true, shared = false;
-  for (size_t i = 0; i < all.size(); ++i) {
-    every_gpu = every_gpu && all[i].device >= 0;
-    for (size_t j = 0; j < i; ++j)
-      shared = shared || (all[i].host == all[j].host && all[i].device == all[j].device);
-  }
-#ifdef STARATTN_HAVE_CUDA
-  if (every_gpu && !shared) return make_nccl_tensor_comm(comm, backend);
-#endif
-  if (every_gpu && shared && comm.rank() == 0)
-    std::fprintf(stderr,
-                 "note: several ranks share a GPU, so tensors between ranks are staged through "
-                 "host memory (NCCL needs one GPU per rank)\n");
-  return make_host_tensor_comm(comm, backend);
+std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend) {
+  std::string note;
+  std::unique_ptr<TensorComm> t = make_tensor_comm(comm, backend, &note);
+  if (!note.empty() && comm.rank() == 0) std::fprintf(stderr, "note: %s\n", note.c_str());
+  return t;
 }
 
 bool token_has_text(const LoadedModel& m, int id) {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "backend/backend.h"
-#include "dist/comm.h"
-#include "dist/tensor_comm.h"
+#include "comm/comm.h"
+#include "comm/tensor_comm.h"
 #include "model/loader.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,14 +28,13 @@ struct LoadedModel {
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
                                                       const std::string& tokenizer_path = "");
 
-// The compute backend: "cpu", "cuda" (GPU = local rank modulo the GPUs present), or "auto"
-// (cuda when this build has it and a GPU is present, else cpu).
-std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& model);
+// The compute backend: "cpu", "cuda" (the GPU of local_device_index), or "auto" (cuda when this
+// build has it and a GPU is present, else cpu).
+std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& model,
+                                      const Comm& comm);
 
-// How this job's ranks move tensors (collective: every rank calls it, all get the same kind):
-// NCCL when every rank has a GPU of its own, else staging through the host over `comm` (CPU
-// ranks, a single rank, or several ranks sharing a GPU, which NCCL refuses; rank 0 says so).
-std::unique_ptr<TensorComm> make_tensor_comm(Comm& comm, Backend& backend);
+// make_tensor_comm, with rank 0 printing its note (if any) to stderr.
+std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend);
 
 // Text of a generated token; ids beyond the tokenizer (a random model) print as "<id>".
 bool token_has_text(const LoadedModel& m, int id);

@@ -11,7 +11,7 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/generate.h"
 #include "eval/method.h"
 #include "eval/metric.h"
@@ -273,8 +273,8 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   unsigned long long n_plan = plan.size();
   comm.broadcast(&n_plan, sizeof n_plan, 0);
 
-  const std::unique_ptr<Backend> backend = make_backend(a.device, *lm);
-  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
+  const std::unique_ptr<Backend> backend = make_backend(a.device, *lm, comm);
+  const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
   const Tokenizer& tok = lm->tokenizer;
   EvalProgress progress(static_cast<int64_t>(n_plan), isatty(STDERR_FILENO) != 0);
   double score_sum = 0;

@@ -10,7 +10,7 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/generate.h"
 #include "starattn/error.h"
 #include "tokenizer/prompt.h"
@@ -146,7 +146,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              " exceeds the model's context of ", lm->model.config.max_positions,
              " tokens; shorten the input or lower -n");
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
-    backend = make_backend(a.device, *lm);
+    backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
   });
   const Tokenizer& tok = lm->tokenizer;
@@ -190,7 +190,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   };
   // Outside on_all_ranks: NCCL's setup is collective, and a failure in it must end the job
   // (run_on_ranks) rather than wait for an agreement the other ranks cannot reach.
-  const std::unique_ptr<TensorComm> tensors = make_tensor_comm(comm, *backend);
+  const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
   const GenerateResult res = generate(*backend, comm, rc, req, tensors.get());
   t.phase1_s = res.phase1_s;
   t.query_s = res.query_s;

@@ -6,7 +6,7 @@
 
 #include <functional>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "starattn/error.h"
 
 namespace starattn::app {

@@ -36,8 +36,4 @@ struct AttnParams {
   const int* n_kv_at = nullptr;
 };
 
-// fp32 reference implementation (OpenBLAS GEMMs, exact softmax per row): q, k, v, out are float.
-// lse may be nullptr.
-void attention_cpu(const AttnParams& p);
-
 }  // namespace starattn

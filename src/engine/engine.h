@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "dist/comm.h"
-#include "dist/tensor_comm.h"
+#include "comm/comm.h"
+#include "comm/tensor_comm.h"
 #include "engine/kv_cache.h"
 #include "engine/phase2.h"
 #include "engine/run_config.h"

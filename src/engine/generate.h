@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "engine/run_config.h"
 #include "engine/sampler.h"

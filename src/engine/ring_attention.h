@@ -8,7 +8,7 @@
 #pragma once
 
 #include "backend/backend.h"
-#include "dist/tensor_comm.h"
+#include "comm/tensor_comm.h"
 #include "engine/kv_cache.h"
 #include "engine/layout.h"
 

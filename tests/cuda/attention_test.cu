@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "attention/attention.h"
+#include "backend/cpu/attention_cpu.h"
 #include "attention/merge.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/attention_common.cuh"

@@ -16,7 +16,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_factory.h"
 #include "cuda/cuda_test_util.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/engine.h"
 #include "model/loader.h"
 #include "random_model.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "starattn/error.h"
 
 namespace {

@@ -18,7 +18,7 @@
 
 #include "attention/attention.h"
 #include "backend/cpu/cpu_backend.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "engine/block_attention.h"
 #include "engine/engine.h"
 #include "engine/phase2.h"
@@ -28,6 +28,7 @@
 #include "test_util.h"
 #ifdef STARATTN_HAVE_CUDA
 #include "backend/cuda/cuda_factory.h"
+#include "comm/nccl_comm.h"
 #endif
 
 using namespace starattn;
@@ -48,7 +49,7 @@ Setup setup;
 std::unique_ptr<Backend> make_test_backend(Comm& comm, const Model& m) {
 #ifdef STARATTN_HAVE_CUDA
   if (setup.cuda) {
-    return make_cuda_backend(m, comm.rank() % cuda_device_count());
+    return make_cuda_backend(m, local_device_index(comm, cuda_device_count()));
   }
 #endif
   (void)comm;
@@ -221,7 +222,7 @@ void phase2_union(Comm& comm) {
 
   std::unique_ptr<Backend> b;
 #ifdef STARATTN_HAVE_CUDA
-  if (setup.cuda) b = make_cuda_random_backend(c, comm.rank() % cuda_device_count(), 1);
+  if (setup.cuda) b = make_cuda_random_backend(c, local_device_index(comm, cuda_device_count()), 1);
 #endif
   if (!b) b = std::make_unique<CpuBackend>(m.config, m.weights);
   Backend& backend = *b;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "backend/backend.h"
+#include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/forward.h"
 
 namespace starattn {

@@ -25,6 +25,11 @@ std::unique_ptr<Backend> make_cuda_random_backend(const ModelConfig& config, int
   return std::make_unique<CudaBackend>(config, device, seed);
 }
 
+int cuda_backend_device(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  return cuda ? cuda->device() : -1;
+}
+
 ModelConfig llama31_8b_config() {
   ModelConfig c;
   c.arch = "llama";

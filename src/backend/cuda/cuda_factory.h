@@ -7,8 +7,6 @@
 #include <memory>
 
 #include "backend/backend.h"
-#include "dist/comm.h"
-#include "dist/tensor_comm.h"
 #include "model/config.h"
 
 namespace starattn {
@@ -28,11 +26,6 @@ std::unique_ptr<Backend> make_cuda_random_backend(const ModelConfig& config, int
 
 // The GPU a backend runs on; -1 when it is not a CUDA backend.
 int cuda_backend_device(const Backend& backend);
-
-// Tensor transfers between CUDA backends over NCCL, one process per GPU (nccl_comm.cpp). Every rank
-// of `control` must call it (it is collective: rank 0 makes the NCCL id and sends it over
-// `control`). `backend` must be a CUDA backend; no two ranks may share a GPU (NCCL refuses).
-std::unique_ptr<TensorComm> make_nccl_tensor_comm(Comm& control, Backend& backend);
 
 // The Llama-3.1-8B shape (DESIGN.md 6): 32 layers, d 4096, 32 q / 8 kv heads of 128, FFN 14336,
 // vocab 128256, RoPE theta 500000 with llama3 scaling (8, 1, 4, 8192), untied output.

@@ -12,9 +12,10 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "backend/backend.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 
 namespace starattn {
 
@@ -42,5 +43,12 @@ class TensorComm {
 
 // Host-staged transfers through `comm`. Keeps references to both.
 std::unique_ptr<TensorComm> make_host_tensor_comm(Comm& comm, Backend& backend);
+
+// How this job's ranks move tensors (collective: every rank calls it, all get the same kind):
+// NCCL when every rank has a GPU of its own, else staging through the host over `comm` (CPU
+// ranks, a single rank, or several ranks sharing a GPU, which NCCL refuses; then *note, when
+// given, says so).
+std::unique_ptr<TensorComm> make_tensor_comm(Comm& comm, Backend& backend,
+                                             std::string* note = nullptr);
 
 }  // namespace starattn

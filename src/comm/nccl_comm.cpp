@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_factory.h"
+#include "comm/nccl_comm.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -146,11 +147,6 @@ class NcclTensorComm : public TensorComm {
 };
 
 }  // namespace
-
-int cuda_backend_device(const Backend& backend) {
-  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
-  return cuda ? cuda->device() : -1;
-}
 
 std::unique_ptr<TensorComm> make_nccl_tensor_comm(Comm& control, Backend& backend) {
   auto* cuda = dynamic_cast<CudaBackend*>(&backend);

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "starattn/error.h"
 
 namespace starattn {

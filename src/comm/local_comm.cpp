@@ -7,7 +7,7 @@
 #include <map>
 #include <vector>
 
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -16,6 +16,8 @@ namespace {
 class LocalComm final : public Comm {
  public:
   int rank() const override { return 0; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
   int size() const override { return 1; }
   void barrier() override {}
 

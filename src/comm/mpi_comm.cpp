@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/comm.h"
-#include "dist/mpi_check.h"
+#include "comm/comm.h"
+#include "comm/mpi_check.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -94,6 +94,12 @@ class MpiComm final : public Comm {
       SA_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));  // inherits MPI_ERRORS_RETURN
       SA_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
       SA_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+      // Ranks that share this host (and its GPUs), whatever launched them: mpirun, srun, hydra.
+      MPI_Comm host = MPI_COMM_NULL;
+      SA_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &host));
+      SA_MPI_CHECK(MPI_Comm_rank(host, &local_rank_));
+      SA_MPI_CHECK(MPI_Comm_size(host, &local_size_));
+      SA_MPI_CHECK(MPI_Comm_free(&host));
       int* tag_ub = nullptr;
       int flag = 0;
       SA_MPI_CHECK(MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &flag));
@@ -107,6 +113,8 @@ class MpiComm final : public Comm {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
   void barrier() override { SA_MPI_CHECK(MPI_Barrier(comm_)); }
 
   void broadcast(void* data, size_t bytes, int root) override {
@@ -298,6 +306,7 @@ class MpiComm final : public Comm {
   bool owns_mpi_ = false;
   int rank_ = 0;
   int size_ = 1;
+  int local_rank_ = 0, local_size_ = 1;
   int tag_ub_ = 32767;  // the least MPI guarantees; replaced by the real bound
 };
 

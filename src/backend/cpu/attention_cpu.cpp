@@ -11,7 +11,7 @@
 #include <limits>
 #include <vector>
 
-#include "attention/attention.h"
+#include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/threads.h"
 #include "starattn/error.h"
 

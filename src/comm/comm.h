@@ -6,7 +6,7 @@
 // Collectives must be called by every rank in the same order with the same sizes and root,
 // exactly as in MPI; a mismatch is undefined (usually a hang or an error from MPI).
 //
-// Failure pattern for the app layer (DESIGN.md 4: a fatal error on one rank ends every rank):
+// Failure pattern for the app layer (a fatal error on one rank ends every rank):
 //
 //   auto comm = make_default_comm();
 //   try { run(*comm); } catch (const starattn::Error& e) { comm->abort_all(e.what(), 1); }
@@ -34,6 +34,9 @@ class Comm {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // This rank among the ranks on its own host (MPI_COMM_TYPE_SHARED), and how many those are.
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
   virtual void barrier() = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void allreduce_sum(float* data, size_t count) = 0;         // in place
@@ -81,6 +84,12 @@ std::unique_ptr<Comm> make_default_comm();
 // Throws starattn::Error on every rank (none hangs) unless `value` is identical on all ranks; the
 // message names `what` and the first rank that differs from rank 0, with both values (shortened).
 void check_same_on_all_ranks(Comm& comm, const std::string& what, const std::string& value);
+
+// The device this rank uses when its host has n_devices of them (n_devices > 0): ranks on a host
+// take them in turn by local rank, so mpirun, srun and other launchers all give each its own.
+inline int local_device_index(const Comm& comm, int n_devices) {
+  return comm.local_rank() % n_devices;
+}
 
 // Root's string replaces every other rank's.
 void broadcast_string(Comm& comm, std::string& s, int root);

@@ -1,7 +1,7 @@
 // The host-staged TensorComm: every transfer goes backend -> host buffer -> Comm -> backend and is
 // finished when the call returns (so start_exchange does the whole exchange and wait_exchange has
 // nothing left to do).
-#include "dist/tensor_comm.h"
+#include "comm/tensor_comm.h"
 
 #include <chrono>
 #include <vector>
