@@ -99,6 +99,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
     return make_cuda_backend(m.model, gpu);
   }
 #else
+  (void)comm;
   SA_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend (nvcc was not found)");
 #endif
   SA_CHECK(!m.random, "random models run on a GPU only (--device cuda)");

@@ -42,6 +42,12 @@ class Backend {
   // Waits until all work queued on this backend is done (for honest timings; a no-op on the CPU).
   virtual void synchronize() {}
 
+  // Bytes this backend could still allocate for KV beyond what it holds (free memory plus its
+  // allocator's cache, less what it keeps in reserve): a server's budget for cached contexts.
+  virtual size_t memory_available() const = 0;
+  // What an allocation of `bytes` really occupies, after the allocator's rounding.
+  virtual size_t allocation_size(size_t bytes) const { return bytes; }
+
   // Memory of this backend. alloc throws starattn::Error when it cannot give `bytes`.
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) noexcept = 0;

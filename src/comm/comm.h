@@ -39,6 +39,12 @@ class Comm {
   virtual int local_size() const = 0;
   virtual void barrier() = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  // As broadcast, but a rank that waits sleeps between checks instead of spinning on a core: for
+  // a worker waiting for the next order of a server, which may not come for hours. Every rank
+  // must use this call for the same broadcast (MPI does not match it with a plain broadcast).
+  virtual void broadcast_patiently(void* data, size_t bytes, int root) {
+    broadcast(data, bytes, root);
+  }
   virtual void allreduce_sum(float* data, size_t count) = 0;         // in place
   virtual void allreduce_max(float* data, size_t count) = 0;         // in place
   virtual void reduce_sum(float* data, size_t count, int root) = 0;  // in place; valid on root only

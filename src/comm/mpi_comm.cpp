@@ -1,11 +1,13 @@
 // MpiComm: Comm over MPI with host buffers. Every call is checked (SA_MPI_CHECK); transfers are cut
 // into pieces of at most max_chunk_bytes because MPI counts are int (2^31 - 1 elements).
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/comm.h"
@@ -123,6 +125,20 @@ class MpiComm final : public Comm {
     auto* p = static_cast<char*>(data);
     for (size_t off = 0; off < bytes; off += chunk_) {
       SA_MPI_CHECK(MPI_Bcast(p + off, piece(bytes - off, chunk_), MPI_BYTE, root, comm_));
+    }
+  }
+
+  void broadcast_patiently(void* data, size_t bytes, int root) override {
+    check_rank("broadcast_patiently", "root", root);
+    check_ptr("broadcast_patiently", data, bytes);
+    SA_CHECK(bytes <= chunk_, "Comm::broadcast_patiently: ", bytes, " bytes is more than one piece");
+    MPI_Request req = MPI_REQUEST_NULL;
+    SA_MPI_CHECK(MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, comm_, &req));
+    // Poll quickly at first (the next order usually follows at once), then back off to 2 ms.
+    int done = 0;
+    for (int wait_us = 20; !done; wait_us = std::min(2 * wait_us, 2000)) {
+      SA_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+      if (!done) std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
     }
   }
 

@@ -1,28 +1,6 @@
 #include "engine/block_attention.h"
 
-#include <cmath>
-
 namespace starattn {
-
-AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
-                          void* out, float* lse, int n, int64_t n_kv) {
-  AttnParams p;
-  p.q = q;
-  p.k = k;
-  p.v = v;
-  p.out = out;
-  p.lse = lse;
-  p.n_q = n;
-  p.n_kv = static_cast<int>(n_kv);
-  p.n_heads = c.n_heads;
-  p.n_kv_heads = c.n_kv_heads;
-  p.head_dim = c.head_dim;
-  p.q_stride = c.q_dim();
-  p.kv_stride = c.kv_dim();
-  p.out_stride = c.q_dim();
-  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  return p;
-}
 
 BlockAttention::BlockAttention(Backend& backend, KvCache& cache, int64_t first_row,
                                const KvCache* prefix)

@@ -37,9 +37,4 @@ class BlockAttention : public AttentionHook {
   BackendBuffer lse_, out2_, lse2_;  // scratch for the prefix merge
 };
 
-// Parameters for attending n query rows q[n, n_heads, head_dim] over n_kv rows k, v
-// [n_kv, n_kv_heads, head_dim] laid out as a KV cache layer; no mask (set causal to add one).
-AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
-                          void* out, float* lse, int n, int64_t n_kv);
-
 }  // namespace starattn

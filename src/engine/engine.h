@@ -48,15 +48,6 @@ class Engine {
   double comm_seconds() { return tensors_->seconds(); }
 
  private:
-  void encode_dense(const std::vector<int>& context, const ProgressFn& progress);
-  void encode_star(const std::vector<int>& context, const ProgressFn& progress);
-  void encode_ring(const std::vector<int>& context);
-  // Runs n tokens at positions starting at `pos` through the model in chunks of rc.chunk (the
-  // first one first_chunk long when positive), committing each chunk to `cache`. Reports
-  // progress as `done0 + tokens so far`.
-  void run_chunks(const int* tokens, int64_t n, int64_t pos, AttentionHook& hook, KvCache& cache,
-                  const ProgressFn& progress, int64_t done0, int64_t total,
-                  int64_t first_chunk = 0);
   // What run_phase2 returns on the query host: the last token's logits, every token's, or the
   // greedy next token (in *greedy_id).
   enum class Phase2Out { LastLogits, AllLogits, Greedy };

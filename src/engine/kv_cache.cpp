@@ -1,10 +1,38 @@
 #include "engine/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "starattn/error.h"
 
 namespace starattn {
+
+AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
+                          void* out, float* lse, int n, int64_t n_kv) {
+  AttnParams p;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  p.out = out;
+  p.lse = lse;
+  p.n_q = n;
+  p.n_kv = static_cast<int>(n_kv);
+  p.n_heads = c.n_heads;
+  p.n_kv_heads = c.n_kv_heads;
+  p.head_dim = c.head_dim;
+  p.q_stride = c.q_dim();
+  p.kv_stride = c.kv_dim();
+  p.out_stride = c.q_dim();
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return p;
+}
+
+
+size_t kv_bytes_for_rows(const Backend& b, int64_t rows) {
+  const ModelConfig& c = b.config();
+  const size_t layer = static_cast<size_t>(rows) * c.kv_dim() * dtype_bytes(b.act_dtype());
+  return 2 * static_cast<size_t>(c.n_layers) * (rows > 0 ? b.allocation_size(layer) : 0);
+}
 
 KvCache::KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity, int64_t tail_rows)
     : b_(backend),
@@ -67,6 +95,29 @@ void KvCache::commit(int n) {
 
 void KvCache::truncate(int64_t n) {
   size_ = std::clamp<int64_t>(n, 0, size_);
+}
+
+void KvCache::grow(int64_t capacity) {
+  SA_CHECK(tail_rows_ == 0 && own_.size() == 2 * k_.size(),
+           "KV cache: only a cache without a tail can grow");
+  if (capacity <= capacity_) return;
+  const size_t bytes = capacity * row_bytes_, keep = size_ * row_bytes_;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    for (int kv = 0; kv < 2; ++kv) {
+      auto grown = std::make_unique<BackendBuffer>(b_, bytes);
+      std::unique_ptr<BackendBuffer>& old = own_[2 * l + kv];
+      b_.copy(grown->get(), old->get(), keep);
+      old = std::move(grown);
+      (kv == 0 ? k_ : v_)[l] = old->as<char>();
+    }
+  }
+  capacity_ = capacity;
+}
+
+size_t KvCache::bytes() const {
+  size_t total = 0;
+  for (const auto& b : own_) total += b->bytes();
+  return total;
 }
 
 }  // namespace starattn

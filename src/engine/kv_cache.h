@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "attention/attention.h"
 #include "backend/backend.h"
 
 namespace starattn {
@@ -43,6 +44,11 @@ class KvCache {
   void commit(int n);
   // Forgets everything from row `n` on.
   void truncate(int64_t n);
+  // Makes room for `capacity` rows, keeping the committed ones (new memory, rows copied): a
+  // served sequence's cache grows as it generates. Not for a cache with a tail or that is one.
+  void grow(int64_t capacity);
+  // Backend bytes this cache owns.
+  size_t bytes() const;
 
  private:
   void check_room(int64_t at, int n) const;
@@ -56,5 +62,13 @@ class KvCache {
   std::vector<char*> k_, v_;                         // row 0 of each layer
   std::vector<std::unique_ptr<BackendBuffer>> own_;  // the memory, unless this is a tail
 };
+
+// Backend bytes a KvCache of `rows` rows occupies (K and V of every layer, as allocated).
+size_t kv_bytes_for_rows(const Backend& backend, int64_t rows);
+
+// Parameters for attending n query rows q[n, n_heads, head_dim] over n_kv rows k, v
+// [n_kv, n_kv_heads, head_dim] laid out as a KV cache layer; no mask (set causal to add one).
+AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
+                          void* out, float* lse, int n, int64_t n_kv);
 
 }  // namespace starattn

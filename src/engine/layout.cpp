@@ -25,4 +25,23 @@ std::vector<Span> zigzag_spans(int64_t n, int ranks, int rank) {
   return {chunk(rank), chunk(chunks - 1 - rank)};
 }
 
+int64_t context_rows_of_rank(const RunConfig& rc, int64_t n, int ranks, int rank) {
+  switch (rc.attn) {
+    case AttnMode::Dense:
+      return rank == 0 ? n : 0;
+    case AttnMode::Ring: {
+      const std::vector<Span> s = zigzag_spans(n, ranks, rank);
+      return s[0].size() + s[1].size();
+    }
+    case AttnMode::Star: {
+      const std::vector<Span> blocks = star_blocks(n, rc.block_size);
+      const Span mine = blocks_of_rank(static_cast<int64_t>(blocks.size()), ranks, rank);
+      int64_t rows = 0;
+      for (int64_t b = mine.begin; b < mine.end; ++b) rows += blocks[b].size();
+      return rows;
+    }
+  }
+  return 0;
+}
+
 }  // namespace starattn

@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -15,6 +16,18 @@ void* CpuBackend::alloc(size_t bytes) {
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   SA_CHECK(p != nullptr, "out of host memory: could not allocate ", bytes >> 20, " MiB");
   return p;
+}
+
+size_t CpuBackend::memory_available() const {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return static_cast<size_t>(kib) << 10;
 }
 
 void CpuBackend::release(void* p) noexcept {

@@ -16,6 +16,9 @@ class CpuBackend : public Backend {
   std::string name() const override { return "cpu"; }
   DType act_dtype() const override { return DType::F32; }
 
+  // MemAvailable of /proc/meminfo (what the kernel can give without swapping), 0 if unreadable.
+  size_t memory_available() const override;
+  size_t allocation_size(size_t bytes) const override { return (bytes + 63) / 64 * 64; }
   void* alloc(size_t bytes) override;
   void release(void* p) noexcept override;
   void copy(void* dst, const void* src, size_t bytes) override;

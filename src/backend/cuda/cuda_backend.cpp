@@ -218,6 +218,11 @@ size_t CudaBackend::free_bytes() const {
   return free;
 }
 
+size_t CudaBackend::memory_available() const {
+  const size_t have = free_bytes() + cached_bytes_;
+  return have > cuda::kReserveBytes ? have - cuda::kReserveBytes : 0;
+}
+
 void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens) {
   SA_CUDA(cudaSetDevice(device_));
   const cuda::MemoryNeed need = cuda::memory_need(c_, wl_.total, kv_rows, max_tokens);

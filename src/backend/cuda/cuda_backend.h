@@ -42,6 +42,13 @@ class CudaBackend : public Backend {
   // 8192 rows keep cuBLAS near its peak; activations for them are about half a GiB (8B shape).
   int preferred_chunk() const override { return 8192; }
 
+  // Free device memory plus the allocator's cached blocks, less cuda::kReserveBytes.
+  size_t memory_available() const override;
+  // cudaMalloc hands out large blocks in 2 MiB pages.
+  size_t allocation_size(size_t bytes) const override {
+    const size_t page = bytes >= (size_t{1} << 20) ? size_t{2} << 20 : 512;
+    return (bytes + page - 1) / page * page;
+  }
   void* alloc(size_t bytes) override;
   void release(void* p) noexcept override;
   void copy(void* dst, const void* src, size_t bytes) override;

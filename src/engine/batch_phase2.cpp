@@ -1,0 +1,107 @@
+#include "engine/batch_phase2.h"
+
+#include "starattn/error.h"
+
+namespace starattn {
+
+BatchPhase2::BatchPhase2(Backend& backend, TensorComm& comm)
+    : b_(backend),
+      comm_(comm),
+      packed_(backend),
+      gathered_(backend),
+      lse_(backend),
+      own_out_(backend),
+      own_lse_(backend) {}
+
+void BatchPhase2::begin(std::vector<SeqStep> seqs) {
+  rows_ = 0;
+  for (const SeqStep& s : seqs) {
+    SA_CHECK(s.context && s.n > 0, "batch step: a sequence without a context or tokens");
+    SA_CHECK(!s.own || s.own->size() + s.n <= s.own->capacity(), "batch step: a sequence's KV has ",
+             s.own ? s.own->capacity() : 0, " rows, ", s.own ? s.own->size() + s.n : 0,
+             " needed");
+    rows_ += s.n;
+  }
+  seqs_ = std::move(seqs);
+}
+
+void BatchPhase2::end() {
+  for (SeqStep& s : seqs_) {
+    if (s.own) s.own->commit(s.n);
+  }
+  seqs_.clear();
+  rows_ = 0;
+}
+
+void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const void* v,
+                         void* out) {
+  SA_CHECK(n == rows_, "batch step: forward ran ", n, " rows, the step has ", rows_);
+  const ModelConfig& c = b_.config();
+  const size_t act = dtype_bytes(b_.act_dtype());
+  const int heads = c.n_heads, hd = c.head_dim, ranks = comm_.size();
+  const size_t q_row = static_cast<size_t>(c.q_dim()) * act;   // bytes of one row of q and out
+  const size_t kv_row = static_cast<size_t>(c.kv_dim()) * act;  // bytes of one row of k and v
+  const size_t out_bytes = static_cast<size_t>(n) * q_row;
+  const size_t lse_bytes = static_cast<size_t>(n) * heads * sizeof(float);
+  const size_t each = out_bytes + lse_bytes;  // out_bytes is a multiple of 4: lse stays aligned
+  // With several ranks the partials are built in place in the allgather's send buffer
+  // [out | lse]; alone, out is the layer's output and only the lse needs scratch.
+  char* my_out = static_cast<char*>(out);
+  float* my_lse = nullptr;
+  if (ranks > 1) {
+    packed_.reserve(each);
+    my_out = packed_.as<char>();
+    my_lse = reinterpret_cast<float*>(packed_.as<char>() + out_bytes);
+  } else {
+    lse_.reserve(lse_bytes);
+    my_lse = lse_.as<float>();
+  }
+  const auto* qc = static_cast<const char*>(q);
+  const auto* kc = static_cast<const char*>(k);
+  const auto* vc = static_cast<const char*>(v);
+
+  // Context part: one call per run of sequences on the same context, over that context's shard.
+  for (size_t i = 0, row = 0; i < seqs_.size();) {
+    const KvCache* ctx = seqs_[i].context;
+    size_t j = i, rows = 0;
+    for (; j < seqs_.size() && seqs_[j].context == ctx; ++j) rows += seqs_[j].n;
+    b_.attention(kv_attn_params(c, qc + row * q_row, ctx->k(layer), ctx->v(layer),
+                                my_out + row * q_row, my_lse + row * heads, static_cast<int>(rows),
+                                ctx->size()));
+    row += rows;
+    i = j;
+  }
+  // Own part (query host): causal over the sequence's earlier tokens and these.
+  for (size_t i = 0, row = 0; i < seqs_.size(); row += seqs_[i].n, ++i) {
+    const SeqStep& s = seqs_[i];
+    if (!s.own) continue;
+    const int64_t past = s.own->size();
+    s.own->write(layer, past, s.n, kc + row * kv_row, vc + row * kv_row);
+    const size_t part_rows = static_cast<size_t>(s.n) * heads;
+    own_out_.reserve(part_rows * hd * act);
+    own_lse_.reserve(part_rows * sizeof(float));
+    AttnParams p = kv_attn_params(c, qc + row * q_row, s.own->k(layer), s.own->v(layer),
+                                  own_out_.get(), own_lse_.as<float>(), s.n, past + s.n);
+    p.causal = true;
+    p.causal_offset = past;
+    b_.attention(p);
+    b_.merge(my_out + row * q_row, my_lse + row * heads, own_out_.get(), own_lse_.as<float>(), s.n,
+             heads, hd);
+  }
+  if (ranks == 1) return;
+
+  // Everyone's partials, merged in rank order so every rank ends with the same bits.
+  gathered_.reserve(each * ranks);
+  comm_.allgather(packed_.get(), gathered_.get(), each);
+  lse_.reserve(lse_bytes);
+  const char* all = gathered_.as<char>();
+  b_.copy(out, all, out_bytes);
+  b_.copy(lse_.get(), all + out_bytes, lse_bytes);
+  for (int r = 1; r < ranks; ++r) {
+    const char* part = all + each * r;
+    b_.merge(out, lse_.as<float>(), part, reinterpret_cast<const float*>(part + out_bytes), n,
+             heads, hd);
+  }
+}
+
+}  // namespace starattn
