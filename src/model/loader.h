@@ -16,8 +16,14 @@
 //   keys), or, as llama.cpp's converter does, with only a `rope_freqs.weight` tensor of per-
 //   frequency divisors. Then the loader finds the llama3 parameters that reproduce those divisors
 //   (Llama 3.x always uses low_freq_factor 1 and high_freq_factor 4) and fails if none do.
-// - A sliding window (Mistral v0.1, Qwen2 with use_sliding_window) caps max_positions at the
-//   window: within it, sliding-window attention equals the full causal attention we compute.
+// - Sliding window: starattn computes full causal attention only. transformers' Mistral with
+//   config.json sliding_window W (Mistral 7B v0.1: 4096; v0.2+, NeMo: null), and Qwen2 with
+//   use_sliding_window, let position p see keys p-W+1..p only; below W that is full attention.
+//   So such a config caps max_positions at W, and generate/eval/bench refuse longer inputs
+//   instead of computing something transformers does not (forward_test.cpp, MistralWindow). A
+//   GGUF has no window: llama.cpp's converter writes Mistral as "llama" with no window key, and
+//   transformers reads that file without a window (tools/make_tiny_models.py checks it); we too
+//   attend fully up to its context_length.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
