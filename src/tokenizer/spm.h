@@ -1,16 +1,18 @@
 // SentencePiece-style text handling (Llama 2, Mistral, Mixtral): spaces become U+2581 "▁", a "▁"
 // dummy prefix starts the text, and characters missing from the vocab fall back to <0xNN> byte
-// tokens. The BPE merging itself is BpeModel's (bpe.h, Options::byte_fallback); this file holds
-// what differs around it.
+// tokens. The BPE merging itself is BpeModel's (bpe.h, Options::char_symbols and byte_fallback);
+// this file holds what differs around it.
 //
 // Why not libsentencepiece: it runs SentencePiece's own algorithm from a .model file, and neither
 // load path has one. A tokenizer.json must match Hugging Face `tokenizers`, whose BPE applies the
 // file's merge list by rank, cuts added tokens out first and adds the prefix per its normalizer or
 // Metaspace scheme ("always", "first", ...); SentencePiece has none of those rules. A GGUF has
-// piece scores and no merges: llama.cpp merges the pair whose result scores highest. Ranking the
-// merges by that score, exactly as transformers derives them when it converts a .model (and when
-// it loads a GGUF), makes the two the same BPE, so one merge loop serves both paths and the GGUF
-// path reproduces HF's ids for the tokenizer.json made from the same model.
+// piece scores and no merges: llama.cpp merges the pair whose result scores highest. Here the
+// merges are ranked by that score exactly as transformers ranks them when it converts a .model
+// (and when it loads a GGUF); on a SentencePiece-trained vocab that is llama.cpp's order too (they
+// could differ only in how ties between two splits of one piece are broken), so one merge loop, the
+// one HF's BPE runs, serves both paths, and the GGUF path gives HF's ids for the tokenizer.json
+// made from the same model.
 #pragma once
 
 #include <string>
