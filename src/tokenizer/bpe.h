@@ -1,5 +1,9 @@
-// Byte-level BPE merge model. Works on raw bytes throughout: the GPT-2 byte->symbol alphabet is
-// undone once at load time, so encoding never converts text to the byte-level alphabet.
+// BPE merge model, as Hugging Face `tokenizers`' BPE. Two ways to start a word:
+// - byte-level (GPT-2 family): one symbol per byte. Works on raw bytes throughout: the GPT-2
+//   byte->symbol alphabet is undone once at load time, so encoding never converts text to it.
+// - char_symbols (SentencePiece style): one symbol per UTF-8 character (a malformed byte is a
+//   character of its own); with byte_fallback a character missing from the vocab becomes the
+//   <0xNN> tokens of its bytes, else the unk token (or nothing).
 #pragma once
 
 #include <array>
@@ -18,6 +22,8 @@ class BpeModel {
     bool ignore_merges = false;  // look a whole word up in the vocab before merging (Llama-3)
     int unk_id = -1;             // for a byte with no token; -1 drops the byte, as HF does
     bool fuse_unk = false;
+    bool char_symbols = false;   // SentencePiece style: UTF-8 characters as symbols, not bytes
+    bool byte_fallback = false;  // with char_symbols: <0xNN> tokens for a character not in vocab
   };
 
   BpeModel() = default;
@@ -43,9 +49,16 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
 
+  struct Sym {  // a symbol of the word being merged, in a doubly linked list
+    int id, prev, next;
+  };
+  void start_bytes(std::string_view word, std::vector<Sym>& sym) const;
+  void start_chars(std::string_view word, std::vector<Sym>& sym) const;
+
   std::unordered_map<std::string, int, Hash, std::equal_to<>> vocab_;
   std::unordered_map<uint64_t, Merge> merges_;
-  std::array<int, 256> byte_id_{};  // token of each single byte, -1 where the vocab has none
+  // Token of each byte, -1 where the vocab has none: its one-byte token, or <0xNN> (char_symbols).
+  std::array<int, 256> byte_id_{};
   Options opt_;
 };
 

@@ -1,7 +1,9 @@
 // Turns a context and a query into the token ids the engine runs: phase 1 gets the context, phase
 // 2 the query. With a chat template the model's own wrapping is kept, cut where the query starts:
 // the template's prefix (system prompt, headers) belongs to the context, its suffix (end of the
-// user turn, assistant header) to the query.
+// user turn, assistant header) to the query. Each part is encoded as a string of its own, as HF's
+// tokenizer encodes it (a SentencePiece tokenizer starts the query with its "▁" dummy prefix too),
+// which is how reference Star Attention code tokenizes context and query.
 #pragma once
 
 #include <string>

@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
@@ -34,6 +35,10 @@ Tokenizer Tokenizer::build(Spec&& s) {
   t.tokens_ = std::move(s.tokens);
   t.bpe_ = BpeModel(s.bpe_vocab, s.merges, s.bpe);
   t.pre_ = std::move(s.pre);
+  t.spm_ = s.spm;
+  t.prefix_ = s.prefix;
+  t.split_at_meta_ = s.split_at_meta;
+  t.strip_left_ = s.strip_left;
   int n = t.vocab_size();
   for (auto& a : s.added) {
     SA_CHECK(a.id >= 0 && a.id < n, "added token id ", a.id, " outside the vocab of ", n);
@@ -52,6 +57,7 @@ Tokenizer Tokenizer::build(Spec&& s) {
   t.bos_id_ = s.bos;
   t.eos_id_ = s.eos;
   t.add_bos_ = s.add_bos;
+  t.add_eos_ = s.add_eos;
   if (s.eos >= 0) t.eog_ids_.push_back(s.eos);
   for (int id : s.extra_eog) {
     if (id >= 0 && id < n) t.eog_ids_.push_back(id);
@@ -70,7 +76,16 @@ int Tokenizer::token_id(std::string_view text) const {
   for (const auto& a : added_) {  // a few hundred at most
     if (a.text == text) return a.id;
   }
-  return bpe_.find(text);
+  if (!spm_) return bpe_.find(text);
+  std::string piece;
+  spm::normalize(text, false, spm::Prefix::kNever, piece);
+  int id = bpe_.find(piece);
+  if (id < 0 && text.size() == 1) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", static_cast<unsigned char>(text[0]));
+    id = bpe_.find(hex);
+  }
+  return id;
 }
 
 void Tokenizer::match_group(std::string_view text, size_t begin, size_t end, bool normalized,
@@ -128,6 +143,25 @@ void Tokenizer::split_added(std::string_view text, bool parse_special,
   }
 }
 
+void Tokenizer::split_words(std::string_view text, const Piece& p,
+                            std::deque<std::string>& normalized,
+                            std::vector<std::string_view>& words) const {
+  const std::string_view piece = text.substr(p.begin, p.end - p.begin);
+  if (!spm_) {
+    pre_.split(piece, words);
+    return;
+  }
+  // HF normalizes (or Metaspace-pre-tokenizes) each piece between added tokens on its own; only
+  // the piece at byte 0 counts as the start of the input for prepend_scheme "first".
+  std::string& norm = normalized.emplace_back();
+  spm::normalize(piece, p.begin == 0, prefix_, norm);
+  if (split_at_meta_) {
+    spm::split_at_meta(norm, words);
+  } else if (!norm.empty()) {
+    words.push_back(norm);
+  }
+}
+
 std::vector<int> Tokenizer::encode(std::string_view text, bool parse_special) const {
   std::vector<Piece> pieces;
   split_added(text, parse_special, pieces);
@@ -138,13 +172,14 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool parse_special) co
   std::unordered_map<std::string_view, std::pair<uint32_t, uint32_t>> cache;
   std::vector<int> cached;
   std::vector<std::string_view> words;
+  std::deque<std::string> normalized;  // SentencePiece pieces; a deque keeps the views valid
   for (const Piece& p : pieces) {
     if (p.id >= 0) {
       out.push_back(p.id);
       continue;
     }
     words.clear();
-    pre_.split(text.substr(p.begin, p.end - p.begin), words);
+    split_words(text, p, normalized, words);
     for (std::string_view w : words) {
       auto it = cache.find(w);
       if (it == cache.end()) {
@@ -166,6 +201,11 @@ const std::string& Tokenizer::token_text(int id) const {
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
   std::string out;
   for (int id : ids) out += token_text(id);
+  size_t strip = 0;
+  while (strip < out.size() && strip < static_cast<size_t>(strip_left_) && out[strip] == ' ') {
+    ++strip;
+  }
+  out.erase(0, strip);
   return out;
 }
 
@@ -174,7 +214,17 @@ bool Tokenizer::is_eog(int id) const {
 }
 
 std::string StreamDecoder::push(int id) {
-  pending_ += tok_->token_text(id);
+  std::string_view text = tok_->token_text(id);
+  // decode() strips leading spaces of the joined text: drop them here until a non-space arrives.
+  while (strip_left_ > 0 && !text.empty()) {
+    if (text[0] != ' ') {
+      strip_left_ = 0;
+    } else {
+      text.remove_prefix(1);
+      --strip_left_;
+    }
+  }
+  pending_ += text;
   size_t hold = utf8::incomplete_tail(pending_);
   std::string out = pending_.substr(0, pending_.size() - hold);
   pending_.erase(0, pending_.size() - hold);
