@@ -532,7 +532,8 @@ TEST(EvalSources, KingJamesBibleWhenInstalled) {
 }
 
 TEST(EvalTasks, Parse) {
-  EXPECT_EQ(parse_task_list("all").size(), 11u);
+  EXPECT_EQ(parse_task_list("all").size(), 14u);  // the 11 RULER-style tasks and qa1-qa3
+  EXPECT_EQ(parse_task_list("ruler").size(), 11u);
   EXPECT_EQ(parse_task_list("vt,niah_single_1,vt"),
             (std::vector<std::string>{"vt", "niah_single_1"}));
   EXPECT_NE(error_of([] { parse_task_list("qa_1"); }).find("unknown task 'qa_1'"),

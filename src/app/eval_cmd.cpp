@@ -338,17 +338,19 @@ std::function<int()> add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval",
       "Long-context accuracy with RULER-style tasks (needle in a haystack, variable tracking,\n"
-      "common and frequent words), made offline at a target token length with the model's own\n"
-      "tokenizer and chat template. Every rank runs every sample (use mpirun for star/ring over\n"
-      "several ranks); rank 0 scores (string_match_all) and appends to OUT/results.jsonl, then\n"
-      "prints the task x method table of every result in that file and writes OUT/summary.md.");
+      "common and frequent words) and BABILong-style ones (qa1-qa3: bAbI-like facts in prose),\n"
+      "made offline at a target token length with the model's own tokenizer and chat template.\n"
+      "Every rank runs every sample (use mpirun for star/ring over several ranks); rank 0 scores\n"
+      "(string_match_all) and appends to OUT/results.jsonl, then prints the task x method table\n"
+      "of every result in that file and writes OUT/summary.md.");
   cmd->add_option("-m,--model", a->model,
                   "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
                   "tokenizer.json)")
       ->capture_default_str();
   cmd->add_option("--tasks", a->tasks,
                   "Comma-separated: niah_single_1/2/3, niah_multikey_1/2/3, niah_multivalue, "
-                  "niah_multiquery, vt, cwe, fwe, or all")
+                  "niah_multiquery, vt, cwe, fwe (or ruler: these 11), qa1, qa2, qa3 (or "
+                  "babilong: these 3), or all")
       ->capture_default_str();
   cmd->add_option("-l,--length", a->lengths,
                   "Target length(s) in tokens, comma-separated (context + query + answer)")
@@ -378,8 +380,10 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
       ->capture_default_str();
-  cmd->add_option("--max-new", a->max_new,
-                  "Cap on generated tokens per sample; 0 = RULER's (niah 128, vt 30, cwe/fwe 120)")
+  cmd->add_option(
+         "--max-new", a->max_new,
+         "Cap on generated tokens per sample; 0 = the task's (niah 128, vt 30, cwe/fwe 120, "
+         "qa 16)")
       ->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Folder for results.jsonl, summary.md (and samples.jsonl)")
       ->capture_default_str();
@@ -389,7 +393,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "Column name of this run in the tables (default from --attn, -b, -a)");
   cmd->add_option("--haystack", a->haystack,
                   "Prose for the essay haystack (niah_single_2/3, multikey_1, multivalue, "
-                  "multiquery): a text file, or a .json with a \"text\" field (RULER's "
+                  "multiquery, qa1-qa3): a text file, or a .json with a \"text\" field (RULER's "
                   "PaulGrahamEssays.json). Default: the King James Bible from Debian's bible-kjv");
   cmd->add_option("--wordlist", a->wordlist,
                   "Word list for keys and cwe, one word per line (Debian's wamerican by default)")

@@ -1,5 +1,6 @@
-// `starattn eval`: RULER-style accuracy (needles, variable tracking, common and frequent words) at
-// a target length, with dense, star or ring attention; JSONL results and summary tables.
+// `starattn eval`: RULER-style accuracy (needles, variable tracking, common and frequent words) and
+// BABILong-style qa1-qa3 at a target length, with dense, star or ring attention; JSONL results and
+// summary tables.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -45,7 +45,8 @@ size_t verse_ref_length(const std::string& line) {
 }
 
 const char* kKjvHelp =
-    "the essay haystack (niah_single_2/3, niah_multikey_1, niah_multivalue, niah_multiquery) "
+    "the essay haystack (niah_single_2/3, niah_multikey_1, niah_multivalue, niah_multiquery, "
+    "qa1-qa3) "
     "reads the King James Bible through the `bible` program: install Debian's bible-kjv and "
     "bible-kjv-text (apt-get install bible-kjv bible-kjv-text; scripts/setup.sh does), or pass "
     "--haystack FILE with any long English text";

@@ -1,7 +1,9 @@
 // Inside the tasks: the sizing interface every task implements, and each task's content and
-// rendering functions, exposed so tests/eval_test.cpp can check templates, needles and counts.
+// rendering functions, exposed so tests/eval_test.cpp and tests/babilong_test.cpp can check
+// templates, needles and counts.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,6 +54,7 @@ std::unique_ptr<Task> make_niah_task(const std::string& name, const TaskEnv& env
 std::unique_ptr<Task> make_vt_task(const TaskEnv& env, int64_t length);
 std::unique_ptr<Task> make_cwe_task(const TaskEnv& env, int64_t length);
 std::unique_ptr<Task> make_fwe_task(const TaskEnv& env, int64_t length);
+std::unique_ptr<Task> make_qa_task(const std::string& name, const TaskEnv& env, int64_t length);
 
 // Python's str.replace chain RULER applies to single-needle templates.
 std::string singular_template(std::string s);
@@ -127,5 +130,44 @@ struct FweText {
 };
 FweText fwe_text(int64_t vocab_size, int64_t n_words, Rng& rng);
 PromptPair render_fwe(const PromptFormat& f, std::string_view coded_text);
+
+// ---- BABILong-style qa1-qa3 (babilong.cpp) ----------------------------------------------------
+struct QaSpec {
+  const char* name;  // "qa1"
+  int supporting;    // facts the answer needs: 1 (a move), 2 (+ a pick-up), 3 (+ an earlier room)
+  int n_facts;       // facts per story, distractors included
+};
+const QaSpec* find_qa_spec(std::string_view name);  // nullptr for other tasks
+
+// bAbI's cast.
+inline constexpr std::array<const char*, 4> kQaPeople = {"Mary", "John", "Daniel", "Sandra"};
+inline constexpr std::array<const char*, 6> kQaRooms = {"bathroom", "hallway", "garden",
+                                                        "office",   "bedroom", "kitchen"};
+inline constexpr std::array<const char*, 3> kQaObjects = {"football", "apple", "milk"};
+
+struct QaStory {
+  std::vector<std::string> facts;  // one sentence each, in story order
+  std::string question;            // "Where is Mary?"
+  std::string answer_lead;         // "The most recent location of Mary is" (the model continues)
+  std::string answer;              // the room, e.g. "bathroom"
+};
+// A random story whose answer follows from s.supporting of its facts: qa1 asks where a person who
+// moved at least twice is now; qa2 where an object is that has been carried out of the room it was
+// taken in; qa3 which room an object was in before the last room it reached (visited once, after
+// at least two others).
+QaStory qa_story(const QaSpec& s, Rng& rng);
+
+struct QaContent {
+  QaStory story;
+  std::string haystack;            // prose sentences and facts joined by single spaces
+  std::vector<int64_t> positions;  // fact i follows positions[i] prose sentences (ascending)
+  int64_t n_parts = 0;             // prose sentences kept
+};
+// The first n essay words split into sentences (an unfinished last one dropped), with the story's
+// facts in order at random sentence boundaries between depth_lo and depth_hi percent of them.
+QaContent qa_content(const QaSpec& s, int64_t n, Rng& rng,
+                     const std::vector<std::string>& essay_words, int depth_lo, int depth_hi);
+PromptPair render_qa(const PromptFormat& f, const QaSpec& s, std::string_view haystack,
+                     const QaStory& story);
 
 }  // namespace starattn::eval

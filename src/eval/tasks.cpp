@@ -8,7 +8,9 @@
 
 namespace starattn::eval {
 
-const std::vector<std::string>& all_task_names() {
+namespace {
+
+const std::vector<std::string>& ruler_task_names() {
   static const std::vector<std::string> names = {"niah_single_1",
                                                  "niah_single_2",
                                                  "niah_single_3",
@@ -23,19 +25,40 @@ const std::vector<std::string>& all_task_names() {
   return names;
 }
 
+const std::vector<std::string>& babilong_task_names() {
+  static const std::vector<std::string> names = {"qa1", "qa2", "qa3"};
+  return names;
+}
+
+}  // namespace
+
+const std::vector<std::string>& all_task_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all = ruler_task_names();
+    for (const std::string& t : babilong_task_names()) all.push_back(t);
+    return all;
+  }();
+  return names;
+}
+
 std::vector<std::string> parse_task_list(const std::string& csv) {
   const std::vector<std::string>& all = all_task_names();
   std::vector<std::string> out;
+  auto add = [&](const std::string& t) {
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  };
   for (const std::string& t : split_ws(replace_all(csv, ",", " "))) {
-    if (t == "all") {
-      for (const std::string& a : all) {
-        if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-      }
+    const std::vector<std::string>* group = t == "all"        ? &all
+                                            : t == "ruler"    ? &ruler_task_names()
+                                            : t == "babilong" ? &babilong_task_names()
+                                                              : nullptr;
+    if (group) {
+      for (const std::string& a : *group) add(a);
       continue;
     }
     SA_CHECK(std::find(all.begin(), all.end(), t) != all.end(), "unknown task '", t,
-             "'; the tasks are ", join(all, ", "), " (or all)");
-    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+             "'; the tasks are ", join(all, ", "), " (or all, ruler, babilong)");
+    add(t);
   }
   SA_CHECK(!out.empty(), "no tasks given (--tasks niah_single_1,vt or all)");
   return out;
@@ -48,6 +71,7 @@ bool task_needs_words(const std::string& task) {
 }
 
 bool task_needs_essay(const std::string& task) {
+  if (find_qa_spec(task)) return true;
   const NiahSpec* s = find_niah_spec(task);
   return s && s->haystack == HaystackKind::Essay;
 }
@@ -135,6 +159,8 @@ SampleMaker::Sized& SampleMaker::sized(const std::string& task, int64_t length) 
     s->impl = make_cwe_task(env_, length);
   } else if (task == "fwe") {
     s->impl = make_fwe_task(env_, length);
+  } else if (find_qa_spec(task)) {
+    s->impl = make_qa_task(task, env_, length);
   } else {
     fail("unknown task '", task, "'");
   }

@@ -1,8 +1,9 @@
-// The RULER-style tasks of `starattn eval` (ruler.md 4): 8 needle-in-a-haystack variants, variable
-// tracking (vt), common words (cwe) and frequent words (fwe). A sample is sized to a target token
-// length L with the model's own tokenizer and chat template, and split into the context (phase 1)
-// and the query (phase 2) exactly where RULER splits it: the query is the question, the end of the
-// user turn, the assistant header and the answer prefix the model continues.
+// The tasks of `starattn eval`: the RULER-style ones (ruler.md 4): 8 needle-in-a-haystack variants,
+// variable tracking (vt), common words (cwe) and frequent words (fwe); and the BABILong-style
+// qa1-qa3 (bAbI-like facts in the essay haystack, babilong.cpp). A sample is sized to a target
+// token length L with the model's own tokenizer and chat template, and split into the context
+// (phase 1) and the query (phase 2) exactly where RULER splits it: the query is the question, the
+// end of the user turn, the assistant header and the answer prefix the model continues.
 #pragma once
 
 #include <cstdint>
@@ -44,11 +45,14 @@ struct TaskEnv {
   // Loaded on first use, so a task list that needs no word list or prose needs no package.
   std::function<const std::vector<std::string>&()> words;
   std::function<const Haystack&()> essay;
+  // qa1-qa3: the facts go between these depths of the haystack (percent of its sentences).
+  int fact_depth_lo = 0, fact_depth_hi = 100;
 };
 
-// In RULER's order.
+// The RULER-style tasks in RULER's order, then qa1, qa2, qa3.
 const std::vector<std::string>& all_task_names();
-// "niah_single_1,vt" or "all"; throws Error naming an unknown task.
+// "niah_single_1,vt", "all", "ruler" (the first 11) or "babilong" (qa1-qa3), mixed freely;
+// throws Error naming an unknown task.
 std::vector<std::string> parse_task_list(const std::string& csv);
 bool task_needs_words(const std::string& task);
 bool task_needs_essay(const std::string& task);
