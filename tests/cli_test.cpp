@@ -11,7 +11,10 @@
 #include <functional>
 #include <sstream>
 
+#include "model/gguf.h"
 #include "test_util.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
 
 namespace starattn {
 namespace {
@@ -23,9 +26,8 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-Result run(const std::string& args) {
-  // `timeout` turns a hang into a failure instead of a stuck test run.
-  const std::string cmd = "timeout 120 " + std::string(STARATTN_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+Result capture(const std::string& cmd) {
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -35,6 +37,14 @@ Result run(const std::string& args) {
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// `timeout` turns a hang into a failure instead of a stuck test run.
+Result run(const std::string& args) {
+  return capture("timeout 120 " + std::string(STARATTN_BINARY) + " " + args + " 2>&1");
+}
+Result run_script(const std::string& path) {
+  return capture("timeout 120 sh " + path + " 2>&1");
 }
 
 int count(const std::string& s, const std::string& what) {
@@ -185,6 +195,192 @@ TEST_F(CliRealModel, JsonOutputAndTimings) {
   EXPECT_EQ(j["generated_tokens"].get<int>(), 5);
   for (const char* k : {"text", "phase1_s", "query_s", "decode_ms_per_token", "attn"})
     EXPECT_TRUE(j.contains(k)) << k;
+}
+
+// ---- Sampling flags, stop strings, logprobs and --interactive ----
+
+TEST(Cli, HelpExplainsTheGenerationFeatures) {
+  const Result r = run("generate --help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* flag : {"--min-p", "--repeat-penalty", "--repeat-last-n", "--stop", "--logprobs",
+                           "--interactive", "stop_reason", "top_logprobs"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+}
+
+// These are checked before the model loads, so they need no model.
+TEST(Cli, BadGenerationFlags) {
+  expect_error(run("generate -p hi --min-p 1.5"), "--min-p");
+  expect_error(run("generate -p hi --repeat-penalty 0"), "--repeat-penalty");
+  expect_error(run("generate -p hi --repeat-last-n -1"), "--repeat-last-n");
+  expect_error(run("generate -p hi --logprobs 21 --json"), "--logprobs");
+  expect_error(run("generate -p hi --logprobs 2"), "--logprobs needs --json");
+  expect_error(run("generate -p hi --stop ''"), "stop string is empty");
+  EXPECT_NE(run("generate -i -p hi").code, 0);  // --interactive reads its messages from stdin
+}
+
+nlohmann::json parse_json_line(const std::string& out) {
+  const size_t at = out.find('{');
+  if (at == std::string::npos) return nlohmann::json();
+  return nlohmann::json::parse(out.substr(at, out.find('\n', at) - at));
+}
+
+// Every line of the output that is a JSON object, in order.
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{') v.push_back(nlohmann::json::parse(line));
+  return v;
+}
+
+// Greedy, ends by itself after ~23 tokens.
+const char* kGreedyPrompt = "-p 'Write a list of five fruits, one per line.' --chat -n 30";
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+TEST_F(CliRealModel, StopStringEndsTheTextAndIsNeverShown) {
+  const Result full = run("generate -m " + model_ + " " + kGreedyPrompt + " --json");
+  ASSERT_EQ(full.code, 0) << full.out;
+  const auto j = parse_json_line(full.out);
+  const std::string text = j["text"];
+  ASSERT_GT(text.size(), 12u) << text;
+  // A stop string from the middle of the answer, spanning several tokens.
+  const std::string stop = text.substr(text.size() / 2, 6);
+  const size_t first = text.find(stop);
+  const Result cut = run("generate -m " + model_ + " " + kGreedyPrompt + " --json --stop " +
+                         shell_quote(stop) + " --stop 'never appears in it'");
+  ASSERT_EQ(cut.code, 0) << cut.out;
+  const auto c = parse_json_line(cut.out);
+  EXPECT_EQ(c["text"], text.substr(0, first));
+  EXPECT_EQ(c["stop_reason"], "stop");
+  EXPECT_EQ(c["stop_string"], stop);
+  // Generation stopped at the token that completed the stop string, not at the limit.
+  const auto all_tokens = j["tokens"].get<std::vector<int>>();
+  const auto cut_tokens = c["tokens"].get<std::vector<int>>();
+  ASSERT_LT(cut_tokens.size(), all_tokens.size());
+  EXPECT_TRUE(std::equal(cut_tokens.begin(), cut_tokens.end(), all_tokens.begin()));
+  // Streamed to the terminal: the same text, and no piece of the stop string.
+  const Result shown = run("generate -m " + model_ + " " + kGreedyPrompt + " --progress off " +
+                           "--stop " + shell_quote(stop));
+  ASSERT_EQ(shown.code, 0) << shown.out;
+  // stdout is flushed before the timing line goes to stderr.
+  EXPECT_EQ(shown.out.substr(0, shown.out.find("timing:")), text.substr(0, first) + "\n");
+}
+
+TEST_F(CliRealModel, LogprobsOfEachGeneratedToken) {
+  const Result r = run("generate -m " + model_ + " -p 'Name a fruit.' -n 6 --json --logprobs 3");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = parse_json_line(r.out);
+  const auto tokens = j["tokens"].get<std::vector<int>>();
+  ASSERT_EQ(j["logprobs"].size(), tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto& t = j["logprobs"][i];
+    EXPECT_EQ(t["id"], tokens[i]);
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    // Greedy picks the most likely token of the model's distribution.
+    EXPECT_EQ(t["top_logprobs"][0]["id"], tokens[i]);
+    EXPECT_EQ(t["top_logprobs"][0]["logprob"], t["logprob"]);
+    double last = 0;
+    for (const auto& alt : t["top_logprobs"]) {
+      EXPECT_LE(alt["logprob"].get<double>(), last);
+      last = alt["logprob"].get<double>();
+      EXPECT_EQ(alt["bytes"].size(), alt["token"].get<std::string>().size());
+    }
+  }
+  // Off by default: no field.
+  const Result off = run("generate -m " + model_ + " -p 'Name a fruit.' -n 2 --json");
+  EXPECT_FALSE(parse_json_line(off.out).contains("logprobs"));
+}
+
+TEST_F(CliRealModel, RepeatPenaltyChangesGreedyDecoding) {
+  const std::string p = "-p 'one one one one one one one one' -n 12 --json";
+  const auto plain = parse_json_line(run("generate -m " + model_ + " " + p).out);
+  const auto pen =
+      parse_json_line(run("generate -m " + model_ + " " + p + " --repeat-penalty 1.3").out);
+  ASSERT_TRUE(plain.contains("tokens") && pen.contains("tokens"));
+  EXPECT_NE(plain["tokens"], pen["tokens"]);  // not the on-device argmax shortcut
+}
+
+// Two turns, the second referring to the first answer, against one fresh run of the whole
+// conversation with the same split (context in phase 1, the turns in phase 2): the same tokens.
+TEST_F(CliRealModel, InteractiveSecondTurnEqualsAFreshRunOfTheWholeConversation) {
+  const std::string context =
+      "Mira keeps her bicycle in the blue shed behind the bakery. The lock on the blue shed "
+      "opens with the code 2741. Her brother Tom keeps his kayak in the garage.";
+  const std::string q1 = "Where does Mira keep her bicycle?";
+  const std::string q2 = "What code opens that place?";
+  const std::string ctx = write_file("chat_ctx.txt", context);
+  const std::string in = write_file("chat_in.txt", q1 + "\n\n" + q2 + "\n");
+  const std::string flags = " -n 40 -b 16 --json --progress off";
+  const Result chat =
+      run("generate -m " + model_ + " --interactive --context-file " + ctx + flags + " < " + in);
+  ASSERT_EQ(chat.code, 0) << chat.out;
+  const std::vector<nlohmann::json> turns = json_lines(chat.out);
+  ASSERT_EQ(turns.size(), 2u) << chat.out;
+  EXPECT_EQ(turns[0]["turn"], 1);
+  EXPECT_EQ(turns[1]["turn"], 2);
+  ASSERT_EQ(turns[0]["stop_reason"], "eos") << "the first answer should end by itself";
+  EXPECT_GT(turns[0]["phase1_s"].get<double>(), 0.0);
+  EXPECT_EQ(turns[1]["phase1_s"].get<double>(), 0.0);  // phase 1 ran once
+
+  // The whole conversation rendered at once, cut where the first question starts.
+  const Tokenizer tok = Tokenizer::from_gguf(GgufFile(model_));
+  const ChatTemplate tmpl = parse_chat_template(tok.chat_template());
+  const std::string marker = "\x01q\x01";
+  const std::string opening = render_chat(tmpl, {{"user", context + "\n\n" + marker}}, true);
+  const std::string phase1 = opening.substr(0, opening.find(marker));
+  const std::string answer1 = tok.decode(turns[0]["tokens"].get<std::vector<int>>());
+  const std::string whole = render_chat(
+      tmpl, {{"user", context + "\n\n" + q1}, {"assistant", answer1}, {"user", q2}}, true);
+  ASSERT_EQ(whole.compare(0, phase1.size(), phase1), 0);
+  ASSERT_EQ(phase1.substr(phase1.size() - 2), "\n\n");
+  // Without --chat, generate runs "CONTEXT\n\n" in phase 1 and the query after it.
+  const std::string fresh_ctx = write_file("fresh_ctx.txt", phase1.substr(0, phase1.size() - 2));
+  const std::string query = write_file("fresh_query.txt", whole.substr(phase1.size()));
+  const std::string script = write_file(
+      "fresh.sh", "q=$(cat " + query + "; printf x)\nexec " + std::string(STARATTN_BINARY) +
+                      " generate -m " + model_ + " --context-file " + fresh_ctx +
+                      " --query \"${q%x}\"" + flags + "\n");
+  const Result fresh = run_script(script);
+  ASSERT_EQ(fresh.code, 0) << fresh.out;
+  const auto f = parse_json_line(fresh.out);
+  EXPECT_EQ(f["context_tokens"], turns[0]["context_tokens"]);
+  EXPECT_EQ(f["query_tokens"].get<int>(), turns[0]["query_tokens"].get<int>() +
+                                              turns[0]["generated_tokens"].get<int>() +
+                                              turns[1]["query_tokens"].get<int>());
+  EXPECT_EQ(f["tokens"], turns[1]["tokens"])
+      << "chat: " << turns[1]["text"] << "\nfresh: " << f["text"];
+  EXPECT_FALSE(turns[1]["tokens"].empty());
+}
+
+TEST_F(CliRealModel, InteractiveEndsAtExitOrEndOfInput) {
+  const std::string in = write_file("chat_exit.txt", "Say hi.\n/exit\nNot read.\n");
+  const Result r = run("generate -m " + model_ + " -i -n 4 --progress off < " + in);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(count(r.out, "timing:"), 1) << r.out;  // one turn
+  const std::string empty = write_file("chat_empty.txt", "");
+  const Result e = run("generate -m " + model_ + " -i -n 4 --json < " + empty);
+  EXPECT_EQ(e.code, 0) << e.out;
+  EXPECT_TRUE(json_lines(e.out).empty()) << e.out;
+}
+
+TEST_F(CliRealModel, InteractiveConversationOutgrowingItsRoomIsAClearError) {
+  const std::string ctx = write_file("grow_ctx.txt", "Mira keeps her bicycle in the blue shed.");
+  const std::string in = write_file("grow_in.txt", "Where is the bicycle?\nAnd why there?\n");
+  const std::string args = "generate -m " + model_ + " -i --context-file " + ctx + " -n 40 --json";
+  // The context alone (35 tokens) leaves no room in 30 positions.
+  expect_error(run(args + " --ctx-size 30 < " + in), "leaves no room");
+  // The first turn fits (its answer is cut at the room left); the second does not.
+  const Result r = run(args + " --ctx-size 60 < " + in);
+  expect_error(r, "outgrown the --ctx-size of 60 tokens");
+  const std::vector<nlohmann::json> turns = json_lines(r.out);
+  ASSERT_EQ(turns.size(), 1u) << r.out;
+  EXPECT_LT(turns[0]["conversation_tokens"].get<int>(), 60);
+  expect_error(run(args + " --ctx-size 9000 < " + in), "--ctx-size must be in 0..8192");
 }
 
 }  // namespace

@@ -8,11 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/answer_output.h"
+#include "app/chat_session.h"
 #include "app/common.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
 #include "starattn/error.h"
+#include "tokenizer/conversation.h"
 #include "tokenizer/prompt.h"
 
 namespace starattn::app {
@@ -23,6 +26,10 @@ struct GenerateArgs {
   std::string prompt, prompt_file, context_file, query, system;
   int n_predict = 128;
   SamplerOptions sampler;
+  int logprobs = 0;
+  std::vector<std::string> stops;
+  bool interactive = false;
+  int64_t ctx_size = 0;
   bool chat = false;
   bool json = false;
   int threads = 0;
@@ -38,6 +45,9 @@ struct GenerateArgs {
       << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
       << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
       << device << '|' << run.describe();
+    s << '|' << sampler.min_p << '|' << sampler.repeat_penalty << '|' << sampler.repeat_last_n
+      << '|' << logprobs << '|' << interactive << '|' << ctx_size << '|' << stops.size();
+    for (const std::string& stop : stops) s << '|' << stop.size() << ':' << stop;
     return s.str();
   }
 };
@@ -71,54 +81,6 @@ bool want_progress(const std::string& mode) {
   return isatty(STDERR_FILENO) != 0;
 }
 
-struct Timings {
-  double load_s = 0, phase1_s = 0, query_s = 0, decode_s = 0, comm_s = 0;
-};
-
-void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t n_ctx,
-                  size_t n_query, const std::vector<int>& out_ids, const std::string& text,
-                  const std::string& stop_reason, const Timings& t) {
-  const int n_gen = static_cast<int>(out_ids.size());
-  // The first generated token comes from the query's logits; each later one costs a decode step.
-  const int steps = std::max(n_gen - 1, 0);
-  const double ms_tok = steps > 0 ? 1e3 * t.decode_s / steps : 0.0;
-  if (a.json) {
-    nlohmann::json j;
-    j["text"] = text;
-    j["tokens"] = out_ids;
-    j["stop_reason"] = stop_reason;
-    j["attn"] = attn_mode_name(rc.attn);
-    j["ranks"] = ranks;
-    if (rc.attn == AttnMode::Star) {
-      j["block_size"] = rc.block_size;
-      j["anchor_size"] = rc.anchor_size;
-      j["anchor_mode"] = anchor_mode_name(rc.anchor);
-    }
-    j["context_tokens"] = n_ctx;
-    j["query_tokens"] = n_query;
-    j["generated_tokens"] = n_gen;
-    j["load_s"] = t.load_s;
-    j["phase1_s"] = t.phase1_s;
-    j["phase1_tok_s"] = t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0;
-    j["query_s"] = t.query_s;
-    j["decode_s"] = t.decode_s;
-    j["decode_ms_per_token"] = ms_tok;
-    j["phase2_comm_s"] = t.comm_s;
-    // Invalid UTF-8 from a model is replaced rather than failing the whole answer.
-    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    return;
-  }
-  std::printf("\n");
-  std::fflush(stdout);
-  std::fprintf(stderr,
-               "timing: %s on %d rank%s | load %.2f s | phase 1: %zu context tokens in %.2f s "
-               "(%.1f tok/s) | query: %zu tokens in %.3f s | decode: %d tokens, %.1f ms/token "
-               "(%.1f tok/s) | phase-2 comm %.3f s\n",
-               attn_mode_name(rc.attn), ranks, ranks == 1 ? "" : "s", t.load_s, n_ctx, t.phase1_s,
-               t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0, n_query, t.query_s, n_gen, ms_tok,
-               ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s);
-}
-
 int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
   set_threads(a.threads);
@@ -126,25 +88,42 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   std::unique_ptr<LoadedModel> lm;
   std::unique_ptr<Backend> backend;
   std::vector<int> ctx_ids, q_ids;
+  std::unique_ptr<Conversation> conversation;  // --interactive
   RunConfig rc;
   on_all_ranks(comm, [&] {
     check_same_on_all_ranks(comm, "arguments", a.describe());
     SA_CHECK(a.n_predict >= 0, "-n must be >= 0, got ", a.n_predict);
-    Sampler check(a.sampler);  // validates --temp/--top-k/--top-p before the slow load
+    Sampler check(a.sampler);  // validates the sampling flags before the slow load
+    SA_CHECK(a.logprobs >= 0 && a.logprobs <= kMaxTopLogprobs, "--logprobs must be in 0..",
+             kMaxTopLogprobs, ", got ", a.logprobs);
+    SA_CHECK(a.logprobs == 0 || a.json,
+             "--logprobs needs --json (the log-probabilities are part "
+             "of the JSON output)");
+    const StopStrings check_stops(a.stops);  // validates --stop
     const double t0 = now_seconds();
     lm = load_model_and_tokenizer(a.model, a.tokenizer);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
-    const auto [context, query] = prompt_texts(a);
-    PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
-    ctx_ids = std::move(ids.context);
-    q_ids = std::move(ids.query);
-    const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
-    SA_CHECK(total <= lm->model.config.max_positions, "context (", ctx_ids.size(),
-             " tokens) + query (", q_ids.size(), ") + -n ", a.n_predict,
-             " exceeds the model's context of ", lm->model.config.max_positions,
-             " tokens; shorten the input or lower -n");
+    if (a.interactive) {
+      std::string context;
+      if (!a.context_file.empty()) {
+        context = read_text_file(a.context_file, "context file");
+        SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
+      }
+      conversation = std::make_unique<Conversation>(tok, std::move(context), a.system);
+      ctx_ids = conversation->context_ids();
+    } else {
+      const auto [context, query] = prompt_texts(a);
+      PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+      ctx_ids = std::move(ids.context);
+      q_ids = std::move(ids.query);
+      const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
+      SA_CHECK(total <= lm->model.config.max_positions, "context (", ctx_ids.size(),
+               " tokens) + query (", q_ids.size(), ") + -n ", a.n_predict,
+               " exceeds the model's context of ", lm->model.config.max_positions,
+               " tokens; shorten the input or lower -n");
+    }
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
     backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
@@ -160,16 +139,29 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   }
 
   const bool show = root && want_progress(a.progress);
+  if (a.interactive) {
+    ChatSettings chat;
+    chat.first_message = a.query;
+    chat.n_predict = a.n_predict;
+    chat.sampler = a.sampler;
+    chat.logprobs = a.logprobs;
+    chat.stops = a.stops;
+    chat.json = a.json;
+    chat.progress = show;
+    chat.load_s = t.load_s;
+    chat.ctx_size = a.ctx_size;
+    return run_chat(comm, *lm, *backend, rc, *conversation, chat);
+  }
   const size_t chunk = rc.chunk > 0 ? rc.chunk : backend->preferred_chunk();
   ProgressBar bar1("phase 1", show && ctx_ids.size() > 2 * chunk);
   ProgressBar bar2("query", show && q_ids.size() > 2 * chunk);
-  StreamDecoder stream(tok);
-  std::string out_text;
+  AnswerStream answer(*lm, a.stops, root && !a.json);
   GenerateRequest req;
   req.context = std::move(ctx_ids);
   req.query = std::move(q_ids);
   req.max_new_tokens = a.n_predict;
   req.sampler = a.sampler;
+  req.logprobs = a.logprobs;
   req.is_end = [&](int id) { return tok.is_eog(id); };
   req.on_phase1_progress = [&](int64_t d, int64_t n) {
     bar1.update(d, n);
@@ -179,15 +171,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     bar2.update(d, n);
     if (d == n) bar2.finish();
   };
-  req.on_token = [&](int id) {
-    const std::string piece =
-        token_has_text(*lm, id) ? stream.push(id) : "<" + std::to_string(id) + ">";
-    out_text += piece;
-    if (!a.json) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-    }
-  };
+  req.on_token = [&](int id) { answer.on_token(id); };
+  req.should_stop = [&] { return answer.stopped(); };
   // Outside on_all_ranks: NCCL's setup is collective, and a failure in it must end the job
   // (run_on_ranks) rather than wait for an agreement the other ranks cannot reach.
   const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
@@ -197,11 +182,9 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   t.decode_s = res.decode_s;
   t.comm_s = res.comm_s;
   if (!root) return 0;
-  const std::string tail = stream.flush();
-  out_text += tail;
-  if (!a.json) std::fwrite(tail.data(), 1, tail.size(), stdout);
-  print_result(a, rc, comm.size(), req.context.size(), req.query.size(), res.tokens, out_text,
-               res.stopped_at_end ? "eos" : "length", t);
+  answer.finish();
+  print_result(a.json, {rc, comm.size(), req.context.size(), req.query.size()}, res, answer, tok,
+               t);
   return 0;
 }
 
@@ -230,11 +213,25 @@ std::function<int()> add_generate_command(CLI::App& app) {
   auto* f = cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file");
   auto* c = cmd->add_option("--context-file", a->context_file,
                             "Long context (a document) to answer --query about");
-  auto* q = cmd->add_option("--query", a->query, "Question about --context-file");
+  auto* q = cmd->add_option(
+      "--query", a->query, "Question about --context-file (with --interactive: the first message)");
   p->excludes(f)->excludes(c);
   f->excludes(c);
-  c->needs(q);
   q->needs(c);
+  auto* i = cmd->add_flag(
+      "-i,--interactive", a->interactive,
+      "Chat: read user messages from stdin, one per line, until end of input or /exit. The "
+      "chat template renders each turn; the KV cache is kept, so a turn runs only its own "
+      "tokens after the earlier ones, and --context-file (encoded once, spread over the ranks) "
+      "opens the first message. Implies --chat; the conversation may use all of the model's "
+      "context. With --json, one object per turn, plus \"turn\" and \"conversation_tokens\" (all "
+      "tokens so far, the context's included)");
+  i->excludes(p)->excludes(f);
+  cmd->add_option("--ctx-size", a->ctx_size,
+                  "With --interactive: the most tokens the whole chat may hold, context "
+                  "included (the KV cache is sized for it); 0 = the model's context")
+      ->needs(i)
+      ->capture_default_str();
   cmd->add_option("-n,--n-predict", a->n_predict, "Most tokens to generate (stops early at EOS)")
       ->capture_default_str();
   cmd->add_option("--temp", a->sampler.temperature, "Sampling temperature; 0 = greedy")
@@ -243,11 +240,39 @@ std::function<int()> add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-p", a->sampler.top_p, "Nucleus sampling threshold in (0, 1]")
       ->capture_default_str();
+  cmd->add_option("--min-p", a->sampler.min_p,
+                  "Drop tokens less likely than min-p times the most likely one, in [0, 1]; "
+                  "0 = off")
+      ->capture_default_str();
+  cmd->add_option("--repeat-penalty", a->sampler.repeat_penalty,
+                  "Divide (or, if negative, multiply) the logits of tokens seen in the last "
+                  "--repeat-last-n tokens (prompt included) by this; 1 = off. Applies to greedy "
+                  "decoding too. Order, as Hugging Face: penalty, temperature, top-k, top-p, min-p")
+      ->capture_default_str();
+  cmd->add_option("--repeat-last-n", a->sampler.repeat_last_n,
+                  "Tokens --repeat-penalty looks back over, prompt included; 0 = all")
+      ->capture_default_str();
   cmd->add_option("--seed", a->sampler.seed, "Random seed for sampling")->capture_default_str();
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
-  cmd->add_flag("--json", a->json, "Print one JSON object (text, tokens, timings) instead of text");
+  cmd->add_option("--stop", a->stops,
+                  "Stop when the text contains this string (repeatable; not printed, and nothing "
+                  "that could still become one is shown early). A newline in bash: --stop $'\\n'")
+      ->allow_extra_args(false);
+  cmd->add_option("--logprobs", a->logprobs,
+                  "With --json: for each generated token its logprob and the N most likely "
+                  "tokens (0..20; 0 = off), from the model's own distribution (natural log of "
+                  "the softmax of the raw logits, before the penalty, temperature and cuts)")
+      ->capture_default_str();
+  cmd->add_flag("--json", a->json,
+                "Print one JSON object instead of text: text, tokens (every generated id), "
+                "stop_reason (eos, stop or length), stop_string (when stopped by one), attn, "
+                "ranks, block_size, anchor_size, anchor_mode (star), context_tokens, "
+                "query_tokens, generated_tokens, load_s, phase1_s, phase1_tok_s, query_s, "
+                "decode_s, decode_ms_per_token, phase2_comm_s, and with --logprobs N: logprobs "
+                "(per token: id, token, bytes, logprob, top_logprobs [{id, token, bytes, "
+                "logprob}])");
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
   cmd->add_option("--device", a->device,
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
@@ -277,9 +302,12 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "Prefill progress bar on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
-  cmd->callback([cmd]() {
+  cmd->callback([cmd, a]() {
+    if (a->interactive) return;  // messages come from stdin; --context-file is optional
     if (cmd->count("--prompt") + cmd->count("--file") + cmd->count("--context-file") == 0)
       throw CLI::RequiredError("one of -p, -f or --context-file with --query");
+    if (cmd->count("--context-file") > 0 && cmd->count("--query") == 0)
+      throw CLI::RequiredError("--query (a question about --context-file)");
   });
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);

@@ -6,6 +6,9 @@
 # MODE rankfail:  one rank cannot open the model (its working directory lacks it): every rank exits
 #                 within seconds, the error printed once.
 # MODE mismatch:  ranks given different --block-size: a clear error, printed once.
+# MODE chat:      `generate --interactive` on 2 ranks: rank 0 reads the messages, every rank runs
+#                 each turn; two turns, each printed once, with the tokens of a 1-rank run (Star
+#                 Attention's result depends on B and A only).
 set -u
 mode=$1 bin=$2 model=$3
 shift 3
@@ -47,6 +50,20 @@ case $mode in
     echo "$out"; echo "exit $rc"
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "expected a non-zero exit, not $rc"
     [ "$(echo "$out" | grep -c 'starattn: error:.*arguments')" -eq 1 ] || fail "one 'arguments' error line expected" ;;
+  chat)
+    printf '%s' "Mira keeps her bicycle in the blue shed behind the bakery. The lock on the blue \
+shed opens with the code 2741. Her brother Tom keeps his kayak in the garage." > "$work/ctx.txt"
+    printf 'Where does Mira keep her bicycle?\nWhat code opens that place?\n' > "$work/in.txt"
+    for np in 1 2; do
+      timeout 300 "${mpi[@]}" -np $np "$bin" generate -m "$model" -i --context-file "$work/ctx.txt" \
+        -b 16 -n 24 --json --progress off < "$work/in.txt" > "$work/out$np.txt" 2>&1
+      rc=$?
+      echo "--- $np rank(s): exit $rc"; cat "$work/out$np.txt"
+      [ $rc -eq 0 ] || fail "$np rank(s): exited $rc"
+      [ "$(grep -c '^{' "$work/out$np.txt")" -eq 2 ] || fail "$np rank(s): expected two turns, each printed once"
+    done
+    tokens() { grep '^{' "$1" | sed 's/.*"tokens":\(\[[^]]*\]\).*/\1/'; }
+    [ "$(tokens "$work/out1.txt")" = "$(tokens "$work/out2.txt")" ] || fail "2 ranks answered differently from 1" ;;
   *) fail "unknown mode $mode" ;;
 esac
 echo PASS
