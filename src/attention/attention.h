@@ -36,4 +36,18 @@ struct AttnParams {
   const int* n_kv_at = nullptr;
 };
 
+// One item of a batch of small attentions (a served step's per-sequence part): n_q rows of q,
+// starting at row q_row, attend to the item's own n_kv keys k, v ([n_kv, n_kv_heads, head_dim],
+// row stride as the batch's kv_stride), causally with causal_offset (see AttnParams), and the
+// result is merged by log-sum-exp into the same rows of out/lse, which already hold a partial
+// result over other keys.
+struct AttnItem {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int q_row = 0;
+  int n_q = 0;
+  int n_kv = 0;
+  int64_t causal_offset = 0;
+};
+
 }  // namespace starattn

@@ -84,6 +84,14 @@ class Backend {
   // lse: [rows, heads] fp32 (merge.h semantics).
   virtual void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
                      int heads, int head_dim) = 0;
+  // For each item: attention of its rows of batch.q over its own keys, merged into the same rows
+  // of batch.out / batch.lse (which must hold a partial result; lse is required). batch gives
+  // q, out (contiguous [rows, heads, head_dim]), lse, the heads, strides and scale; its k, v,
+  // n_q, n_kv and mask are unused. The default runs attention() and merge() per item, using
+  // scratch_out / scratch_lse (backend memory for the largest item's [n_q, heads, head_dim]
+  // and [n_q, heads]); a device backend may do all of them in one launch.
+  virtual void attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
+                                     void* scratch_out, float* scratch_lse);
 };
 
 // A block of a backend's memory, released on destruction; grows on demand.

@@ -1,5 +1,7 @@
 #include "engine/batch_phase2.h"
 
+#include <algorithm>
+
 #include "starattn/error.h"
 
 namespace starattn {
@@ -71,22 +73,32 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
     row += rows;
     i = j;
   }
-  // Own part (query host): causal over the sequence's earlier tokens and these.
+  // Own part (query host): causal over the sequence's earlier tokens and these, all sequences
+  // in one batch call merged into the context part.
+  items_.clear();
+  int widest = 0;
   for (size_t i = 0, row = 0; i < seqs_.size(); row += seqs_[i].n, ++i) {
     const SeqStep& s = seqs_[i];
     if (!s.own) continue;
     const int64_t past = s.own->size();
     s.own->write(layer, past, s.n, kc + row * kv_row, vc + row * kv_row);
-    const size_t part_rows = static_cast<size_t>(s.n) * heads;
+    AttnItem it;
+    it.k = s.own->k(layer);
+    it.v = s.own->v(layer);
+    it.q_row = static_cast<int>(row);
+    it.n_q = s.n;
+    it.n_kv = static_cast<int>(past + s.n);
+    it.causal_offset = past;
+    items_.push_back(it);
+    widest = std::max(widest, s.n);
+  }
+  if (!items_.empty()) {
+    const size_t part_rows = static_cast<size_t>(widest) * heads;
     own_out_.reserve(part_rows * hd * act);
     own_lse_.reserve(part_rows * sizeof(float));
-    AttnParams p = kv_attn_params(c, qc + row * q_row, s.own->k(layer), s.own->v(layer),
-                                  own_out_.get(), own_lse_.as<float>(), s.n, past + s.n);
-    p.causal = true;
-    p.causal_offset = past;
-    b_.attention(p);
-    b_.merge(my_out + row * q_row, my_lse + row * heads, own_out_.get(), own_lse_.as<float>(), s.n,
-             heads, hd);
+    AttnParams batch = kv_attn_params(c, q, nullptr, nullptr, my_out, my_lse, n, 0);
+    b_.attention_merge_items(batch, items_.data(), static_cast<int>(items_.size()),
+                             own_out_.get(), own_lse_.as<float>());
   }
   if (ranks == 1) return;
 

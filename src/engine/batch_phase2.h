@@ -41,6 +41,7 @@ class BatchPhase2 : public AttentionHook {
   Backend& b_;
   TensorComm& comm_;
   std::vector<SeqStep> seqs_;
+  std::vector<AttnItem> items_;  // this layer's per-sequence attentions
   int rows_ = 0;
   // Backend scratch: this rank's [out | lse] for all rows (the allgather's send buffer, or out and
   // lse alone with one rank), everyone's, the merged lse, and one sequence's own-KV partial.
