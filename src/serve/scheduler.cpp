@@ -7,7 +7,7 @@
 
 #include "engine/layout.h"
 #include "serve/http_error.h"
-#include "serve/stop_text.h"
+#include "engine/stop_strings.h"
 #include "starattn/error.h"
 
 namespace starattn::serve {
@@ -37,12 +37,21 @@ struct Scheduler::Sequence {
   bool decoding = false;        // the whole query has run
   Sampler sampler;
   StreamDecoder text;
-  StopText stop;
+  StopStrings stop;
   int generated = 0;
   bool first_token_seen = false;
   bool ended = false;  // its job is answered; it leaves active_ at the next reap()
   Sequence(std::shared_ptr<Job> j, const Tokenizer& tok)
-      : job(std::move(j)), sampler(job->sampler), text(tok), stop(job->stop) {}
+      : job(std::move(j)), sampler(job->sampler), text(tok), stop(job->stop) {
+    // The repetition penalty looks at the prompt too (context and question), as generate's does.
+    // (The sampler keeps only its window of them.)
+    if (job->sampler.repeat_penalty != 1.0f) {
+      for (int id : job->context->tokens) sampler.accept(id);
+      for (int id : job->query) sampler.accept(id);
+    }
+  }
+  // Text that is safe to send, after the decoder's and the stop strings' hold-backs.
+  std::string final_text() { return stop.push(text.flush()) + stop.flush(); }
 };
 
 Scheduler::Scheduler(Backend& backend, Comm& comm, PlanRunner& runner, const Tokenizer& tok,
@@ -298,7 +307,7 @@ void Scheduler::plan_step(Plan& plan) {
       std::vector<size_t> need(comm_.size(), 0);
       need[0] = sequence_bytes(grown) - s.kv->bytes();
       if (!make_room(need, plan, s.job->context.get())) {
-        s.job->push(s.stop.flush(s.text.flush()));
+        s.job->push(s.final_text());
         end_sequence(s, "length");
         continue;
       }
@@ -343,8 +352,14 @@ void Scheduler::after_step(const std::vector<float>& hidden) {
       metrics_.ttft_us_sum += micros(now - s.job->submitted);
       metrics_.ttft_count++;
     }
+    if (s.job->top_logprobs >= 0) {
+      const float* l = logits.data() + k * c.vocab_size;
+      s.job->push_token({id, token_logprob(l, c.vocab_size, id),
+                         top_logprobs(l, c.vocab_size, s.job->top_logprobs)});
+    }
+    s.sampler.accept(id);
     if (tok_.is_eog(id)) {  // the end token is not part of the answer
-      s.job->push(s.stop.flush(s.text.flush()));
+      s.job->push(s.final_text());
       end_sequence(s, "stop");
       continue;
     }
@@ -354,7 +369,7 @@ void Scheduler::after_step(const std::vector<float>& hidden) {
     if (s.stop.stopped()) {
       end_sequence(s, "stop");
     } else if (s.generated >= s.job->max_tokens) {
-      s.job->push(s.stop.flush(s.text.flush()));
+      s.job->push(s.final_text());
       end_sequence(s, "length");
     } else {
       s.todo.push_back(id);
@@ -416,7 +431,7 @@ void Scheduler::run(const std::atomic<int>& stop) {
     // A running sequence whose client left, or every one on a second signal, ends here.
     for (const auto& s : active_) {
       if (s->job->cancelled() || signals >= 2) {
-        s->job->push(s->stop.flush(s->text.flush()));
+        s->job->push(s->final_text());
         end_sequence(*s, "length");
       }
     }

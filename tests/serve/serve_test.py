@@ -248,6 +248,14 @@ def scenario_api(args):
                                      temperature=0, stop=["7"])
             check(r.choices[0].text == full[:cut] and r.choices[0].finish_reason == "stop",
                   f"stop: {r.choices[0].text!r} vs {full[:cut]!r}")
+        # Logprobs: greedy picks the most likely token, which heads its own top list.
+        lp = c.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0,
+                                       logprobs=True, top_logprobs=3).choices[0].logprobs.content
+        check(len(lp) >= 1, f"logprobs {lp}")
+        for t in lp:
+            check(len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token and
+                  t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
+                  and t.logprob <= 0, f"logprob entry {t}")
         context_flow(args, srv, 1)
         # Automatic reuse: a plain client sends the document again with another question.
         doc = open(DOC).read()
