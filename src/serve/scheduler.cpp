@@ -257,9 +257,9 @@ void Scheduler::admit(Plan& plan) {
     if (job->kind == Job::Kind::Encode) {
       Usage u;
       u.prompt = static_cast<int64_t>(e.tokens.size());
+      drop_job(job);  // first, so the reply counts no user for it
       job->finish("encoded", u);
       metrics_.requests_ok++;
-      drop_job(job);
       it = waiting_.erase(it);
       continue;
     }
@@ -442,10 +442,8 @@ void Scheduler::run(const std::atomic<int>& stop) {
     if (!p1.empty()) {
       if (many) send_plan(comm_, p1);
       const double t0 = steady_now();
-      const int64_t before = runner_.phase1_tokens();
       runner_.run(p1, nullptr, nullptr);
       metrics_.phase1_us += micros(steady_now() - t0);
-      metrics_.phase1_tokens += static_cast<uint64_t>(runner_.phase1_tokens() - before);
       for (uint64_t key : runner_.encoded()) {
         if (!encoding_ || encoding_->key != key) continue;
         {
@@ -454,6 +452,7 @@ void Scheduler::run(const std::atomic<int>& stop) {
           encoding_->phase1_seconds = steady_now() - encode_started_;
         }
         metrics_.contexts_encoded++;
+        metrics_.phase1_tokens += encoding_->tokens.size();
         std::fprintf(stderr, "serve: encoded %s in %.2f s\n", encoding_->id.c_str(),
                      encoding_->phase1_seconds);
         encoding_.reset();
