@@ -40,7 +40,8 @@ struct EvalArgs {
   std::string describe() const {
     std::ostringstream s;
     s << model << '|' << tasks << '|' << lengths << '|' << out << '|' << method.attn << '|'
-      << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|' << method.chunk
+      << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|'
+      << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
       << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
       << dump;
@@ -179,6 +180,7 @@ Record make_record(const Sample& s, const RunConfig& rc, const GenerateResult& r
     r.block_size = rc.block_size;
     r.anchor_size = rc.anchor_size;
     r.anchor_mode = anchor_mode_name(rc.anchor);
+    r.anchor_source = anchor_source_name(rc.anchor_source);
   }
   r.context_tokens = static_cast<int64_t>(s.context_ids.size());
   r.query_tokens = static_cast<int64_t>(s.query_ids.size());
@@ -375,6 +377,16 @@ std::function<int()> add_eval_command(CLI::App& app) {
          "--anchor-mode", a->method.anchor_mode,
          "Where a rank gets the anchor's KV: recompute, shared or broadcast (same results)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
+      ->capture_default_str();
+  cmd->add_option("--anchor-source", a->method.anchor_source,
+                  "What the anchor holds (an experiment; positions stay 0..A-1): first (the "
+                  "context's first A tokens), previous (each block's previous block; needs "
+                  "--anchor-mode recompute), random, shuffled (the first A in a random order) "
+                  "or constant (the first token repeated)")
+      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--anchor-seed", a->method.anchor_seed,
+                  "Seed of the random and shuffled anchors")
       ->capture_default_str();
   cmd->add_option("--chunk", a->method.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "

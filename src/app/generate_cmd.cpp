@@ -35,7 +35,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string device = "cpu";
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared";
+  std::string attn = "star", anchor_mode = "shared", anchor_source = "first";
   std::string progress = "auto";
 
   // Everything that must agree across ranks, as one line.
@@ -294,6 +294,14 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "shared (once per rank), broadcast (sent by rank 0 layer by layer)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
+  cmd->add_option("--anchor-source", a->anchor_source,
+                  "What the anchor holds (an experiment; positions stay 0..A-1): first, previous "
+                  "(each block's previous block; needs --anchor-mode recompute), random, shuffled "
+                  "or constant")
+      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--anchor-seed", a->run.anchor_seed, "Seed of the random and shuffled anchors")
+      ->capture_default_str();
   cmd->add_option("--chunk", a->run.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
@@ -312,6 +320,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);
+    a->run.anchor_source = parse_anchor_source(a->anchor_source);
     return run_generate(*a);
   };
 }

@@ -131,8 +131,13 @@ class Server:
         return self.proc.pid
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
+        """SIGTERM goes to the serving process (rank 0 under mpirun: mpirun itself, signalled,
+        stops every rank too but reports the job as failed); SIGKILL to everything."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig) if sig == signal.SIGKILL else self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.proc.pid, sig)
+            else:
+                os.kill(self.rank_pid(0), sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
