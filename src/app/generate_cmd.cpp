@@ -20,7 +20,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model, tokenizer;
-  std::string prompt, prompt_file, context_file, query, system;
+  std::string prompt, prompt_file, context_file, query, system, chat_template;
   int n_predict = 128;
   SamplerOptions sampler;
   bool chat = false;
@@ -38,6 +38,7 @@ struct GenerateArgs {
       << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
       << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
       << device << '|' << run.describe();
+    s << '|' << chat_template;
     return s.str();
   }
 };
@@ -137,7 +138,11 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
     const auto [context, query] = prompt_texts(a);
-    PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+    PromptIds ids =
+        a.chat || !a.chat_template.empty()
+            ? build_prompt_ids(tok, context, query,
+                               ChatTemplate::for_tokenizer(tok, a.chat_template), a.system)
+            : build_prompt_ids(tok, context, query, false, a.system);
     ctx_ids = std::move(ids.context);
     q_ids = std::move(ids.query);
     const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
@@ -247,6 +252,9 @@ std::function<int()> add_generate_command(CLI::App& app) {
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's (implies --chat): a built-in name "
+                  "(chatml, llama2, llama3, mistral) or a file with a Jinja template");
   cmd->add_flag("--json", a->json, "Print one JSON object (text, tokens, timings) instead of text");
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
   cmd->add_option("--device", a->device,

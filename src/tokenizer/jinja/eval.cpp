@@ -36,8 +36,8 @@ int64_t checked_mul(int64_t a, int64_t b) {
 }
 
 // Python's float floor division and modulo (Objects/floatobject.c: float_divmod).
-std::pair<double, double> float_divmod(double a, double b) {
-  SA_CHECK(b != 0, "float division by zero");
+std::pair<double, double> float_divmod(double a, double b, const char* what) {
+  SA_CHECK(b != 0, what);
   double mod = std::fmod(a, b);
   double div = (a - mod) / b;
   if (mod != 0) {
@@ -67,7 +67,7 @@ int64_t int_floordiv(int64_t a, int64_t b) {
 }
 
 int64_t int_mod(int64_t a, int64_t b) {
-  SA_CHECK(b != 0, "integer division or modulo by zero");
+  SA_CHECK(b != 0, "integer modulo by zero");
   if (b == -1) return 0;
   int64_t r = a % b;
   if (r != 0 && ((r < 0) != (b < 0))) r += b;
@@ -227,8 +227,7 @@ Frame* Interp::heap_frame(Frame* parent) {
 
 Value Interp::lookup(const std::string& name) const {
   for (const Frame* f = frame_; f; f = f->parent) {
-    auto it = f->vars.find(name);
-    if (it != f->vars.end()) return it->second;
+    if (const Value* v = f->vars.find(name)) return *v;
   }
   return Value::undefined("'" + name + "' is undefined");
 }
@@ -251,9 +250,11 @@ Interp::Flow Interp::exec(const Stmt& s) {
       case StmtType::Text:
         emit(s.text);
         return Flow::Normal;
-      case StmtType::Print:
-        emit(to_str(eval(*s.expr)));
+      case StmtType::Print: {
+        const Value v = eval(*s.expr);
+        emit(v.is_string() ? v.s() : to_str(v));
         return Flow::Normal;
+      }
       case StmtType::If:
         for (const auto& [cond, body] : s.branches) {
           if (truthy(eval(*cond))) return exec(body);
@@ -339,10 +340,14 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
     return exec(s.else_body);  // a break here belongs to an enclosing loop
   }
   LoopObj* loop = heap.make<LoopObj>();
-  heap.charge(items.size());
+  loop->length = items.size();
   loop->items = std::move(items);
+  struct Release {
+    LoopObj* l;
+    ~Release() { std::vector<Value>().swap(l->items); }
+  } release{loop};
   const Value loop_value = Value::object(Kind::Loop, loop);
-  for (size_t k = 0; k < loop->items.size(); ++k) {
+  for (size_t k = 0; k < loop->length; ++k) {
     step();
     loop->index0 = k;
     Frame scope;  // each iteration has its own scope, as in jinja2
@@ -516,7 +521,10 @@ Value Interp::eval_inner(const Expr& e) {
     }
     case ExprType::Concat: {
       std::string out;
-      for (const auto& k : e.kids) out += to_str(eval(*k));
+      for (const auto& k : e.kids) {
+        const Value v = eval(*k);
+        out += v.is_string() ? v.s() : to_str(v);
+      }
       return str(std::move(out));
     }
     case ExprType::Compare: {
@@ -626,16 +634,16 @@ Value Interp::eval_binary(const std::string& op, const Value& a, const Value& b)
       return Value::number(fx * fy);
     }
     if (op == "/") {
-      SA_CHECK(fy != 0, "division by zero");
+      SA_CHECK(fy != 0, ints ? "division by zero" : "float division by zero");
       return Value::number(fx / fy);
     }
     if (op == "//") {
       if (ints) return Value::integer(int_floordiv(x, y));
-      return Value::number(float_divmod(fx, fy).first);
+      return Value::number(float_divmod(fx, fy, "float floor division by zero").first);
     }
     if (op == "%") {
       if (ints) return Value::integer(int_mod(x, y));
-      return Value::number(float_divmod(fx, fy).second);
+      return Value::number(float_divmod(fx, fy, "float modulo").second);
     }
     if (op == "**") {
       if (ints && y >= 0) {
@@ -831,9 +839,8 @@ Value Interp::getattr(const Value& obj, const std::string& name) {
     }
     const Value* v = dict_of(obj).find(Value::string(name));
     if (v) return *v;
-    return Value::undefined("'" +
-                            std::string(obj.kind == Kind::Dict ? "dict object" : "Namespace") +
-                            "' has no attribute '" + name + "'");
+    std::string why = obj.kind == Kind::Dict ? "'dict object'" : "'Namespace'";
+    return Value::undefined(why + " has no attribute '" + name + "'");
   }
   return builtin_attr(*this, obj, name);
 }
@@ -846,7 +853,10 @@ Value Interp::getitem(const Value& obj, const Value& key) {
       return obj.kind == Kind::Namespace ? getattr(obj, key.s())
                                          : builtin_attr(*this, obj, key.s());
     }
-    return Value::undefined("'" + type_name(obj) + " object' has no element " + to_repr(key));
+    std::string why = "'";
+    why += type_name(obj);
+    why += " object' has no element ";
+    return Value::undefined(why + to_repr(key));
   };
   switch (obj.kind) {
     case Kind::Dict: {

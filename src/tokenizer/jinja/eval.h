@@ -9,7 +9,6 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "starattn/error.h"
@@ -20,10 +19,10 @@
 namespace starattn::jinja {
 
 struct Limits {
-  int64_t max_steps = 20'000'000;        // expressions evaluated + loop iterations + work units
-  size_t max_bytes = size_t{256} << 20;  // bytes of all strings made in one render (output too)
-  size_t max_elements = 10'000'000;      // list/dict elements built in one render
-  int max_depth = 400;                   // nested statements, expressions and macro calls
+  int64_t max_steps = 10'000'000;       // expressions evaluated + loop iterations + work units
+  size_t max_bytes = size_t{64} << 20;  // bytes of all strings made in one render (output too)
+  size_t max_elements = 2'000'000;      // list/dict/scope elements built in one render
+  int max_depth = 400;                  // nested statements, expressions and macro calls
 };
 
 struct RenderOptions {
@@ -50,10 +49,38 @@ struct Args {
   void check(const char* fn, size_t max_pos, std::initializer_list<const char*> names) const;
 };
 
+// The variables of one scope: few, so a flat list searched in order beats a hash map (a loop
+// iteration makes a scope).
+class Vars {
+ public:
+  Vars() { items_.reserve(4); }
+  Value* find(const std::string& name) {
+    for (auto& [k, v] : items_) {
+      if (k == name) return &v;
+    }
+    return nullptr;
+  }
+  const Value* find(const std::string& name) const { return const_cast<Vars*>(this)->find(name); }
+  bool count(const std::string& name) const { return find(name) != nullptr; }
+  Value& operator[](const std::string& name) {
+    if (Value* v = find(name)) return *v;
+    items_.emplace_back(name, Value());
+    return items_.back().second;
+  }
+  void emplace(const std::string& name, const Value& v) {
+    if (!find(name)) items_.emplace_back(name, v);
+  }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> items_;
+};
+
 // A scope. Loop iterations and macro calls use frames on the C++ stack; the globals, the
 // template's top level and macro closures are owned by the Heap (on_heap).
 struct Frame : Object {
-  std::unordered_map<std::string, Value> vars;
+  Vars vars;
   Frame* parent = nullptr;
   bool on_heap = false;
 };
@@ -67,7 +94,8 @@ struct CallableObj : Object {
 };
 
 struct LoopObj : Object {
-  std::vector<Value> items;
+  std::vector<Value> items;  // released when the loop ends (the object may outlive it)
+  size_t length = 0;
   size_t index0 = 0;
   bool has_changed_state = false;
   Value changed_state;  // the last values given to loop.changed()

@@ -491,9 +491,12 @@ Value run_filter(Interp& in, const std::string& name, const Value& v, const Args
     return total;
   }
   if (name == "attr") {
+    // Python's getattr only: unlike obj.name, no fallback to obj['name'].
     a.check("attr", 1, {});
     SA_CHECK(a.pos.size() == 1 && a.pos[0].is_string(), "attr: expected an attribute name");
-    return in.getattr(v, a.pos[0].s());
+    if (v.is_undefined()) in.undefined_error(v);
+    if (v.kind == Kind::Namespace) return in.getattr(v, a.pos[0].s());
+    return builtin_attr(in, v, a.pos[0].s());
   }
   if (name == "indent") return do_indent(in, v, a);
   if (name == "format") {

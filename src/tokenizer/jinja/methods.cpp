@@ -239,8 +239,13 @@ Value string_method(Interp& in, const std::string& s, const std::string& name, c
 
 Value loop_attr(Interp& in, const Value& loopv, const std::string& name, bool* found) {
   const LoopObj& l = *static_cast<const LoopObj*>(loopv.obj);
-  const int64_t n = static_cast<int64_t>(l.items.size());
+  const int64_t n = static_cast<int64_t>(l.length);
   const int64_t i = static_cast<int64_t>(l.index0);
+  // A loop object kept past its loop still answers, without its items.
+  auto item = [&](int64_t k) {
+    return k >= 0 && k < static_cast<int64_t>(l.items.size()) ? l.items[static_cast<size_t>(k)]
+                                                              : Value::undefined("no such item");
+  };
   *found = true;
   if (name == "index") return Value::integer(i + 1);
   if (name == "index0") return Value::integer(i);
@@ -251,14 +256,10 @@ Value loop_attr(Interp& in, const Value& loopv, const std::string& name, bool* f
   if (name == "length") return Value::integer(n);
   if (name == "depth") return Value::integer(1);
   if (name == "depth0") return Value::integer(0);
-  if (name == "previtem") {
-    return i > 0 ? l.items[static_cast<size_t>(i - 1)]
-                 : Value::undefined("there is no previous item");
-  }
-  if (name == "nextitem") {
-    return i + 1 < n ? l.items[static_cast<size_t>(i + 1)]
-                     : Value::undefined("there is no next item");
-  }
+  if (name == "previtem")
+    return i > 0 ? item(i - 1) : Value::undefined("there is no previous item");
+  if (name == "nextitem")
+    return i + 1 < n ? item(i + 1) : Value::undefined("there is no next item");
   if (name == "cycle" || name == "changed") return bound(in, loopv, name);
   *found = false;
   return Value::undefined("'LoopContext object' has no attribute '" + name + "'");

@@ -175,7 +175,9 @@ class Parser {
                                std::initializer_list<const char*> ends) {
     Depth d(*this, open_pos);
     expect_block_end();
+    open_.push_back({tag, *ends.begin(), open_pos});
     *out = subparse(ends);
+    open_.pop_back();
     if (cur().type == Tok::Eof) {
       error(open_pos,
             std::string("{% ") + tag + " %} is never closed: missing {% " + *ends.begin() + " %}");
@@ -224,7 +226,10 @@ class Parser {
       }
     }
     if (tag.rfind("end", 0) == 0 || tag == "else" || tag == "elif") {
-      error(s->pos, "unexpected '" + tag + "' tag: it closes no open block");
+      if (open_.empty()) error(s->pos, "unexpected '" + tag + "' tag: it closes no open block");
+      const OpenBlock& b = open_.back();
+      error(s->pos, "unexpected '" + tag + "' tag: the innermost open block is the {% " + b.tag +
+                        " %} at " + src_.where(b.pos) + ", closed by {% " + b.end + " %}");
     }
     error(s->pos, "unknown tag '" + tag + "'");
   }
@@ -771,7 +776,14 @@ class Parser {
     error(pos, std::string("no ") + what + " named '" + name + "'");
   }
 
+  struct OpenBlock {
+    const char* tag;
+    const char* end;
+    size_t pos;
+  };
+
   const Source& src_;
+  std::vector<OpenBlock> open_;  // blocks being parsed, innermost last
   std::vector<Token> t_;
   size_t i_ = 0;
   int depth_ = 0;

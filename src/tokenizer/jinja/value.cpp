@@ -519,7 +519,10 @@ std::string float_repr(double d) {
     return out;
   }
   out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  if (digits.size() > 1) {
+    out += '.';
+    out += digits.substr(1);
+  }
   out += exp < 0 ? "e-" : "e+";
   const int a = std::abs(exp);
   if (a < 10) out += '0';

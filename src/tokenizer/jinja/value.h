@@ -39,13 +39,15 @@ struct Object {
 
 struct Value {
   Kind kind = Kind::Undefined;
-  bool b = false;
-  int64_t i = 0;
-  double f = 0;
+  union {  // the member that `kind` names
+    int64_t i = 0;
+    bool b;
+    double f;
+    Object* obj;  // List .. Loop
+  };
   // String: the text (UTF-8). Undefined: why it is undefined, for the error if it is used
   // ("'foo' is undefined"); may be null.
   std::shared_ptr<const std::string> str;
-  Object* obj = nullptr;  // List .. Loop
 
   static Value undefined(std::string why = "");
   static Value none() { return with_kind(Kind::None); }
