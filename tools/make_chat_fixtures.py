@@ -479,6 +479,20 @@ line" }}
 ====
 {{ range(5)|list }}{{ range(2, 5)|list }}{{ range(10, 0, -3)|list }}{{ range(0)|list }}{{ range(3)|length }}{{ dict(a=1) }}{{ dict({'x': 1}, y=2) }}{{ dict([('k', 'v')]) }}{{ namespace(a=1).a }}{{ {'a':1}.get('b', 2) }}{{ {'a':1}.get('a') }}{{ {'a':1}.get('b') }}{{ [1, 2, 1].count(1) }}{{ [1, 2].index(2) }}{{ {'a': 1}.copy() }}
 ====
+{{ false | map(attribute='x') | list }}{{ 0 | select | list }}{{ none | selectattr('a') | list }}{{ '' | rejectattr('a') | list }}
+====
+{{ 'a' % data }}|{{ '%s' % data }}|{{ 'x' % [] }}|{{ '%s|%s' % (1, none) }}|{{ '' % undefined_x }}
+====
+{% set n = 2 %}{{ (-1) ** n }}|{{ (-2) ** 3 }}|{{ -2 ** n }}|{{ (-1) ** 2 }}
+====
+{{ messages | unique | list }}
+====
+{{ [1] | indent }}
+====
+{{ 1e3 ** 1e3 }}
+====
+{{ data[1:] }}
+====
 {{ range(200000)|length }}
 ====
 {% set l = [1] %}{{ l.append(2) }}{{ l }}

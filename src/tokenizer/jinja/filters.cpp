@@ -186,7 +186,12 @@ Value do_indent(Interp& in, const Value& v, const Args& a) {
       width.is_string()
           ? width.s()
           : std::string(static_cast<size_t>(std::max<int64_t>(width.as_int(), 0)), ' ');
-  const std::string s = to_str(v) + "\n";
+  if (v.is_undefined()) in.undefined_error(v);
+  if (!v.is_string()) {  // jinja2 does s += "\n" first: Python's errors for that
+    if (v.kind == Kind::List) fail("'list' object has no attribute 'splitlines'");
+    fail("unsupported operand type(s) for +=: '", type_name(v), "' and 'str'");
+  }
+  const std::string s = v.s() + "\n";
   std::vector<std::string> lines = pystr::splitlines(s, false);
   std::string out;
   if (blank) {
@@ -220,6 +225,7 @@ Value select_items(Interp& in, const Value& seq, const Args& a, bool with_attr, 
     test_args.kw = a.kw;
   }
   std::vector<Value> out;
+  if (!truthy(seq)) return in.generator({});  // jinja2 skips a falsy value without iterating it
   for (const Value& item : in.iterate(seq)) {
     in.step();
     const Value x = with_attr ? get_path(in, item, attribute, nullptr) : item;
@@ -231,6 +237,7 @@ Value select_items(Interp& in, const Value& seq, const Args& a, bool with_attr, 
 
 Value do_map(Interp& in, const Value& seq, const Args& a) {
   std::vector<Value> out;
+  if (!truthy(seq)) return in.generator({});  // jinja2 skips a falsy value without iterating it
   if (a.pos.empty()) {
     const Value* attribute = nullptr;
     const Value* fallback = nullptr;
@@ -279,6 +286,8 @@ Value do_sort(Interp& in, const Value& seq, const Args& a, bool unique) {
   if (unique) {
     std::vector<Value> out, seen;
     for (size_t k = 0; k < items.size(); ++k) {
+      SA_CHECK(hashable(keys[k]), "unhashable type: '", type_name(keys[k]),
+               "'");  // a set in jinja2
       in.step(static_cast<int64_t>(seen.size()) + 1);
       const bool dup =
           std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equal(s, keys[k]); });

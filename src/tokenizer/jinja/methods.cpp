@@ -349,6 +349,10 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& arg)
   } else {
     vals.push_back(arg);
   }
+  // CPython takes any non-tuple argument with __getitem__ (dict, list, Undefined) for a mapping,
+  // and then does not complain about arguments left over.
+  const bool mapping_like = arg.kind == Kind::Dict || arg.kind == Kind::Undefined ||
+                            (arg.kind == Kind::List && list_of(arg).seq != Seq::Tuple);
   std::string out;
   size_t next = 0;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -380,7 +384,8 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& arg)
     }
     in.step();
   }
-  SA_CHECK(next == vals.size(), "not all arguments converted during string formatting");
+  SA_CHECK(mapping_like || next == vals.size(),
+           "not all arguments converted during string formatting");
   return out;
 }
 
