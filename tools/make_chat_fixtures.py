@@ -315,6 +315,17 @@ CONSTRUCTS = r"""
 ====
 {% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('a') }}{{ greet('b', punct='?') }}{{ greet(name='c') }}{{ greet() }}
 ====
+{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, b=4) }}|{{ m(1) }}|{{ m }}|{{ [m] }}
+====
+{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}
+====
+{% for i in [1, 2] %}{% macro show() %}{{ i }}:{{ later }}{% endmacro %}{% set later = i * 10 %}{{ show() }};{% endfor %}
+
+====
+{% set k %}{% set y = 1 %}{% macro inner() %}in{% endmacro %}{{ inner() }}{% endset %}[{{ k }}|{{ y }}|{{ inner is defined }}]{% filter upper %}{% set z = 2 %}{% endfilter %}[{{ z }}]{% generation %}{% set w = 3 %}{% endgeneration %}[{{ w }}]{% if true %}{% set v = 4 %}{% endif %}[{{ v }}]
+====
+{% set x = 1 %}{% set k %}{% set x = x + 1 %}{{ x }}{% endset %}{{ k }}{{ x }}{% with x = x + 5 %}{{ x }}{% endwith %}{{ x }}
+====
 {% macro fact(n) %}{{ 1 if n <= 1 else n * fact(n - 1)|int }}{% endmacro %}{{ fact(5) }}
 ====
 {% for i in [1,2] %}{{ loop.previtem }}|{{ loop.nextitem }}|{{ loop.cycle('a','b') }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.depth }}{{ loop.depth0 }}{{ loop.length }}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }};{% endfor %}

@@ -87,9 +87,11 @@ struct Stmt {
   Target target;
   Body body, else_body;
   std::vector<std::pair<ExprPtr, Body>> branches;
-  std::string name;                                        // Macro
-  std::vector<std::string> params;                         // Macro
-  std::vector<ExprPtr> defaults;                           // Macro: for the last params
+  std::string name;                                // Macro
+  std::vector<std::string> params;                 // Macro
+  std::vector<ExprPtr> defaults;                   // Macro: for the last params
+  bool uses_varargs = false, uses_kwargs = false;  // Macro: its body names them
+  bool heap_scope = false;  // a macro is defined in this block's scope: keep the scope alive
   std::vector<std::pair<std::string, ExprPtr>> with_vars;  // With
 };
 

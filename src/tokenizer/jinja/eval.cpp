@@ -214,7 +214,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
         std::string buf;
         std::string* saved = out_;
         out_ = &buf;
-        Flow f = exec(s.body);
+        Flow f = exec_scoped(s);
         out_ = saved;
         Value v = Value::string(std::move(buf));
         if (s.expr) v = apply_filters(*s.expr, v);
@@ -232,18 +232,9 @@ Interp::Flow Interp::exec(const Stmt& s) {
         return Flow::Break;
       case StmtType::Continue:
         return Flow::Continue;
-      case StmtType::With: {
-        Frame scope;
-        scope.parent = frame_;
-        for (const auto& [name, e] : s.with_vars) scope.vars[name] = eval(*e);
-        Frame* saved = frame_;
-        frame_ = &scope;
-        Flow f = exec(s.body);
-        frame_ = saved;
-        return f;
-      }
+      case StmtType::With:
       case StmtType::Generation:
-        return exec(s.body);
+        return exec_scoped(s);
     }
     return Flow::Normal;
   } catch (const RaisedError&) {
@@ -253,6 +244,28 @@ Interp::Flow Interp::exec(const Stmt& s) {
   } catch (const Error& e) {
     error_at(s.pos, e.what());
   }
+}
+
+Frame* Interp::scope_for(const Stmt& s, Frame& on_stack, Frame* parent) {
+  if (s.heap_scope) return heap_frame(parent);
+  on_stack.parent = parent;
+  return &on_stack;
+}
+
+// Block set, filter, with and generation bodies get their own scope, as in jinja2: what they
+// set stays inside. (with's values are computed outside it.)
+Interp::Flow Interp::exec_scoped(const Stmt& s) {
+  Frame on_stack;
+  Frame* scope = scope_for(s, on_stack, frame_);
+  for (const auto& [name, e] : s.with_vars) scope->vars[name] = eval(*e);
+  Frame* saved = frame_;
+  frame_ = scope;
+  struct Restore {
+    Interp& in;
+    Frame* f;
+    ~Restore() { in.frame_ = f; }
+  } restore{*this, saved};
+  return exec(s.body);
 }
 
 Interp::Flow Interp::exec_for(const Stmt& s) {
@@ -278,9 +291,8 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
     items = std::move(kept);
   }
   if (items.empty()) {
-    Frame scope;
-    scope.parent = outer;
-    frame_ = &scope;
+    Frame on_stack;
+    frame_ = scope_for(s, on_stack, outer);
     return exec(s.else_body);  // a break here belongs to an enclosing loop
   }
   LoopObj* loop = heap.make<LoopObj>();
@@ -294,10 +306,9 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
   for (size_t k = 0; k < loop->length; ++k) {
     step();
     loop->index0 = k;
-    Frame scope;  // each iteration has its own scope, as in jinja2
-    scope.parent = outer;
-    scope.vars["loop"] = loop_value;
-    frame_ = &scope;
+    Frame on_stack;  // each iteration has its own scope, as in jinja2
+    frame_ = scope_for(s, on_stack, outer);
+    frame_->vars["loop"] = loop_value;
     assign(s.target, loop->items[k]);
     const Flow f = exec(s.body);
     frame_ = outer;
@@ -307,42 +318,48 @@ Interp::Flow Interp::exec_for(const Stmt& s) {
 }
 
 void Interp::exec_macro_def(const Stmt& s) {
+  // The parser put every scope a macro is defined in on the heap (Stmt::heap_scope), so the
+  // macro keeps its scope alive as a Python closure does: it sees later assignments there and
+  // itself (for recursion), and stays valid if it escapes its block (say into a namespace).
+  SA_CHECK(frame_->on_heap, "internal error: macro '", s.name, "' defined in a stack scope");
   CallableObj* m = heap.make<CallableObj>();
   m->type = CallableObj::Type::Macro;
   m->name = s.name;
   m->macro = &s;
-  // Loop and macro-call scopes live on the C++ stack; a macro defined in one keeps a copy of
-  // what it sees, so it stays valid if it escapes (say into a namespace).
-  Frame* f = frame_;
-  Frame* closure = nullptr;
-  if (f->on_heap) {
-    closure = f;
-  } else {
-    closure = heap_frame(nullptr);
-    for (; !f->on_heap; f = f->parent) {
-      for (const auto& [k, v] : f->vars) closure->vars.emplace(k, v);  // inner scopes win
-    }
-    closure->parent = f;
-  }
-  m->closure = closure;
+  m->closure = frame_;
   frame_->vars[s.name] = Value::object(Kind::Callable, m);
 }
 
 Value Interp::call_macro(const CallableObj& m, const Args& args) {
   DepthGuard guard(*this);
   const Stmt& def = *m.macro;
-  SA_CHECK(args.pos.size() <= def.params.size(), "macro '", def.name, "' takes not more than ",
-           def.params.size(), " argument(s)");
-  Frame scope;
-  scope.parent = m.closure;
-  for (size_t k = 0; k < args.pos.size(); ++k) scope.vars[def.params[k]] = args.pos[k];
+  SA_CHECK(def.uses_varargs || args.pos.size() <= def.params.size(), "macro '", def.name,
+           "' takes not more than ", def.params.size(), " argument(s)");
+  Frame on_stack;
+  Frame& scope = *scope_for(def, on_stack, m.closure);
+  std::vector<Value> extra_pos;
+  Value extra_kw = new_dict(heap);
+  for (size_t k = 0; k < args.pos.size(); ++k) {
+    if (k < def.params.size()) {
+      scope.vars[def.params[k]] = args.pos[k];
+    } else {
+      extra_pos.push_back(args.pos[k]);
+    }
+  }
   for (const auto& [name, v] : args.kw) {
     auto it = std::find(def.params.begin(), def.params.end(), name);
-    SA_CHECK(it != def.params.end(), "macro '", def.name, "' has no argument '", name, "'");
+    if (it == def.params.end()) {
+      SA_CHECK(def.uses_kwargs, "macro '", def.name, "' has no argument '", name, "'");
+      heap.charge(1);
+      dict_of(extra_kw).set(str(name), v);
+      continue;
+    }
     SA_CHECK(!scope.vars.count(name), "macro '", def.name, "' got multiple values for argument '",
              name, "'");
     scope.vars[name] = v;
   }
+  if (def.uses_varargs) scope.vars["varargs"] = list(std::move(extra_pos), Seq::Tuple);
+  if (def.uses_kwargs) scope.vars["kwargs"] = extra_kw;
   Frame* saved_frame = frame_;
   std::string* saved_out = out_;
   std::string buf;

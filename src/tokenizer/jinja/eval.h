@@ -91,6 +91,10 @@ struct CallableObj : Object {
   Value self;                   // Method: the receiver
   const Stmt* macro = nullptr;  // Macro
   Frame* closure = nullptr;     // Macro: the scope it was defined in
+
+  std::string repr() const override {
+    return type == Type::Macro ? "<Macro '" + name + "'>" : std::string();
+  }
 };
 
 struct LoopObj : Object {
@@ -134,6 +138,8 @@ class Interp {
   Flow exec(const Body& body);
   Flow exec(const Stmt& s);
   Flow exec_for(const Stmt& s);
+  Flow exec_scoped(const Stmt& s);
+  Frame* scope_for(const Stmt& s, Frame& on_stack, Frame* parent);
   void exec_macro_def(const Stmt& s);
   Value eval(const Expr& e);
   Value eval_inner(const Expr& e);

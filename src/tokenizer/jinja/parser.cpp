@@ -171,11 +171,11 @@ class Parser {
   }
 
   // The body of a block statement: after its tag's %}, up to one of `ends`; returns which.
-  std::string parse_block_body(Body* out, size_t open_pos, const char* tag,
+  std::string parse_block_body(Stmt* owner, Body* out, size_t open_pos, const char* tag,
                                std::initializer_list<const char*> ends) {
     Depth d(*this, open_pos);
     expect_block_end();
-    open_.push_back({tag, *ends.begin(), open_pos});
+    open_.push_back({tag, *ends.begin(), open_pos, owner});
     *out = subparse(ends);
     open_.pop_back();
     if (cur().type == Tok::Eof) {
@@ -199,13 +199,13 @@ class Parser {
     if (tag == "filter") {
       s->type = StmtType::FilterBlock;
       s->expr = parse_filter(nullptr, true);
-      parse_block_body(&s->body, s->pos, "filter", {"endfilter"});
+      parse_block_body(s.get(), &s->body, s->pos, "filter", {"endfilter"});
       return s;
     }
     if (tag == "with") return parse_with(std::move(s));
     if (tag == "generation") {
       s->type = StmtType::Generation;
-      parse_block_body(&s->body, s->pos, "generation", {"endgeneration"});
+      parse_block_body(s.get(), &s->body, s->pos, "generation", {"endgeneration"});
       return s;
     }
     if (tag == "print") {
@@ -242,9 +242,9 @@ class Parser {
     if (skip_name("if")) s->cond = parse_expression(true);
     if (is_name("recursive")) error(cur().pos, "unsupported: recursive for loops");
     ++loop_depth_;
-    const std::string end = parse_block_body(&s->body, s->pos, "for", {"endfor", "else"});
+    const std::string end = parse_block_body(s.get(), &s->body, s->pos, "for", {"endfor", "else"});
     --loop_depth_;
-    if (end == "else") parse_block_body(&s->else_body, s->pos, "for", {"endfor"});
+    if (end == "else") parse_block_body(s.get(), &s->else_body, s->pos, "for", {"endfor"});
     return s;
   }
 
@@ -253,10 +253,11 @@ class Parser {
     while (true) {
       ExprPtr cond = parse_tuple(false, false, {}, false);
       Body body;
-      const std::string end = parse_block_body(&body, s->pos, "if", {"endif", "elif", "else"});
+      const std::string end =
+          parse_block_body(s.get(), &body, s->pos, "if", {"endif", "elif", "else"});
       s->branches.emplace_back(std::move(cond), std::move(body));
       if (end == "elif") continue;
-      if (end == "else") parse_block_body(&s->else_body, s->pos, "if", {"endif"});
+      if (end == "else") parse_block_body(s.get(), &s->else_body, s->pos, "if", {"endif"});
       return s;
     }
   }
@@ -273,7 +274,7 @@ class Parser {
       error(s->pos, "a block {% set %} assigns one name, not a tuple");
     }
     if (is_op("|")) s->expr = parse_filter(nullptr, false);
-    parse_block_body(&s->body, s->pos, "set", {"endset"});
+    parse_block_body(s.get(), &s->body, s->pos, "set", {"endset"});
     return s;
   }
 
@@ -295,7 +296,15 @@ class Parser {
     expect_op(")");
     const int saved = loop_depth_;
     loop_depth_ = 0;  // break/continue cannot leave a macro
-    parse_block_body(&s->body, s->pos, "macro", {"endmacro"});
+    // A macro keeps the scope it is defined in: the scopes around it up to the enclosing
+    // macro (or the top level) must outlive their block, so they go on the heap.
+    for (auto b = open_.rbegin(); b != open_.rend(); ++b) {
+      b->stmt->heap_scope = true;
+      if (b->stmt->type == StmtType::Macro) break;
+    }
+    macros_.push_back(s.get());
+    parse_block_body(s.get(), &s->body, s->pos, "macro", {"endmacro"});
+    macros_.pop_back();
     loop_depth_ = saved;
     return s;
   }
@@ -308,7 +317,7 @@ class Parser {
       expect_op("=");
       s->with_vars.emplace_back(std::move(name), parse_expression(true));
     }
-    parse_block_body(&s->body, s->pos, "with", {"endwith"});
+    parse_block_body(s.get(), &s->body, s->pos, "with", {"endwith"});
     return s;
   }
 
@@ -539,6 +548,11 @@ class Parser {
         } else {
           e->type = ExprType::Name;
           e->name = t.text;
+          // A macro takes extra arguments only when its body names varargs / kwargs.
+          for (Stmt* m : macros_) {
+            m->uses_varargs |= t.text == "varargs";
+            m->uses_kwargs |= t.text == "kwargs";
+          }
         }
         return e;
       }
@@ -780,10 +794,12 @@ class Parser {
     const char* tag;
     const char* end;
     size_t pos;
+    Stmt* stmt;
   };
 
   const Source& src_;
   std::vector<OpenBlock> open_;  // blocks being parsed, innermost last
+  std::vector<Stmt*> macros_;    // macros whose bodies are being parsed
   std::vector<Token> t_;
   size_t i_ = 0;
   int depth_ = 0;

@@ -133,8 +133,11 @@ std::string str_at(const Value& v, bool repr, int depth) {
       return "<Namespace " + dict_str(dict_of(v), depth) + ">";
     case Kind::Generator:
       fail("cannot print a generator (the result of map, select, ... filters): add |list");
-    case Kind::Callable:
-      fail("cannot print a function or macro; call it with ()");
+    case Kind::Callable: {
+      std::string r = v.obj->repr();
+      SA_CHECK(!r.empty(), "cannot print a function; call it with ()");
+      return r;
+    }
     case Kind::Loop:
       fail("cannot print the loop variable");
   }

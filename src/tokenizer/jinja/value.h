@@ -35,6 +35,9 @@ enum class Kind : uint8_t {
 
 struct Object {
   virtual ~Object() = default;
+  // Python's repr() where it is the same every run (a macro's "<Macro 'name'>"); "" where it
+  // holds a memory address, which no output can match.
+  virtual std::string repr() const { return ""; }
 };
 
 struct Value {
