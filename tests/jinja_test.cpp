@@ -242,7 +242,44 @@ TEST(Jinja, HostileTemplatesFailCleanlyAndFast) {
   expect_fails_fast(deep + "{{ ns.l | tojson }}", "nested more than 200 levels deep");
   expect_fails_fast(deep + "{{ ns.l == ns.l }}", "nested more than 200 levels deep");
   expect_fails_fast("{{ 2 ** 64 }}", "integer overflow");
+  // Work that grows faster than the input: each is bounded by a budget, not only by time.
+  expect_fails_fast(
+      "{% set a = 'x' * 30000000 %}{% set b = 'x' * 30000000 %}{{ [a] * 100000 == [b] * 100000 }}",
+      "comparing values takes more steps");
+  expect_fails_fast("{{ ('\n' * 10000) | indent(100000000) }}", "bytes of text");
+  expect_fails_fast("{% set s = 'x' * 1000000 %}{{ ([s] * 100000) | join }}", "bytes of text");
+  expect_fails_fast("{% set s = 'x' * 1000000 %}{{ [s] * 100000 }}", "bytes of text");
+  expect_fails_fast("{% set s = 'x' * 1000000 %}{{ ([s] * 1000) | tojson }}", "bytes of text");
+  expect_fails_fast("{% set s = 'x' * 1000000 %}{{ ('{0}' * 1000).format(s) }}", "bytes of text");
+  expect_fails_fast("{% set s = 'x' * 1000000 %}{{ '%s' * 100 % ((s,) * 100) }}", "bytes of text");
+  expect_fails_fast("{% set s = 'é' * 4000000 %}{% for i in range(100000) %}{{ s[i] }}{% endfor %}",
+                    "steps");
   expect_fails_fast("{{ range(100001) | list }}", "MAX_RANGE");
+}
+
+// Inputs that make naive code quadratic (std::string::find, linear key lookups) still render
+// quickly.
+TEST(Jinja, NoQuadraticBlowUps) {
+  auto fast = [](const std::string& src, const std::string& want) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(jinja::Template(src).render(ordered_json::object()), want) << src.substr(0, 60);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0)
+        << src.substr(0, 60);
+  };
+  fast(
+      "{% set h = 'a' * 10000000 %}{% set n = 'a' * 1000000 ~ 'b' %}{{ n in h }}{{ h.find(n) }}"
+      "{{ h.count(n) }}{{ h.split(n) | length }}{{ h.rfind(n) }}{{ h.rsplit(n) | length }}",
+      "False-101-11");
+  std::string names, dict = "{% set d = {";
+  for (int i = 0; i < 60000; ++i) {
+    const std::string n = std::to_string(i);
+    names.append("{% set v").append(n).append(" = ").append(n).append(" %}");
+    dict.append(i ? "," : "").append(n).append(": ").append(n);
+  }
+  fast(names + "{{ v59999 }}", "59999");
+  fast(dict + "} %}{{ d[59999] }}{{ d[1.0] }}", "599991");
+  fast("{{ ('ab' * 3000000).strip('" + repeat("xyz", 30000) + "') | length }}", "6000000");
+  fast("{{ range(100000) | list | unique | list | length }}", "100000");
 }
 
 TEST(Jinja, LimitsAreConfigurable) {

@@ -18,6 +18,29 @@ class LocatedError : public Error {
 
 constexpr int kMaxJsonDepth = 200;
 
+// Whether jinja2's compiler folds this expression to a constant: literals combined by
+// operators (the subset that matters for the ** quirk below).
+bool folds_to_constant(const Expr& e) {
+  switch (e.type) {
+    case ExprType::Const:
+      return true;
+    case ExprType::Neg:
+    case ExprType::Pos:
+    case ExprType::Not:
+    case ExprType::Binary:
+    case ExprType::And:
+    case ExprType::Or:
+    case ExprType::Concat:
+    case ExprType::Compare:
+      for (const auto& k : e.kids) {
+        if (!k || !folds_to_constant(*k)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 // ---- Args
@@ -91,9 +114,21 @@ void Interp::step(int64_t n) {
            " steps (a loop that does not end?)");
 }
 
+bool Interp::same(const Value& a, const Value& b) {
+  int64_t left = opt_.limits.max_steps - steps_;
+  const bool r = equal(a, b, &left);
+  steps_ = opt_.limits.max_steps - left;
+  return r;
+}
+
 void Interp::charge_bytes(size_t n) {
   bytes_ += n;
   SA_CHECK(bytes_ <= opt_.limits.max_bytes, "the template made more than ", opt_.limits.max_bytes,
+           " bytes of text");
+}
+
+void Interp::check_text(size_t n) const {
+  SA_CHECK(n <= bytes_left(), "the template made more than ", opt_.limits.max_bytes,
            " bytes of text");
 }
 
@@ -196,7 +231,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
         return Flow::Normal;
       case StmtType::Print: {
         const Value v = eval(*s.expr);
-        emit(v.is_string() ? v.s() : to_str(v));
+        emit(v.is_string() ? v.s() : text(v));
         return Flow::Normal;
       }
       case StmtType::If:
@@ -221,7 +256,7 @@ Interp::Flow Interp::exec(const Stmt& s) {
         if (s.type == StmtType::SetBlock) {
           assign(s.target, v);
         } else {
-          emit(to_str(v));
+          emit(text(v));
         }
         return f;
       }
@@ -482,9 +517,10 @@ Value Interp::eval_inner(const Expr& e) {
       const Value b = eval(*e.kids[1]);
       const Expr& left = *e.kids[0];
       if (e.name == "**" && left.type == ExprType::Neg && left.kids[0]->type == ExprType::Const &&
-          left.kids[0]->constant.is_number() && e.kids[1]->type != ExprType::Const) {
+          left.kids[0]->constant.is_number() && !folds_to_constant(*e.kids[1])) {
         // jinja2 writes (-n) ** x as the Python source "-n ** x", which Python reads as
-        // -(n ** x); templates rendered by jinja2 get that, so they get it here too.
+        // -(n ** x); templates rendered by jinja2 get that, so they get it here too. (With a
+        // constant x jinja2 folds the whole expression first and gets (-n) ** x.)
         const Value n = left.kids[0]->constant;
         return eval_binary("-", Value::integer(0), eval_binary("**", n, b));
       }
@@ -494,7 +530,8 @@ Value Interp::eval_inner(const Expr& e) {
       std::string out;
       for (const auto& k : e.kids) {
         const Value v = eval(*k);
-        out += v.is_string() ? v.s() : to_str(v);
+        out += v.is_string() ? v.s() : text(v);
+        check_text(out.size());
       }
       return str(std::move(out));
     }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "starattn/error.h"
@@ -49,12 +50,17 @@ struct Args {
   void check(const char* fn, size_t max_pos, std::initializer_list<const char*> names) const;
 };
 
-// The variables of one scope: few, so a flat list searched in order beats a hash map (a loop
-// iteration makes a scope).
+// The variables of one scope. Most scopes hold a handful (a loop iteration makes one), so a flat
+// list searched in order is fastest; past a few dozen names an index keeps lookups O(1), so a
+// template with many top-level names cannot make lookups quadratic.
 class Vars {
  public:
   Vars() { items_.reserve(4); }
   Value* find(const std::string& name) {
+    if (!index_.empty()) {
+      auto it = index_.find(name);
+      return it == index_.end() ? nullptr : &items_[it->second].second;
+    }
     for (auto& [k, v] : items_) {
       if (k == name) return &v;
     }
@@ -65,16 +71,20 @@ class Vars {
   Value& operator[](const std::string& name) {
     if (Value* v = find(name)) return *v;
     items_.emplace_back(name, Value());
+    if (!index_.empty()) {
+      index_.emplace(name, items_.size() - 1);
+    } else if (items_.size() > kIndexFrom) {
+      for (size_t k = 0; k < items_.size(); ++k) index_.emplace(items_[k].first, k);
+    }
     return items_.back().second;
-  }
-  void emplace(const std::string& name, const Value& v) {
-    if (!find(name)) items_.emplace_back(name, v);
   }
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }
 
  private:
+  static constexpr size_t kIndexFrom = 32;
   std::vector<std::pair<std::string, Value>> items_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position, once there are many
 };
 
 // A scope. Loop iterations and macro calls use frames on the C++ stack; the globals, the
@@ -127,7 +137,16 @@ class Interp {
   bool test(const std::string& name, const Value& v, const Args& args);
   std::tm now() const;
   void step(int64_t n = 1);
+  bool same(const Value& a, const Value& b);  // Python ==, its work counted in steps
   void charge_bytes(size_t n);
+  size_t bytes_left() const {
+    return opt_.limits.max_bytes - std::min(bytes_, opt_.limits.max_bytes);
+  }
+  // str(v) / repr(v), refused past the bytes the template may still make.
+  std::string text(const Value& v) const { return to_str(v, bytes_left()); }
+  std::string repr_text(const Value& v) const { return to_repr(v, bytes_left()); }
+  // Throws once text being built reaches n bytes more than the template may still make.
+  void check_text(size_t n) const;
   // An Undefined value used where a value is needed: throws its reason.
   [[noreturn]] void undefined_error(const Value& u) const;
   Value from_json(const nlohmann::ordered_json& j);

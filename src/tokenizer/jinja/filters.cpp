@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "tokenizer/jinja/builtins.h"
 #include "tokenizer/jinja/pystr.h"
@@ -68,7 +69,7 @@ size_t py_len(const Value& v) {
     case Kind::Undefined:
       return 0;
     case Kind::String:
-      return pystr::length(v.s());
+      return pystr::length(v.s());  // callers charge the scan
     case Kind::List:
       return list_of(v).items.size();
     case Kind::Dict:
@@ -193,6 +194,7 @@ Value do_indent(Interp& in, const Value& v, const Args& a) {
   }
   const std::string s = v.s() + "\n";
   std::vector<std::string> lines = pystr::splitlines(s, false);
+  in.check_text(s.size() + (lines.size() + 1) * ind.size());  // before building it
   std::string out;
   if (blank) {
     for (size_t k = 0; k < lines.size(); ++k) out += (k ? "\n" + ind : "") + lines[k];
@@ -284,17 +286,12 @@ Value do_sort(Interp& in, const Value& seq, const Args& a, bool unique) {
   std::vector<Value> keys;
   for (const Value& item : items) keys.push_back(sort_key(in, item, attribute, case_sensitive));
   if (unique) {
-    std::vector<Value> out, seen;
+    std::vector<Value> out;
+    std::unordered_set<std::string> seen;  // jinja2 keeps a set of the keys
     for (size_t k = 0; k < items.size(); ++k) {
-      SA_CHECK(hashable(keys[k]), "unhashable type: '", type_name(keys[k]),
-               "'");  // a set in jinja2
-      in.step(static_cast<int64_t>(seen.size()) + 1);
-      const bool dup =
-          std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equal(s, keys[k]); });
-      if (!dup) {
-        seen.push_back(keys[k]);
-        out.push_back(items[k]);
-      }
+      SA_CHECK(hashable(keys[k]), "unhashable type: '", type_name(keys[k]), "'");
+      in.step();
+      if (seen.insert(hash_key(keys[k])).second) out.push_back(items[k]);
     }
     return in.generator(std::move(out));
   }
@@ -350,8 +347,8 @@ Value do_dictsort(Interp& in, const Value& v, const Args& a) {
   return in.list(std::move(out));
 }
 
-std::string soft_str(const Value& v) {
-  return to_str(v);
+std::string soft_str(Interp& in, const Value& v) {
+  return in.text(v);
 }
 
 }  // namespace
@@ -371,20 +368,22 @@ Value run_filter(Interp& in, const std::string& name, const Value& v, const Args
   if (name == "trim") {
     a.check("trim", 1, {"chars"});
     const Value* chars = a.get(0, "chars");
-    if (!chars || chars->kind == Kind::None) return in.str(pystr::strip(soft_str(v), true, true));
+    if (!chars || chars->kind == Kind::None)
+      return in.str(pystr::strip(soft_str(in, v), true, true));
     SA_CHECK(chars->is_string(), "trim: chars must be a string");
-    return in.str(pystr::strip_chars(soft_str(v), chars->s(), true, true));
+    return in.str(pystr::strip_chars(soft_str(in, v), chars->s(), true, true));
   }
   if (name == "length" || name == "count") {
+    if (v.is_string()) in.step(static_cast<int64_t>(v.s().size() / 64));
     return Value::integer(static_cast<int64_t>(py_len(v)));
   }
-  if (name == "tojson") return in.str(to_json(v, json_options(a)));
-  if (name == "string") return in.str(soft_str(v));
-  if (name == "safe") return v.is_string() ? v : in.str(soft_str(v));
-  if (name == "lower") return in.str(pystr::lower(soft_str(v)));
-  if (name == "upper") return in.str(pystr::upper(soft_str(v)));
-  if (name == "capitalize") return in.str(pystr::capitalize(soft_str(v)));
-  if (name == "title") return in.str(pystr::jinja_title(soft_str(v)));
+  if (name == "tojson") return in.str(to_json(v, json_options(a), in.bytes_left()));
+  if (name == "string") return in.str(soft_str(in, v));
+  if (name == "safe") return v.is_string() ? v : in.str(soft_str(in, v));
+  if (name == "lower") return in.str(pystr::lower(soft_str(in, v)));
+  if (name == "upper") return in.str(pystr::upper(soft_str(in, v)));
+  if (name == "capitalize") return in.str(pystr::capitalize(soft_str(in, v)));
+  if (name == "title") return in.str(pystr::jinja_title(soft_str(in, v)));
   if (name == "int") return do_int(in, v, a);
   if (name == "float") return do_float(in, v, a);
   if (name == "round") return do_round(in, v, a);
@@ -411,7 +410,7 @@ Value run_filter(Interp& in, const std::string& name, const Value& v, const Args
     SA_CHECK(old && repl && old->is_string() && repl->is_string(),
              "replace: old and new must be strings");
     const Value count = a.get_or(2, "count", Value::none());
-    const std::string s = soft_str(v);
+    const std::string s = soft_str(in, v);
     in.charge_bytes(old->s().empty()
                         ? (pystr::length(s) + 1) * repl->s().size()
                         : static_cast<size_t>(pystr::count(s, old->s())) * repl->s().size());
@@ -425,10 +424,11 @@ Value run_filter(Interp& in, const std::string& name, const Value& v, const Args
     std::string out;
     size_t k = 0;
     for (const Value& item : in.iterate(v)) {
-      if (k++) out += soft_str(sep);
-      out += soft_str(attribute && attribute->kind != Kind::None
-                          ? get_path(in, item, *attribute, nullptr)
-                          : item);
+      if (k++) out += soft_str(in, sep);
+      in.check_text(out.size());
+      out += soft_str(in, attribute && attribute->kind != Kind::None
+                              ? get_path(in, item, *attribute, nullptr)
+                              : item);
     }
     return in.str(std::move(out));
   }
@@ -513,7 +513,7 @@ Value run_filter(Interp& in, const std::string& name, const Value& v, const Args
              "can't handle positional and keyword arguments at the "
              "same time");
     SA_CHECK(a.kw.empty(), "format: keyword arguments are not supported");
-    return in.str(percent_format(in, soft_str(v), in.list(a.pos, Seq::Tuple)));
+    return in.str(percent_format(in, soft_str(in, v), in.list(a.pos, Seq::Tuple)));
   }
   fail("no filter named '", name, "'");
 }
@@ -546,8 +546,8 @@ bool run_test(Interp& in, const std::string& name, const Value& v, const Args& a
   }
   if (name == "callable") return v.kind == Kind::Callable || v.kind == Kind::Undefined;
   if (name == "escaped") return false;
-  if (name == "lower") return pystr::is_lower(to_str(v));
-  if (name == "upper") return pystr::is_upper(to_str(v));
+  if (name == "lower") return pystr::is_lower(in.text(v));
+  if (name == "upper") return pystr::is_upper(in.text(v));
   if (name == "odd" || name == "even" || name == "divisibleby") {
     const Value d = name == "divisibleby" ? arg() : Value::integer(2);
     if (v.is_undefined()) in.undefined_error(v);
@@ -589,17 +589,17 @@ bool run_test(Interp& in, const std::string& name, const Value& v, const Args& a
     const Value& seq = arg();
     if (seq.is_string()) {
       SA_CHECK(v.is_string(), "'in <string>' requires string as left operand, not ", type_name(v));
-      return seq.s().find(v.s()) != std::string::npos;
+      return pystr::search(seq.s(), v.s(), 0) != std::string::npos;
     }
     for (const Value& x : in.iterate(seq)) {
-      if (equal(x, v)) return true;
+      if (in.same(x, v)) return true;
     }
     return false;
   }
   if (name == "filter") return v.is_string() && filter_support(v.s()) == Support::Yes;
   if (name == "test") return v.is_string() && test_support(v.s()) == Support::Yes;
-  if (name == "eq" || name == "equalto" || name == "==") return equal(v, arg());
-  if (name == "ne" || name == "!=") return !equal(v, arg());
+  if (name == "eq" || name == "equalto" || name == "==") return in.same(v, arg());
+  if (name == "ne" || name == "!=") return !in.same(v, arg());
   if (name == "lt" || name == "lessthan" || name == "<") return less(v, arg());
   if (name == "gt" || name == "greaterthan" || name == ">") return less(arg(), v);
   if (name == "le" || name == "<=") return !less(arg(), v);

@@ -85,7 +85,7 @@ bool affix_match(const std::string& s, const Value& arg, bool prefix, const char
 
 // str.format with {}, {0}, {name}, !r/!s and {{ }}; format specs and field attributes are not
 // supported (chat templates do not use them).
-std::string str_format(const std::string& fmt, const Args& a) {
+std::string str_format(Interp& in, const std::string& fmt, const Args& a) {
   std::string out;
   size_t auto_index = 0;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -133,12 +133,14 @@ std::string str_format(const std::string& fmt, const Args& a) {
       }
       SA_CHECK(v, "str.format: no argument named '", field, "'");
     }
-    out += conv == 'r' ? to_repr(*v) : to_str(*v);
+    out += conv == 'r' ? in.repr_text(*v) : in.text(*v);
+    in.check_text(out.size());
   }
   return out;
 }
 
 Value string_method(Interp& in, const std::string& s, const std::string& name, const Args& a) {
+  in.step(static_cast<int64_t>(s.size() / 64));  // most string methods scan the whole string
   const std::string fn = "str." + name;
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     a.check(fn.c_str(), 1, {});
@@ -215,7 +217,7 @@ Value string_method(Interp& in, const std::string& s, const std::string& name, c
     }
     return in.str(std::move(out));
   }
-  if (name == "format") return in.str(str_format(s, a));
+  if (name == "format") return in.str(str_format(in, s, a));
   if (name == "removeprefix" || name == "removesuffix") {
     a.check(fn.c_str(), 1, {});
     SA_CHECK(a.pos.size() == 1, fn, "() takes exactly one argument");
@@ -371,9 +373,9 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& arg)
     SA_CHECK(next < vals.size(), "not enough arguments for format string");
     const Value& v = vals[next++];
     if (c == 's') {
-      out += to_str(v);
+      out += in.text(v);
     } else if (c == 'r') {
-      out += to_repr(v);
+      out += in.repr_text(v);
     } else {
       SA_CHECK(v.is_number(), "%", std::string(1, c), " format: a real number is required, not ",
                type_name(v));
@@ -383,6 +385,7 @@ std::string percent_format(Interp& in, const std::string& fmt, const Value& arg)
                                                   : v.as_int());
     }
     in.step();
+    in.check_text(out.size());
   }
   SA_CHECK(mapping_like || next == vals.size(),
            "not all arguments converted during string formatting");
@@ -433,12 +436,12 @@ Value call_method(Interp& in, const Value& self, const std::string& name, const 
       in.step(static_cast<int64_t>(items.size()));
       if (name == "count") {
         return Value::integer(std::count_if(items.begin(), items.end(),
-                                            [&](const Value& v) { return equal(v, a.pos[0]); }));
+                                            [&](const Value& v) { return in.same(v, a.pos[0]); }));
       }
       for (size_t k = 0; k < items.size(); ++k) {
-        if (equal(items[k], a.pos[0])) return Value::integer(static_cast<int64_t>(k));
+        if (in.same(items[k], a.pos[0])) return Value::integer(static_cast<int64_t>(k));
       }
-      fail(to_repr(a.pos[0]), " is not in list");
+      fail(repr_for_message(a.pos[0]), " is not in list");
     }
     case Kind::Dict: {
       const DictObj& d = dict_of(self);
@@ -476,7 +479,7 @@ Value call_method(Interp& in, const Value& self, const std::string& name, const 
         return a.pos[l.index0 % a.pos.size()];
       }
       Value now = in.list(a.pos, Seq::Tuple);
-      const bool changed = !l.has_changed_state || !equal(now, l.changed_state);
+      const bool changed = !l.has_changed_state || !in.same(now, l.changed_state);
       l.has_changed_state = true;
       l.changed_state = now;
       return Value::boolean(changed);
@@ -510,7 +513,7 @@ Value call_global(Interp& in, const std::string& name, const Args& a) {
   }
   if (name == "raise_exception") {
     a.check("raise_exception", 1, {});
-    throw RaisedError(a.pos.empty() ? std::string("None") : to_str(a.pos[0]));
+    throw RaisedError(a.pos.empty() ? std::string("None") : in.text(a.pos[0]));
   }
   if (name == "strftime_now") {
     a.check("strftime_now", 1, {"format"});

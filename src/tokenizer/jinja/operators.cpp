@@ -5,6 +5,7 @@
 #include "tokenizer/jinja/builtins.h"
 #include "tokenizer/jinja/eval.h"
 #include "tokenizer/jinja/pystr.h"
+#include "tokenizer/utf8.h"
 
 namespace starattn::jinja {
 
@@ -162,12 +163,12 @@ Value Interp::eval_binary(const std::string& op, const Value& a, const Value& b)
 }
 
 bool Interp::compare(const std::string& op, const Value& a, const Value& b) {
-  if (op == "==") return equal(a, b);
-  if (op == "!=") return !equal(a, b);
+  if (op == "==") return same(a, b);
+  if (op == "!=") return !same(a, b);
   if (op == "<") return less(a, b);
   if (op == ">") return less(b, a);
-  if (op == "<=") return less(a, b) || (!less(b, a) && equal(a, b));
-  if (op == ">=") return less(b, a) || (!less(a, b) && equal(a, b));
+  if (op == "<=") return less(a, b) || (!less(b, a) && same(a, b));
+  if (op == ">=") return less(b, a) || (!less(a, b) && same(a, b));
   const bool want = op == "in";
   // `x in c`
   const Value& c = b;
@@ -179,11 +180,12 @@ bool Interp::compare(const std::string& op, const Value& a, const Value& b) {
       if (!x.is_string()) {
         fail("'in <string>' requires string as left operand, not ", type_name(x));
       }
-      return (c.s().find(x.s()) != std::string::npos) == want;
+      step(static_cast<int64_t>(c.s().size() / 64));
+      return (pystr::search(c.s(), x.s(), 0) != std::string::npos) == want;
     case Kind::List:
       step(static_cast<int64_t>(list_of(c).items.size()));
       for (const Value& v : list_of(c).items) {
-        if (equal(v, x)) return want;
+        if (same(v, x)) return want;
       }
       return !want;
     case Kind::Dict:
@@ -193,7 +195,7 @@ bool Interp::compare(const std::string& op, const Value& a, const Value& b) {
       GeneratorObj& g = generator_of(c);
       while (g.pos < g.items.size()) {
         step();
-        if (equal(g.items[g.pos++], x)) return want;
+        if (same(g.items[g.pos++], x)) return want;
       }
       return !want;
     }
@@ -222,7 +224,10 @@ Value Interp::eval_slice(const Value& obj, const Expr& sl) {
   const int64_t stepv = vstep.kind == Kind::None ? 1 : vstep.as_int();
   SA_CHECK(stepv != 0, "slice step cannot be zero");
   std::vector<size_t> offs;
-  if (is_str) offs = pystr::offsets(obj.s());
+  if (is_str) {
+    step(static_cast<int64_t>(obj.s().size() / 16));  // the code point table below
+    offs = pystr::offsets(obj.s());
+  }
   const int64_t len = is_str ? static_cast<int64_t>(offs.size()) - 1
                              : static_cast<int64_t>(list_of(obj).items.size());
   // PySlice_AdjustIndices
@@ -316,7 +321,7 @@ Value Interp::getitem(const Value& obj, const Value& key) {
     std::string why = "'";
     why += type_name(obj);
     why += " object' has no element ";
-    return Value::undefined(why + to_repr(key));
+    return Value::undefined(why + repr_for_message(key));
   };
   switch (obj.kind) {
     case Kind::Dict: {
@@ -329,12 +334,22 @@ Value Interp::getitem(const Value& obj, const Value& key) {
       if (!key.is_int_like()) return fallback();
       int64_t i = key.as_int();
       if (obj.kind == Kind::String) {
-        const std::vector<size_t> offs = pystr::offsets(obj.s());
-        const int64_t len = static_cast<int64_t>(offs.size()) - 1;
-        if (i < 0) i += len;
-        if (i < 0 || i >= len) return fallback();
-        const size_t k = static_cast<size_t>(i);
-        return str(obj.s().substr(offs[k], offs[k + 1] - offs[k]));
+        // Indexes count code points: walk to it (a negative one needs the length first).
+        const std::string& s = obj.s();
+        if (i < 0) {
+          step(static_cast<int64_t>(s.size() / 8));
+          i += static_cast<int64_t>(pystr::length(s));
+          if (i < 0) return fallback();
+        }
+        size_t at = 0;
+        for (int64_t k = 0; k < i && at < s.size(); ++k) {
+          char32_t cp;
+          at += utf8::next(s, at, &cp);
+        }
+        step(static_cast<int64_t>(at / 8));
+        if (at >= s.size()) return fallback();
+        char32_t cp;
+        return str(s.substr(at, utf8::next(s, at, &cp)));
       }
       const auto& items = list_of(obj).items;
       const int64_t len = static_cast<int64_t>(items.size());

@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <locale.h>
 #include <pcre2.h>
+#include <string.h>
 #include <wctype.h>
 
 #include <algorithm>
@@ -146,16 +147,28 @@ bool is_space(char32_t cp) {
 }
 
 std::string strip(std::string_view s, bool left, bool right) {
-  std::u32string cps = decode(s);
-  size_t b = 0, e = cps.size();
-  while (left && b < e && is_space(cps[b])) ++b;
-  while (right && e > b && is_space(cps[e - 1])) --e;
-  return encode(std::u32string_view(cps).substr(b, e - b));
+  // Walks in from both ends without decoding the middle: a long document passes through trim.
+  size_t b = 0, e = s.size();
+  while (left && b < e) {
+    char32_t cp;
+    const size_t n = utf8::next(s, b, &cp);
+    if (!is_space(cp)) break;
+    b += n;
+  }
+  while (right && e > b) {
+    size_t p = e - 1;  // lead byte of the last code point
+    while (p > b && e - p < 4 && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80) --p;
+    char32_t cp;
+    if (p + utf8::next(s, p, &cp) != e || !is_space(cp)) break;
+    e = p;
+  }
+  return std::string(s.substr(b, e - b));
 }
 
 std::string strip_chars(std::string_view s, std::string_view chars_, bool left, bool right) {
   std::u32string cps = decode(s), set = decode(chars_);
-  auto in_set = [&](char32_t c) { return set.find(c) != std::u32string::npos; };
+  std::sort(set.begin(), set.end());  // a long chars argument must not make this quadratic
+  auto in_set = [&](char32_t c) { return std::binary_search(set.begin(), set.end(), c); };
   size_t b = 0, e = cps.size();
   while (left && b < e && in_set(cps[b])) ++b;
   while (right && e > b && in_set(cps[e - 1])) --e;
@@ -202,28 +215,23 @@ std::vector<std::string> split_whitespace(std::string_view s, int64_t maxsplit, 
 std::vector<std::string> split(std::string_view s, std::string_view sep, int64_t maxsplit,
                                bool from_right) {
   SA_CHECK(!sep.empty(), "empty separator");
-  std::vector<std::string> out;
-  if (!from_right) {
-    size_t at = 0;
-    while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
-      size_t hit = s.find(sep, at);
-      if (hit == std::string_view::npos) break;
-      out.emplace_back(s.substr(at, hit - at));
-      at = hit + sep.size();
-    }
-    out.emplace_back(s.substr(at));
+  if (from_right) {
+    // Matching from the right is matching from the left in the reversed bytes.
+    const std::string rs(s.rbegin(), s.rend()), rsep(sep.rbegin(), sep.rend());
+    std::vector<std::string> out = split(rs, rsep, maxsplit, false);
+    for (std::string& piece : out) std::reverse(piece.begin(), piece.end());
+    std::reverse(out.begin(), out.end());
     return out;
   }
-  size_t end = s.size();
+  std::vector<std::string> out;
+  size_t at = 0;
   while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
-    if (end < sep.size()) break;
-    size_t hit = s.rfind(sep, end - sep.size());
+    const size_t hit = pystr::search(s, sep, at);
     if (hit == std::string_view::npos) break;
-    out.emplace_back(s.substr(hit + sep.size(), end - hit - sep.size()));
-    end = hit;
+    out.emplace_back(s.substr(at, hit - at));
+    at = hit + sep.size();
   }
-  out.emplace_back(s.substr(0, end));
-  std::reverse(out.begin(), out.end());
+  out.emplace_back(s.substr(at));
   return out;
 }
 
@@ -269,7 +277,7 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
   size_t at = 0;
   int64_t done = 0;
   while (count_ < 0 || done < count_) {
-    size_t hit = s.find(old, at);
+    const size_t hit = pystr::search(s, old, at);
     if (hit == std::string_view::npos) break;
     out += s.substr(at, hit - at);
     out += repl;
@@ -283,14 +291,26 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
 int64_t count(std::string_view s, std::string_view sub) {
   if (sub.empty()) return static_cast<int64_t>(length(s)) + 1;
   int64_t n = 0;
-  for (size_t at = s.find(sub); at != std::string_view::npos; at = s.find(sub, at + sub.size())) {
+  for (size_t at = pystr::search(s, sub, 0); at != std::string_view::npos;
+       at = pystr::search(s, sub, at + sub.size())) {
     ++n;
   }
   return n;
 }
 
+size_t search(std::string_view hay, std::string_view needle, size_t from) {
+  if (from > hay.size()) return std::string_view::npos;
+  if (needle.empty()) return from;
+  const void* p = memmem(hay.data() + from, hay.size() - from, needle.data(), needle.size());
+  return p ? static_cast<size_t>(static_cast<const char*>(p) - hay.data()) : std::string_view::npos;
+}
+
 int64_t find(std::string_view s, std::string_view sub, bool from_right) {
-  size_t hit = from_right ? s.rfind(sub) : s.find(sub);
+  size_t hit = pystr::search(s, sub, 0);
+  if (from_right && hit != std::string_view::npos) {
+    const std::string rs(s.rbegin(), s.rend()), rsub(sub.rbegin(), sub.rend());
+    hit = s.size() - pystr::search(rs, rsub, 0) - sub.size();
+  }
   if (hit == std::string_view::npos) return -1;
   return static_cast<int64_t>(length(s.substr(0, hit)));
 }
@@ -359,12 +379,22 @@ bool is_digit(std::string_view s) {
 }
 
 std::string repr(std::string_view s) {
-  std::u32string cps = decode(s);
-  const bool has_single = cps.find(U'\'') != std::u32string::npos;
-  const bool has_double = cps.find(U'"') != std::u32string::npos;
+  const bool has_single = s.find('\'') != std::string_view::npos;
+  const bool has_double = s.find('"') != std::string_view::npos;
   const char quote = has_single && !has_double ? '"' : '\'';
   std::string out(1, quote);
-  for (char32_t c : cps) {
+  out.reserve(s.size() + 2);
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x20 && b < 0x7F && b != static_cast<unsigned char>(quote) && b != '\\') {
+      out += static_cast<char>(b);  // printable ASCII, the common case
+      ++i;
+      continue;
+    }
+    char32_t c;
+    const size_t n = utf8::next(s, i, &c);
+    if (c == utf8::kInvalid) c = 0xDC00 + b;  // surrogateescape, as decode() does
+    i += n;
     if (c == static_cast<char32_t>(quote) || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);

@@ -28,6 +28,9 @@ std::vector<std::string> splitlines(std::string_view s, bool keepends);
 
 std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
 int64_t count(std::string_view s, std::string_view sub);
+// Byte offset of the first `needle` at or after `from`, or npos; linear time (glibc's memmem),
+// unlike std::string::find, whose worst case is quadratic.
+size_t search(std::string_view hay, std::string_view needle, size_t from);
 // str.find / str.rfind as a code point index, -1 when absent.
 int64_t find(std::string_view s, std::string_view sub, bool from_right);
 

@@ -22,21 +22,29 @@ void check_depth(int depth) {
            " levels deep (or contains itself)");
 }
 
-bool equal_at(const Value& a, const Value& b, int depth);
-std::string str_at(const Value& v, bool repr, int depth);
+bool equal_at(const Value& a, const Value& b, int depth, int64_t* budget);
 
-bool lists_equal(const ListObj& x, const ListObj& y, int depth) {
+// Counts comparison work against the caller's step budget: two lists holding the same long
+// strings many times over can take long to compare.
+void spend(int64_t* budget, int64_t units) {
+  if (!budget) return;
+  *budget -= units;
+  SA_CHECK(*budget >= 0, "comparing values takes more steps than the template may still run");
+}
+
+bool lists_equal(const ListObj& x, const ListObj& y, int depth, int64_t* budget) {
   // A list never equals a tuple in Python; a range equals only a range.
   if (x.seq != y.seq) return false;
   if (x.items.size() != y.items.size()) return false;
   for (size_t k = 0; k < x.items.size(); ++k) {
-    if (!equal_at(x.items[k], y.items[k], depth + 1)) return false;
+    if (!equal_at(x.items[k], y.items[k], depth + 1, budget)) return false;
   }
   return true;
 }
 
-bool equal_at(const Value& a, const Value& b, int depth) {
+bool equal_at(const Value& a, const Value& b, int depth, int64_t* budget) {
   check_depth(depth);
+  spend(budget, 1);
   if (a.is_number() && b.is_number()) {
     if (a.is_int_like() && b.is_int_like()) return a.as_int() == b.as_int();
     if (a.kind == Kind::Float && b.kind == Kind::Float) return a.f == b.f;
@@ -52,15 +60,17 @@ bool equal_at(const Value& a, const Value& b, int depth) {
     case Kind::None:
       return true;
     case Kind::String:
+      if (a.str == b.str) return true;  // the same buffer
+      spend(budget, static_cast<int64_t>(std::min(a.s().size(), b.s().size()) / 64));
       return a.s() == b.s();
     case Kind::List:
-      return lists_equal(list_of(a), list_of(b), depth);
+      return lists_equal(list_of(a), list_of(b), depth, budget);
     case Kind::Dict: {
       const DictObj &x = dict_of(a), &y = dict_of(b);
       if (x.entries.size() != y.entries.size()) return false;
       for (const auto& [k, v] : x.entries) {
         const Value* w = y.find(k);
-        if (!w || !equal_at(v, *w, depth + 1)) return false;
+        if (!w || !equal_at(v, *w, depth + 1, budget)) return false;
       }
       return true;
     }
@@ -69,80 +79,108 @@ bool equal_at(const Value& a, const Value& b, int depth) {
   }
 }
 
-std::string seq_str(const ListObj& l, const char* open, const char* close, int depth) {
-  std::string out = open;
-  for (size_t k = 0; k < l.items.size(); ++k) {
-    if (k) out += ", ";
-    out += str_at(l.items[k], true, depth + 1);
-  }
-  if (l.seq == Seq::Tuple && l.items.size() == 1) out += ",";
-  return out + close;
-}
+// Text is built into one buffer that may not grow past `max` bytes, so printing a list that
+// holds the same long string a million times fails instead of allocating gigabytes.
+struct Printer {
+  std::string out;
+  size_t max;
 
-std::string dict_str(const DictObj& d, int depth) {
-  std::string out = "{";
-  for (size_t k = 0; k < d.entries.size(); ++k) {
-    if (k) out += ", ";
-    out += str_at(d.entries[k].first, true, depth + 1);
-    out += ": ";
-    out += str_at(d.entries[k].second, true, depth + 1);
+  void check() const {
+    SA_CHECK(out.size() <= max, "printing a value makes more than the ", max,
+             " bytes of text the template may still make");
   }
-  return out + "}";
-}
-
-std::string str_at(const Value& v, bool repr, int depth) {
-  check_depth(depth);
-  switch (v.kind) {
-    case Kind::Undefined:
-      return repr ? "Undefined" : "";
-    case Kind::None:
-      return "None";
-    case Kind::Bool:
-      return v.b ? "True" : "False";
-    case Kind::Int:
-      return std::to_string(v.i);
-    case Kind::Float:
-      return float_repr(v.f);
-    case Kind::String:
-      return repr ? pystr::repr(v.s()) : v.s();
-    case Kind::List: {
-      const ListObj& l = list_of(v);
-      switch (l.seq) {
-        case Seq::List:
-          return seq_str(l, "[", "]", depth);
-        case Seq::Tuple:
-          return seq_str(l, "(", ")", depth);
-        case Seq::DictKeys:
-          return seq_str(l, "dict_keys([", "])", depth);
-        case Seq::DictValues:
-          return seq_str(l, "dict_values([", "])", depth);
-        case Seq::DictItems:
-          return seq_str(l, "dict_items([", "])", depth);
-        case Seq::Range: {
-          std::string out =
-              "range(" + std::to_string(l.range_start) + ", " + std::to_string(l.range_stop);
-          if (l.range_step != 1) out += ", " + std::to_string(l.range_step);
-          return out + ")";
+  void seq(const ListObj& l, const char* open, const char* close, int depth) {
+    out += open;
+    for (size_t k = 0; k < l.items.size(); ++k) {
+      if (k) out += ", ";
+      value(l.items[k], true, depth + 1);
+    }
+    if (l.seq == Seq::Tuple && l.items.size() == 1) out += ",";
+    out += close;
+  }
+  void dict(const DictObj& d, int depth) {
+    out += "{";
+    for (size_t k = 0; k < d.entries.size(); ++k) {
+      if (k) out += ", ";
+      value(d.entries[k].first, true, depth + 1);
+      out += ": ";
+      value(d.entries[k].second, true, depth + 1);
+    }
+    out += "}";
+  }
+  void value(const Value& v, bool repr, int depth) {
+    check_depth(depth);
+    switch (v.kind) {
+      case Kind::Undefined:
+        out += repr ? "Undefined" : "";
+        break;
+      case Kind::None:
+        out += "None";
+        break;
+      case Kind::Bool:
+        out += v.b ? "True" : "False";
+        break;
+      case Kind::Int:
+        out += std::to_string(v.i);
+        break;
+      case Kind::Float:
+        out += float_repr(v.f);
+        break;
+      case Kind::String:
+        if (repr) {
+          out += pystr::repr(v.s());
+        } else {
+          out += v.s();
         }
+        break;
+      case Kind::List: {
+        const ListObj& l = list_of(v);
+        switch (l.seq) {
+          case Seq::List:
+            seq(l, "[", "]", depth);
+            break;
+          case Seq::Tuple:
+            seq(l, "(", ")", depth);
+            break;
+          case Seq::DictKeys:
+            seq(l, "dict_keys([", "])", depth);
+            break;
+          case Seq::DictValues:
+            seq(l, "dict_values([", "])", depth);
+            break;
+          case Seq::DictItems:
+            seq(l, "dict_items([", "])", depth);
+            break;
+          case Seq::Range:
+            out += "range(" + std::to_string(l.range_start) + ", " + std::to_string(l.range_stop);
+            if (l.range_step != 1) out += ", " + std::to_string(l.range_step);
+            out += ")";
+            break;
+        }
+        break;
       }
-      break;
+      case Kind::Dict:
+        dict(dict_of(v), depth);
+        break;
+      case Kind::Namespace:
+        out += "<Namespace ";
+        dict(dict_of(v), depth);
+        out += ">";
+        break;
+      case Kind::Generator:
+        fail("cannot print a generator (the result of map, select, ... filters): add |list");
+      case Kind::Callable: {
+        std::string r = v.obj->repr();
+        SA_CHECK(!r.empty(), "cannot print a function; call it with ()");
+        out += r;
+        break;
+      }
+      case Kind::Loop:
+        fail("cannot print the loop variable");
     }
-    case Kind::Dict:
-      return dict_str(dict_of(v), depth);
-    case Kind::Namespace:
-      return "<Namespace " + dict_str(dict_of(v), depth) + ">";
-    case Kind::Generator:
-      fail("cannot print a generator (the result of map, select, ... filters): add |list");
-    case Kind::Callable: {
-      std::string r = v.obj->repr();
-      SA_CHECK(!r.empty(), "cannot print a function; call it with ()");
-      return r;
-    }
-    case Kind::Loop:
-      fail("cannot print the loop variable");
+    check();
   }
-  fail("unknown value kind");
-}
+};
 
 // json.dumps's string encoder.
 void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
@@ -153,6 +191,12 @@ void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   };
   out += '"';
   for (size_t i = 0; i < s.size();) {
+    const unsigned char b = static_cast<unsigned char>(s[i]);
+    if (b >= 0x20 && b < 0x80 && b != '"' && b != '\\') {
+      out += static_cast<char>(b);  // plain ASCII, the common case
+      ++i;
+      continue;
+    }
     char32_t cp;
     const size_t n = utf8::next(s, i, &cp);
     const unsigned char c = static_cast<unsigned char>(s[i]);
@@ -213,8 +257,10 @@ std::string json_key(const Value& k) {
   }
 }
 
-void json_at(std::string& out, const Value& v, const JsonOptions& o, int depth) {
+void json_at(std::string& out, const Value& v, const JsonOptions& o, int depth, size_t max) {
   check_depth(depth);
+  SA_CHECK(out.size() <= max, "tojson makes more than the ", max,
+           " bytes of text the template may still make");
   const std::string item_sep = o.has_separators ? o.item_sep : o.has_indent ? "," : ", ";
   const std::string key_sep = o.has_separators ? o.key_sep : ": ";
   auto newline = [&](int level) {
@@ -249,7 +295,7 @@ void json_at(std::string& out, const Value& v, const JsonOptions& o, int depth) 
       for (size_t k = 0; k < l.items.size(); ++k) {
         if (k) out += item_sep;
         newline(depth + 1);
-        json_at(out, l.items[k], o, depth + 1);
+        json_at(out, l.items[k], o, depth + 1, max);
       }
       newline(depth);
       out += ']';
@@ -283,7 +329,7 @@ void json_at(std::string& out, const Value& v, const JsonOptions& o, int depth) 
         newline(depth + 1);
         json_string(out, items[k].first, o.ensure_ascii);
         out += key_sep;
-        json_at(out, *items[k].second, o, depth + 1);
+        json_at(out, *items[k].second, o, depth + 1, max);
       }
       newline(depth);
       out += '}';
@@ -337,34 +383,80 @@ Value Value::object(Kind k, Object* o) {
   return v;
 }
 
+namespace {
+
+// A text that is the same for keys Python's dict takes as the same (1, 1.0 and True; equal
+// tuples), so every key is found by hashing rather than by comparing with each entry.
+void key_text(std::string& out, const Value& k, int depth) {
+  check_depth(depth);
+  switch (k.kind) {
+    case Kind::String:
+      out += 's';
+      out += std::to_string(k.s().size());
+      out += ':';
+      out += k.s();
+      return;
+    case Kind::Bool:
+    case Kind::Int:
+      out += 'i' + std::to_string(k.as_int()) + ';';
+      return;
+    case Kind::Float:
+      if (std::trunc(k.f) == k.f && std::fabs(k.f) < 9.2233720368547758e18) {
+        out += 'i' + std::to_string(static_cast<int64_t>(k.f)) + ';';
+      } else {
+        out += 'f' + float_repr(k.f) + ';';
+      }
+      return;
+    case Kind::None:
+      out += 'N';
+      return;
+    case Kind::Undefined:
+      out += 'U';
+      return;
+    case Kind::List:  // a tuple (only tuples are hashable)
+      out += '(';
+      for (const Value& x : list_of(k).items) key_text(out, x, depth + 1);
+      out += ')';
+      return;
+    default:  // hashable by identity
+      out += 'o' + std::to_string(reinterpret_cast<uintptr_t>(k.obj)) + ';';
+      return;
+  }
+}
+
+}  // namespace
+
+std::string hash_key(const Value& v) {
+  std::string text;
+  key_text(text, v, 0);
+  return text;
+}
+
 const Value* DictObj::find(const Value& key) const {
   if (key.kind == Kind::String) {
     auto it = string_keys.find(key.s());
     return it == string_keys.end() ? nullptr : &entries[it->second].second;
   }
-  for (const auto& [k, v] : entries) {
-    if (k.kind != Kind::String && equal(k, key)) return &v;
-  }
-  return nullptr;
+  std::string text;
+  key_text(text, key, 0);
+  auto it = other_keys.find(text);
+  return it == other_keys.end() ? nullptr : &entries[it->second].second;
 }
 
 void DictObj::set(const Value& key, Value v) {
+  std::pair<std::unordered_map<std::string, size_t>::iterator, bool> slot;
   if (key.kind == Kind::String) {
-    auto [it, added] = string_keys.emplace(key.s(), entries.size());
-    if (added) {
-      entries.emplace_back(key, std::move(v));
-    } else {
-      entries[it->second].second = std::move(v);
-    }
-    return;
+    slot = string_keys.emplace(key.s(), entries.size());
+  } else {
+    std::string text;
+    key_text(text, key, 0);
+    slot = other_keys.emplace(std::move(text), entries.size());
   }
-  for (auto& [k, old] : entries) {
-    if (k.kind != Kind::String && equal(k, key)) {
-      old = std::move(v);
-      return;
-    }
+  if (slot.second) {
+    entries.emplace_back(key, std::move(v));
+  } else {
+    entries[slot.first->second].second = std::move(v);
   }
-  entries.emplace_back(key, std::move(v));
 }
 
 void Heap::charge(size_t n) {
@@ -451,8 +543,8 @@ bool truthy(const Value& v) {
   }
 }
 
-bool equal(const Value& a, const Value& b) {
-  return equal_at(a, b, 0);
+bool equal(const Value& a, const Value& b, int64_t* budget) {
+  return equal_at(a, b, 0, budget);
 }
 
 bool less(const Value& a, const Value& b) {
@@ -488,11 +580,31 @@ bool hashable(const Value& v) {
   }
 }
 
-std::string to_str(const Value& v) {
-  return str_at(v, false, 0);
+std::string to_str(const Value& v, size_t max_bytes) {
+  if (v.kind == Kind::String) {
+    SA_CHECK(v.s().size() <= max_bytes, "printing a value makes more than the ", max_bytes,
+             " bytes of text the template may still make");
+    return v.s();
+  }
+  Printer p{"", max_bytes};
+  p.value(v, false, 0);
+  return std::move(p.out);
 }
-std::string to_repr(const Value& v) {
-  return str_at(v, true, 0);
+
+std::string to_repr(const Value& v, size_t max_bytes) {
+  Printer p{"", max_bytes};
+  p.value(v, true, 0);
+  return std::move(p.out);
+}
+
+std::string repr_for_message(const Value& v) {
+  Printer p{"", 200};
+  try {
+    p.value(v, true, 0);
+  } catch (const Error&) {
+    return p.out.substr(0, 200) + "...";
+  }
+  return std::move(p.out);
 }
 
 std::string float_repr(double d) {
@@ -533,9 +645,11 @@ std::string float_repr(double d) {
   return out;
 }
 
-std::string to_json(const Value& v, const JsonOptions& opt) {
+std::string to_json(const Value& v, const JsonOptions& opt, size_t max_bytes) {
   std::string out;
-  json_at(out, v, opt, 0);
+  json_at(out, v, opt, 0, max_bytes);
+  SA_CHECK(out.size() <= max_bytes, "tojson makes more than the ", max_bytes,
+           " bytes of text the template may still make");
   return out;
 }
 

@@ -8,6 +8,7 @@
 // and nothing is freed recursively. A Value must not outlive the Heap its objects came from.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -89,6 +90,7 @@ struct ListObj : Object {
 struct DictObj : Object {
   std::vector<std::pair<Value, Value>> entries;
   std::unordered_map<std::string, size_t> string_keys;  // string key -> index in entries
+  std::unordered_map<std::string, size_t> other_keys;   // key_text(other key) -> index
 
   const Value* find(const Value& key) const;
   void set(const Value& key, Value v);  // key must be hashable (checked by the caller)
@@ -133,18 +135,24 @@ inline GeneratorObj& generator_of(const Value& v) {
 // Python's type name ("int", "str", "list", "NoneType", ...), for error messages.
 std::string type_name(const Value& v);
 bool truthy(const Value& v);
-// Python ==. Throws Error past a nesting depth (values a template built to be absurdly deep).
-bool equal(const Value& a, const Value& b);
+// Python ==. Throws Error past a nesting depth (values a template built to be absurdly deep)
+// and, with a budget, when the comparison takes more than *budget units (which it spends).
+bool equal(const Value& a, const Value& b, int64_t* budget = nullptr);
 // Python <: numbers, strings (by code point), lists and tuples (lexicographic); TypeError else.
 bool less(const Value& a, const Value& b);
 // True for the types Python can hash (what a dict key may be).
 bool hashable(const Value& v);
+// For a hashable value: a text equal for exactly the values Python's dict and set take as one.
+std::string hash_key(const Value& v);
 
 // Python str() and repr(); Undefined prints as "" (str) or "Undefined" (repr). Throws Error for
 // values whose Python text carries a memory address (functions, generators).
-std::string to_str(const Value& v);
-std::string to_repr(const Value& v);
-std::string float_repr(double d);  // Python repr(float): shortest round trip, 1e+16, 1e-05
+// max_bytes bounds the text (Error past it).
+std::string to_str(const Value& v, size_t max_bytes = SIZE_MAX);
+std::string to_repr(const Value& v, size_t max_bytes = SIZE_MAX);
+std::string float_repr(double d);
+std::string repr_for_message(const Value& v);  // repr(), cut short for an error message  // Python
+                                               // repr(float): shortest round trip, 1e+16, 1e-05
 
 // json.dumps as transformers' tojson filter calls it (ensure_ascii, indent, separators,
 // sort_keys).
@@ -156,6 +164,6 @@ struct JsonOptions {
   std::string item_sep, key_sep;
   bool sort_keys = false;
 };
-std::string to_json(const Value& v, const JsonOptions& opt);
+std::string to_json(const Value& v, const JsonOptions& opt, size_t max_bytes = SIZE_MAX);
 
 }  // namespace starattn::jinja
