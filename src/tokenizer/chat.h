@@ -41,7 +41,8 @@ class ChatTemplate {
 
   // add_generation_prompt appends the assistant header. Throws Error for an empty conversation,
   // and, with the template's own message, when the template refuses the conversation
-  // (raise_exception, e.g. roles that do not alternate).
+  // (raise_exception, e.g. roles that do not alternate). Safe to call from several threads on
+  // one ChatTemplate (copies share the parsed template).
   std::string render(const std::vector<ChatMessage>& msgs, bool add_generation_prompt) const;
   // True when rendered prompts begin with the BOS text (the template writes bos_token itself),
   // so callers must not add a BOS token of their own.

@@ -1,7 +1,7 @@
-// The interpreter: runs a parsed template over its variables, with jinja2's scoping (a for loop's
-// body and a macro get their own scope, `if` does not), Python's semantics for every operator,
-// and hard limits so a hostile template fails with an error instead of hanging, recursing out of
-// stack or exhausting memory.
+// The interpreter: runs a parsed template over its variables, with jinja2's scoping (for loop
+// iterations, macros, block set, filter, with and generation bodies get their own scope, `if`
+// does not), Python's semantics for every operator, and hard limits so a hostile template fails
+// with an error instead of hanging, recursing out of stack or exhausting memory.
 #pragma once
 
 #include <cstdint>

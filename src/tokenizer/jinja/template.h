@@ -26,7 +26,8 @@ class Template {
 
   // vars: a JSON object of the template's variables (ordered: Python dicts keep insertion order).
   // Throws RaisedError for the template's own raise_exception(...), Error ("line L, column C: ...")
-  // for anything else that goes wrong, including a limit of opt.limits being reached.
+  // for anything else that goes wrong, including a limit of opt.limits being reached. Each
+  // render has its own state, so one Template may render on several threads at once.
   std::string render(const nlohmann::ordered_json& vars, const RenderOptions& opt = {}) const;
 
  private:
