@@ -31,7 +31,7 @@ using eval::Sample;
 struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
-  std::string haystack, wordlist = eval::kDefaultWordList, system, label;
+  std::string haystack, wordlist = eval::kDefaultWordList, system, label, chat_template;
   std::string progress = "auto", device = "cpu";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
@@ -45,6 +45,7 @@ struct EvalArgs {
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
       << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
       << dump;
+    s << '|' << chat_template;
     return s.str();
   }
 };
@@ -65,6 +66,7 @@ std::string fingerprint(const EvalArgs& a, const Tokenizer& tok) {
     << " words=" << fs::path(a.wordlist).filename().string() << " faithful=" << a.faithful
     << " max_new=" << a.max_new;
   if (!a.system.empty()) s << " system=" << a.system;
+  if (!a.chat_template.empty()) s << " chat_template=" << a.chat_template;
   return s.str();
 }
 
@@ -105,10 +107,10 @@ class EvalProgress {
 eval::TaskEnv make_env(const EvalArgs& a, const Tokenizer& tok) {
   eval::TaskEnv env;
   env.tok = &tok;
-  env.format =
-      tok.chat_template().empty()
-          ? eval::PromptFormat::base()
-          : eval::PromptFormat::from_chat(parse_chat_template(tok.chat_template()), a.system);
+  env.format = tok.chat_template().empty() && a.chat_template.empty()
+                   ? eval::PromptFormat::base()
+                   : eval::PromptFormat::from_chat(
+                         ChatTemplate::for_tokenizer(tok, a.chat_template), a.system);
   env.faithful = a.faithful;
   env.seed = a.seed;
   // Loaded once, on first use; the lambdas own them.
@@ -412,6 +414,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--system", a->system,
                   "System message for the chat template; empty = the template's own default");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
+                  "llama3, mistral) or a file with a Jinja template");
   cmd->add_flag("--faithful", a->faithful,
                 "Reproduce Star Attention's RULER quirks (\"You is a helpful assistant\", cwe "
                 "example as a second prompt, cwe 300/30 repeats at >= 4K, fwe over-length)");
