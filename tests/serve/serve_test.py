@@ -207,6 +207,36 @@ def context_flow(args, srv, np):
         pass
 
 
+def phase1_does_not_stall(srv, c, model):
+    """While a new context is encoded, a running answer keeps getting tokens: one phase-1 call
+    (a chunk) per scheduler iteration, then a step of the running sequences."""
+    import threading
+    stamps = []
+
+    def stream():
+        for ch in c.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Count from 1 to 300."}],
+                max_tokens=400, temperature=0, stream=True):
+            if ch.choices and ch.choices[0].delta.content:
+                stamps.append(time.time())
+
+    t = threading.Thread(target=stream)
+    t.start()
+    while len(stamps) < 3:
+        time.sleep(0.05)
+    doc = open(DOC).read() + "\n(A second copy, so that it is encoded again.)"
+    t0 = time.time()
+    ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
+    t1 = time.time()
+    t.join()
+    during = [x for x in stamps if t0 <= x <= t1]
+    print(f"phase 1 of {ctx['tokens']} tokens took {t1 - t0:.1f} s; the running answer got "
+          f"{len(during)} tokens meanwhile")
+    check(ctx["seconds"] > 0 and len(during) >= 5,
+          f"the running answer stalled while a context was encoded ({len(during)} tokens in "
+          f"{t1 - t0:.1f} s)")
+
+
 def scenario_api(args):
     srv = Server(args)
     try:
@@ -263,6 +293,7 @@ def scenario_api(args):
                   t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
                   and t.logprob <= 0, f"logprob entry {t}")
         context_flow(args, srv, 1)
+        phase1_does_not_stall(srv, c, model)
         # Automatic reuse: a plain client sends the document again with another question.
         doc = open(DOC).read()
         m0 = srv.metrics()
