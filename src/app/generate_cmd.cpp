@@ -3,15 +3,16 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "app/common.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
+#include "io/text_file.h"
 #include "starattn/error.h"
 #include "tokenizer/prompt.h"
 
@@ -42,13 +43,9 @@ struct GenerateArgs {
   }
 };
 
+// Regular files up to kMaxTextFileBytes: /dev/zero, a FIFO or a directory is refused, not read.
 std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  SA_CHECK(f.good(), "cannot open ", what, " ", path);
-  std::ostringstream s;
-  s << f.rdbuf();
-  SA_CHECK(!f.bad(), "cannot read ", what, " ", path);
-  return s.str();
+  return read_regular_file(path, what, kMaxTextFileBytes);
 }
 
 // The context and query texts from the flags (-p/-f run the whole prompt as the query).
@@ -127,17 +124,26 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   std::unique_ptr<Backend> backend;
   std::vector<int> ctx_ids, q_ids;
   RunConfig rc;
+  std::string context, query;
+  // Every flag and input file first, agreed on before the slow load.
   on_all_ranks(comm, [&] {
     check_same_on_all_ranks(comm, "arguments", a.describe());
+    fault_point(comm, "args");
     SA_CHECK(a.n_predict >= 0, "-n must be >= 0, got ", a.n_predict);
-    Sampler check(a.sampler);  // validates --temp/--top-k/--top-p before the slow load
+    Sampler check(a.sampler);  // --temp/--top-k/--top-p
+    a.run.check();             // -b/-a/--chunk
+    check_device(a.device);
+    std::tie(context, query) = prompt_texts(a);
+  });
+  on_all_ranks(comm, [&] {
     const double t0 = now_seconds();
+    fault_point(comm, "load");
     lm = load_model_and_tokenizer(a.model, a.tokenizer);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
-    const auto [context, query] = prompt_texts(a);
     PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+    context = std::string();  // the text may be large; only its tokens are needed from here
     ctx_ids = std::move(ids.context);
     q_ids = std::move(ids.query);
     const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
@@ -146,6 +152,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              " exceeds the model's context of ", lm->model.config.max_positions,
              " tokens; shorten the input or lower -n");
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
+    fault_point(comm, "backend");
     backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
   });
@@ -190,7 +197,9 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   };
   // Outside on_all_ranks: NCCL's setup is collective, and a failure in it must end the job
   // (run_on_ranks) rather than wait for an agreement the other ranks cannot reach.
+  fault_point(comm, "tensor_comm");
   const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
+  fault_point(comm, "generate");
   const GenerateResult res = generate(*backend, comm, rc, req, tensors.get());
   t.phase1_s = res.phase1_s;
   t.query_s = res.query_s;
@@ -227,9 +236,11 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json "
                   "(random models have none of their own)");
   auto* p = cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
-  auto* f = cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file");
+  auto* f = cmd->add_option("-f,--file", a->prompt_file,
+                            "Read the prompt from a file (a regular file of at most 1 GiB)");
   auto* c = cmd->add_option("--context-file", a->context_file,
-                            "Long context (a document) to answer --query about");
+                            "Long context (a document) to answer --query about: a regular file "
+                            "of at most 1 GiB");
   auto* q = cmd->add_option("--query", a->query, "Question about --context-file");
   p->excludes(f)->excludes(c);
   f->excludes(c);
@@ -243,12 +254,16 @@ std::function<int()> add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-p", a->sampler.top_p, "Nucleus sampling threshold in (0, 1]")
       ->capture_default_str();
-  cmd->add_option("--seed", a->sampler.seed, "Random seed for sampling")->capture_default_str();
+  cmd->add_option("--seed", a->sampler.seed, "Random seed for sampling")
+      ->check(non_negative_integer())
+      ->capture_default_str();
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
   cmd->add_flag("--json", a->json, "Print one JSON object (text, tokens, timings) instead of text");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device,
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
