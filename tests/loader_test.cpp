@@ -3,6 +3,7 @@
 // and, for llama3_rope, only rope_freqs.weight); the real SmolLM2 GGUF loads; every broken input
 // throws starattn::Error with a message naming the problem.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -460,6 +461,77 @@ TEST(Loader, GgufErrors) {
 
   write_bytes(dir / "junk.gguf", "not a gguf file at all");
   EXPECT_FALSE(error_of([&] { load_model(dir / "junk.gguf"); }).empty());
+}
+
+// Counts are checked against the tensors that are there before anything is allocated per layer:
+// a lying block_count once allocated 288 bytes of empty layer per claimed layer (2.8 GB for a
+// 4.8 KB file claiming 10M, 618 GB for 2^31 - 1) before the first missing tensor was noticed.
+TEST(Loader, LyingLayerCounts) {
+  TempDir dir;
+  GgufBuilder b = gguf_copy("llama_gqa");
+  b.set_u32("llama.block_count", 1000);
+  b.write(dir / "layers.gguf");
+  expect_load_error(dir / "layers.gguf",
+                    "block_count is 1000 but tensor 'blk.2.attn_norm.weight' is missing");
+  for (const uint32_t n : {0u, 10'000'000u, 0x7fffffffu, 0xffffffffu}) {
+    b.set_u32("llama.block_count", n);
+    b.write(dir / "layers.gguf");
+    expect_load_error(dir / "layers.gguf",
+                      "'llama.block_count' = " + std::to_string(n) + " is outside [1, 65536]");
+  }
+  b = gguf_copy("llama_gqa");
+  b.set_u64("llama.attention.head_count", (uint64_t{1} << 32) + 6);  // 6 once cast to int
+  b.write(dir / "heads.gguf");
+  expect_load_error(dir / "heads.gguf", "= 4294967302 is outside [1, 65536]");
+
+  write_qwen2_folder(dir, [](StTensors&) {});
+  json j = tiny_hf_config("qwen2_bias");
+  for (const json& n : {json(1000), json(10'000'000), json(2147483647), json(77.9), json(1e300),
+                        json(18446744073709551615ull), json(-1)}) {
+    j["num_hidden_layers"] = n;
+    write_bytes(dir / "config.json", j.dump());
+    const std::string msg = error_of([&] { load_model(dir.path()); });
+    if (n == json(1000)) {
+      EXPECT_NE(msg.find("num_hidden_layers is 1000 but tensor "
+                         "'model.layers.2.input_layernorm.weight' is missing"),
+                std::string::npos)
+          << msg;
+    } else if (n.is_number_float()) {
+      EXPECT_NE(msg.find("'num_hidden_layers' is not an integer"), std::string::npos) << msg;
+    } else {
+      EXPECT_NE(msg.find("'num_hidden_layers' = " + n.dump() + " is outside [1, 65536]"),
+                std::string::npos)
+          << msg;
+    }
+  }
+  // Products of in-range counts must still fit the int fields they make.
+  j = tiny_hf_config("llama_gqa");
+  j["num_attention_heads"] = 65536;
+  j["num_key_value_heads"] = 65536;
+  j["head_dim"] = 65536;
+  expect_hf_error(j, "too many to index with int");
+}
+
+// config.json and the safetensors index are read whole, so they must be regular files within a
+// cap: a FIFO in their place once made the loader wait forever.
+TEST(Loader, ModelJsonFilesMustBeRegular) {
+  TempDir dir;
+  write_qwen2_folder(dir, [](StTensors&) {});
+  fs::remove(dir / "config.json");
+  ASSERT_EQ(::mkfifo((dir / "config.json").c_str(), 0600), 0);
+  expect_load_error(dir.path(), "is a FIFO");
+  fs::remove(dir / "config.json");
+  fs::create_directory(dir / "config.json");
+  expect_load_error(dir.path(), "is a directory");
+  fs::remove(dir / "config.json");
+  write_bytes(dir / "config.json", read_bytes(tiny_fixture("qwen2_bias") + "/config.json"));
+  ASSERT_EQ(::mkfifo((dir / "model.safetensors.index.json").c_str(), 0600), 0);
+  expect_load_error(dir.path(), "safetensors index");
+  fs::remove(dir / "model.safetensors.index.json");
+  // A config.json that is a loop of links: our error, not std::filesystem's exception.
+  fs::remove(dir / "config.json");
+  fs::create_symlink("config.json", dir / "config.json");
+  expect_load_error(dir.path(), "Too many levels of symbolic links");
 }
 
 TEST(Loader, GgufTiedDetectedByMissingOutput) {

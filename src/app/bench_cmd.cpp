@@ -80,12 +80,17 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     SA_CHECK(a.query >= 1, "--query must be >= 1");
     for (int s : a.sequences) SA_CHECK(s >= 1 && s <= 1024, "--sequences must be in [1, 1024]");
-    lm = load_model_and_tokenizer(a.model);
-    backend = make_backend(a.device, *lm, comm);
+    SA_CHECK(!a.prefill.empty(), "--prefill needs at least one length");
     for (int n : a.prefill)
-      SA_CHECK(n > a.query && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
-               " must be in ", a.query + 1, "..", lm->model.config.max_positions - a.decode);
-    a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
+      SA_CHECK(n > a.query, "--prefill size ", n, " must exceed --query (", a.query, ")");
+    a.run.check();  // -b/-a/--chunk
+    check_device(a.device);
+    lm = load_model_and_tokenizer(a.model);
+    for (int n : a.prefill)
+      SA_CHECK(n + a.decode <= lm->model.config.max_positions, "--prefill size ", n, " must be in ",
+               a.query + 1, "..", lm->model.config.max_positions - a.decode);
+    for (int n : a.prefill) a.run.resolved(n - a.query, comm.size());
+    backend = make_backend(a.device, *lm, comm);
   });
   const ModelConfig& cfg = lm->model.config;
 
@@ -214,7 +219,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();

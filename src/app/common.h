@@ -2,6 +2,7 @@
 // thread settings, and the prefill progress bar.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +34,13 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
 std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& model,
                                       const Comm& comm);
 
+// A check for unsigned flags (--seed): CLI11 would otherwise read "-1" as 2^64 - 1.
+CLI::Validator non_negative_integer();
+
+// Checks --device before anything is loaded: one of cpu, cuda, auto, and cuda only in a build
+// with CUDA and with a GPU visible.
+void check_device(const std::string& device);
+
 // make_tensor_comm, with rank 0 printing its note (if any) to stderr.
 std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend);
 
@@ -41,6 +49,9 @@ bool token_has_text(const LoadedModel& m, int id);
 
 // Sets OpenMP and OpenBLAS threads; 0 keeps the defaults (all cores).
 void set_threads(int n);
+// The most -t accepts: this machine's CPUs. More threads never help the compute, and thousands
+// end the process inside OpenBLAS or the OpenMP runtime, with their message instead of ours.
+int max_threads();
 
 // A one-line progress bar on stderr, redrawn in place; silent when disabled.
 class ProgressBar {

@@ -19,6 +19,7 @@
 #include "eval/rng.h"
 #include "eval/tasks.h"
 #include "eval/text.h"
+#include "io/text_file.h"
 #include "starattn/error.h"
 
 namespace starattn::app {
@@ -215,13 +216,16 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   on_all_ranks(comm, [&] {
     check_same_on_all_ranks(comm, "arguments", a.describe());
     if (a.report) return;
+    // Every flag, and the haystack file (only rank 0 reads it), before the slow part.
     a.method.check();
     SA_CHECK(a.samples >= 1, "--samples must be at least 1");
     SA_CHECK(a.max_new >= 0, "--max-new must be >= 0");
     tasks = eval::parse_task_list(a.tasks);
     lengths = eval::parse_lengths(a.lengths);
-    // -b/-a at every length, before the slow part.
-    for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());
+    for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());  // -b/-a
+    check_device(a.device);
+    if (root && !a.haystack.empty())
+      check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
     lm = load_model_and_tokenizer(a.model);
     for (int64_t len : lengths) {
       SA_CHECK(len <= lm->model.config.max_positions, "--length ", len,
@@ -361,6 +365,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--samples", a->samples, "Samples per task per length")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the sample generator (same seed, same samples)")
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_option("--attn", a->method.attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
@@ -407,8 +412,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "Column name of this run in the tables (default from --attn, -b, -a)");
   cmd->add_option("--haystack", a->haystack,
                   "Prose for the essay haystack (niah_single_2/3, multikey_1, multivalue, "
-                  "multiquery, qa1-qa3): a text file, or a .json with a \"text\" field (RULER's "
-                  "PaulGrahamEssays.json). Default: the King James Bible from Debian's bible-kjv");
+                  "multiquery, qa1-qa3): a regular text file of at most 1 GiB, or a .json with a "
+                  "\"text\" field (RULER's PaulGrahamEssays.json). Default: the King James Bible "
+                  "from Debian's bible-kjv");
   cmd->add_option("--wordlist", a->wordlist,
                   "Word list for keys and cwe, one word per line (Debian's wamerican by default)")
       ->capture_default_str();
@@ -425,7 +431,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_flag("--report", a->report,
                 "Only print the tables of OUT/results.jsonl (writes nothing; e.g. -o "
                 "tests/fixtures/eval/smollm2_2048 for the tables of docs/ACCURACY.md)");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();

@@ -14,14 +14,16 @@ namespace {
 using loader_detail::LoadJob;
 using loader_detail::shape_string;
 
-int gguf_int(const GgufFile& f, const std::string& key) {
-  const int64_t v = f.get_int(key);
-  SA_CHECK(v >= 0 && v <= std::numeric_limits<int>::max(), f.path(), ": ", key, " = ", v,
-           " is out of range");
-  return static_cast<int>(v);
+using loader_detail::kMaxCount;
+using loader_detail::kMaxInt;
+using loader_detail::kMaxWidth;
+
+// Model sizes from GGUF metadata, as int (ModelConfig's type), within the loader's bounds.
+int gguf_int(const GgufFile& f, const std::string& key, int64_t hi) {
+  return static_cast<int>(f.get_int_in(key, 1, hi));
 }
-int gguf_int_or(const GgufFile& f, const std::string& key, int def) {
-  return f.find(key) ? gguf_int(f, key) : def;
+int gguf_int_or(const GgufFile& f, const std::string& key, int64_t hi, int def) {
+  return static_cast<int>(f.get_int_in_or(key, 1, hi, def));
 }
 
 // RoPE scaling from {arch}.rope.scaling.* keys. llama.cpp defines type, factor and
@@ -36,7 +38,7 @@ void rope_from_keys(const GgufFile& f, const std::string& p, ModelConfig& c) {
   RopeScaling& s = c.rope_scaling;
   s.llama3 = true;
   s.factor = static_cast<float>(f.get_float(p + "rope.scaling.factor"));
-  s.original_max_positions = gguf_int(f, p + "rope.scaling.original_context_length");
+  s.original_max_positions = gguf_int(f, p + "rope.scaling.original_context_length", kMaxInt);
   s.low_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.low_freq_factor", 1.0));
   s.high_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.high_freq_factor", 4.0));
   SA_CHECK(s.factor >= 1 && s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor &&
@@ -123,22 +125,22 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   ModelConfig c;
   c.arch = arch;
   const std::string p = arch + ".";
-  c.n_layers = gguf_int(f, p + "block_count");
-  c.d_model = gguf_int(f, p + "embedding_length");
-  c.n_heads = gguf_int(f, p + "attention.head_count");
-  c.n_kv_heads = gguf_int_or(f, p + "attention.head_count_kv", c.n_heads);
-  c.d_ffn = gguf_int(f, p + "feed_forward_length");
-  c.max_positions = gguf_int(f, p + "context_length");
+  c.n_layers = gguf_int(f, p + "block_count", kMaxCount);
+  c.d_model = gguf_int(f, p + "embedding_length", kMaxWidth);
+  c.n_heads = gguf_int(f, p + "attention.head_count", kMaxCount);
+  c.n_kv_heads = gguf_int_or(f, p + "attention.head_count_kv", kMaxCount, c.n_heads);
+  c.d_ffn = gguf_int(f, p + "feed_forward_length", kMaxWidth);
+  c.max_positions = gguf_int(f, p + "context_length", kMaxInt);
   c.rms_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
   c.rope_theta = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
-  SA_CHECK(f.find(p + "attention.key_length") || (c.n_heads > 0 && c.d_model % c.n_heads == 0),
-           f.path(), ": embedding_length ", c.d_model, " is not a multiple of head_count ",
-           c.n_heads, " and attention.key_length is not given");
-  c.head_dim = gguf_int_or(f, p + "attention.key_length", c.n_heads ? c.d_model / c.n_heads : 0);
-  const int v_dim = gguf_int_or(f, p + "attention.value_length", c.head_dim);
+  SA_CHECK(f.find(p + "attention.key_length") || c.d_model % c.n_heads == 0, f.path(),
+           ": embedding_length ", c.d_model, " is not a multiple of head_count ", c.n_heads,
+           " and attention.key_length is not given");
+  c.head_dim = gguf_int_or(f, p + "attention.key_length", kMaxCount, c.d_model / c.n_heads);
+  const int v_dim = gguf_int_or(f, p + "attention.value_length", kMaxCount, c.head_dim);
   SA_CHECK(v_dim == c.head_dim, f.path(), ": value head size ", v_dim,
            " differs from key head size ", c.head_dim, "; not supported");
-  const int rope_dim = gguf_int_or(f, p + "rope.dimension_count", c.head_dim);
+  const int rope_dim = gguf_int_or(f, p + "rope.dimension_count", kMaxCount, c.head_dim);
   SA_CHECK(rope_dim == c.head_dim, f.path(), ": RoPE on ", rope_dim, " of ", c.head_dim,
            " head dimensions (partial rotary) is not supported");
 
@@ -149,7 +151,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
            ": token_embd.weight has dims ", shape_string(embd->dims),
            ", expected [embedding_length, vocab]");
   c.vocab_size = static_cast<int>(embd->dims[1]);
-  const int vocab_key = gguf_int_or(f, p + "vocab_size", c.vocab_size);
+  const int vocab_key = gguf_int_or(f, p + "vocab_size", kMaxInt, c.vocab_size);
   SA_CHECK(vocab_key == c.vocab_size, f.path(), ": ", p, "vocab_size = ", vocab_key,
            " but token_embd.weight has ", c.vocab_size, " rows");
   // llama.cpp's convention (and transformers' reading of it): no output.weight means tied.
@@ -195,6 +197,13 @@ Model load_gguf(const std::string& path) {
   add("token_embd.weight", &m.weights.tok_embd, {vocab, d});
   add("output_norm.weight", &m.weights.output_norm, {d});
   if (!c.tied_embeddings) add("output.weight", &m.weights.output, {vocab, d});
+  // block_count is a claim of the file: every block must have its first tensor there before a
+  // slot is made for each, or a lying count in a tiny file allocates gigabytes of empty layers.
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string first = "blk." + std::to_string(i) + ".attn_norm.weight";
+    SA_CHECK(f.find_tensor(first), "'", path, "': block_count is ", c.n_layers, " but tensor '",
+             first, "' is missing");
+  }
   m.weights.layers.resize(c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = m.weights.layers[i];

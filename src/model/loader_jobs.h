@@ -18,6 +18,12 @@ struct LoadJob {
   std::function<std::vector<float>()> read;
 };
 
+// Bounds on the model sizes a file may claim: far above any real model's, so that a count from
+// a hostile file is refused before it sizes anything (ModelConfig::validate checks products).
+constexpr int64_t kMaxCount = int64_t{1} << 16;      // layers, heads, head size
+constexpr int64_t kMaxWidth = int64_t{1} << 24;      // hidden and FFN sizes
+constexpr int64_t kMaxInt = (int64_t{1} << 31) - 1;  // context length, vocabulary
+
 // Runs the jobs in parallel; rethrows the first failure in job order.
 void run_load_jobs(std::vector<LoadJob>& jobs);
 
