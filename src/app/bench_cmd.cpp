@@ -30,6 +30,7 @@ struct BenchArgs {
   bool json = false;
   RunConfig run;
   std::string attn = "dense", anchor_mode = "shared";
+  std::string weights_type = "native";
 };
 
 double median(std::vector<double> v) {
@@ -77,7 +78,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     SA_CHECK(a.repeats >= 1, "--repeats must be >= 1");
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     SA_CHECK(a.query >= 1, "--query must be >= 1");
-    lm = load_model_and_tokenizer(a.model);
+    lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     backend = make_backend(a.device, *lm, comm);
     for (int n : a.prefill)
       SA_CHECK(n > a.query && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
@@ -96,14 +97,17 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   nlohmann::json out;
   if (on_cpu) out["sgemm_gflops"] = gemm;
   out["backend"] = backend->name();
+  out["weights_type"] = lm->weights_type;
+  out["weight_bytes"] = backend->weight_bytes();
+  out["weight_storage"] = backend->weight_storage();
   out["attn"] = attn_mode_name(a.run.attn);
   out["ranks"] = comm.size();
   if (root) {
     if (on_cpu)
       std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (OpenBLAS, %d threads)\n", gemm,
                    omp_get_max_threads());
-    std::fprintf(stderr, "%s; attn %s, %d rank(s)\n", backend->name().c_str(),
-                 attn_mode_name(a.run.attn), comm.size());
+    std::fprintf(stderr, "%s; attn %s, %d rank(s); weights %s\n", backend->name().c_str(),
+                 attn_mode_name(a.run.attn), comm.size(), describe_weights(*backend).c_str());
     if (!a.json)
       std::printf("%-10s %8s %12s %12s %10s\n", "phase", "tokens", "time (s)", "tok/s",
                   on_cpu ? "% sgemm" : "TFLOP/s");
@@ -202,6 +206,7 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as one JSON object");
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
       ->check(CLI::IsMember({"star", "ring", "dense"}))
       ->capture_default_str();

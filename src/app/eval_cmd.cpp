@@ -32,7 +32,7 @@ struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
   std::string haystack, wordlist = eval::kDefaultWordList, system, label;
-  std::string progress = "auto", device = "cpu";
+  std::string progress = "auto", device = "cpu", weights_type = "native";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
   bool resume = false, faithful = false, report = false, dump = false;
@@ -42,8 +42,8 @@ struct EvalArgs {
     s << model << '|' << tasks << '|' << lengths << '|' << out << '|' << method.attn << '|'
       << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|' << method.chunk
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
-      << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
-      << dump;
+      << '|' << max_new << '|' << seed << '|' << device << '|' << weights_type << '|' << resume
+      << faithful << report << dump;
     return s.str();
   }
 };
@@ -64,6 +64,8 @@ std::string fingerprint(const EvalArgs& a, const Tokenizer& tok) {
     << " words=" << fs::path(a.wordlist).filename().string() << " faithful=" << a.faithful
     << " max_new=" << a.max_new;
   if (!a.system.empty()) s << " system=" << a.system;
+  // Results from before the choice existed were computed with fp32 weights.
+  if (a.weights_type != "f32") s << " weights=" << a.weights_type;
   return s.str();
 }
 
@@ -218,7 +220,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     lengths = eval::parse_lengths(a.lengths);
     // -b/-a at every length, before the slow part.
     for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());
-    lm = load_model_and_tokenizer(a.model);
+    lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     for (int64_t len : lengths) {
       SA_CHECK(len <= lm->model.config.max_positions, "--length ", len,
                " exceeds the model's context of ", lm->model.config.max_positions, " tokens");
@@ -408,6 +410,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--progress", a->progress,
                   "Progress and ETA on stderr: auto/on (redrawn on a terminal, a line per sample "
                   "otherwise) or off")

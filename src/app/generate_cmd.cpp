@@ -30,6 +30,7 @@ struct GenerateArgs {
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared";
   std::string progress = "auto";
+  std::string weights_type = "native";
 
   // Everything that must agree across ranks, as one line.
   std::string describe() const {
@@ -37,7 +38,7 @@ struct GenerateArgs {
     s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file
       << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
       << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
-      << device << '|' << run.describe();
+      << device << '|' << weights_type << '|' << run.describe();
     return s.str();
   }
 };
@@ -73,6 +74,8 @@ bool want_progress(const std::string& mode) {
 
 struct Timings {
   double load_s = 0, phase1_s = 0, query_s = 0, decode_s = 0, comm_s = 0;
+  size_t weight_bytes = 0;
+  std::string weights;  // describe_weights
 };
 
 void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t n_ctx,
@@ -104,6 +107,8 @@ void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t 
     j["decode_s"] = t.decode_s;
     j["decode_ms_per_token"] = ms_tok;
     j["phase2_comm_s"] = t.comm_s;
+    j["weights_type"] = a.weights_type;
+    j["weight_bytes"] = t.weight_bytes;
     // Invalid UTF-8 from a model is replaced rather than failing the whole answer.
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
@@ -113,10 +118,10 @@ void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t 
   std::fprintf(stderr,
                "timing: %s on %d rank%s | load %.2f s | phase 1: %zu context tokens in %.2f s "
                "(%.1f tok/s) | query: %zu tokens in %.3f s | decode: %d tokens, %.1f ms/token "
-               "(%.1f tok/s) | phase-2 comm %.3f s\n",
+               "(%.1f tok/s) | phase-2 comm %.3f s | weights %s\n",
                attn_mode_name(rc.attn), ranks, ranks == 1 ? "" : "s", t.load_s, n_ctx, t.phase1_s,
                t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0, n_query, t.query_s, n_gen, ms_tok,
-               ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s);
+               ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s, t.weights.c_str());
 }
 
 int generate_on_rank(const GenerateArgs& a, Comm& comm) {
@@ -132,7 +137,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     SA_CHECK(a.n_predict >= 0, "-n must be >= 0, got ", a.n_predict);
     Sampler check(a.sampler);  // validates --temp/--top-k/--top-p before the slow load
     const double t0 = now_seconds();
-    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
@@ -148,6 +153,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
     backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
+    t.weight_bytes = backend->weight_bytes();
+    t.weights = describe_weights(*backend);
   });
   const Tokenizer& tok = lm->tokenizer;
   if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
@@ -253,6 +260,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
                   "dense (exact, one host)")
