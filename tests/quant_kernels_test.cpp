@@ -12,8 +12,9 @@
 //   gamma * sum_i a_i |x^_i| with gamma = (blocks + 16) * 2^-22, where a_i >= |each term that
 //   makes w_i| (a weight is scale * code + offset, so a_i = |w_i| + 2 |offset_i| covers it).
 //   Against x: add sum_i |w_i| |x_i - x^_i|.
-// - Panels (prefill) dequantise exactly as dequantize() does and use sgemm: gamma' = (cols + 16)
-//   * 2^-23 times sum_i a_i |x_i| (the classic bound of a dot product in fp32).
+// - Panels (prefill) and GemvF32 dequantise exactly as dequantize() does and use sgemm / sgemv:
+//   gamma' = (cols + 16) * 2^-23 times sum_i a_i |x_i| (the classic bound of a dot product in
+//   fp32).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -125,7 +126,7 @@ void check_matrix(const TypeLayout& t, const Shape& s, uint32_t seed) {
     const std::vector<double> xq = quantised(*ks, x, s.cols);
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
-      for (QuantPath path : {QuantPath::Gemv, QuantPath::Panel}) {
+      for (QuantPath path : {QuantPath::Gemv, QuantPath::GemvF32, QuantPath::Panel}) {
         std::vector<float> y(static_cast<size_t>(s.n * s.rows), NAN);
         cpu::linear_blocks(x.data(), m.w, y.data(), s.n, path, *ks);
         const bool gemv = path == QuantPath::Gemv;
@@ -144,11 +145,11 @@ void check_matrix(const TypeLayout& t, const Shape& s, uint32_t seed) {
             }
             const double got = y[t_ * s.rows + r];
             const auto where = [&] {
-              return std::string(ggml_type_name(t.type)) + " " + ks->name + " " +
-                     (gemv ? "gemv" : "panel") + " threads " + std::to_string(threads) + " [" +
-                     std::to_string(s.rows) + ", " + std::to_string(s.cols) + "] n " +
-                     std::to_string(s.n) + " at (" + std::to_string(t_) + ", " + std::to_string(r) +
-                     ")";
+              return std::string(ggml_type_name(t.type)) + " " + ks->name + " path " +
+                     std::to_string(static_cast<int>(path)) + " threads " +
+                     std::to_string(threads) + " [" + std::to_string(s.rows) + ", " +
+                     std::to_string(s.cols) + "] n " + std::to_string(s.n) + " at (" +
+                     std::to_string(t_) + ", " + std::to_string(r) + ")";
             };
             ASSERT_FALSE(std::isnan(got)) << where();
             ASSERT_LE(std::abs(got - want_q), gamma * mag) << where();

@@ -56,6 +56,23 @@ void gemv_path(const float* x, const WeightMatrix& w, float* y, int n, const Ker
   }
 }
 
+// Gemv with fp32 activations: a chunk of rows dequantised into a small buffer, then sgemv.
+void gemv_f32_path(const float* x, const WeightMatrix& w, float* y, int n, const TypeKernels& k) {
+  const int64_t rows = w.rows(), cols = w.cols();
+  const int64_t chunks = (rows + kGemvChunk - 1) / kGemvChunk;
+  const int threads = team_size(static_cast<double>(n) * rows * cols, chunks);
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t r0 = c * kGemvChunk, m = std::min(kGemvChunk, rows - r0);
+    thread_local std::vector<float> buf;
+    buf.resize(static_cast<size_t>(kGemvChunk * cols));
+    k.dequantize(w.row(r0), w.row_bytes(), cols, buf.data(), m);
+    for (int t = 0; t < n; ++t)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(cols), 1.0f,
+                  buf.data(), static_cast<int>(cols), x + t * cols, 1, 0.0f, y + t * rows + r0, 1);
+  }
+}
+
 void panel_path(const float* x, const WeightMatrix& w, float* y, int n, const TypeKernels& k) {
   const int64_t rows = w.rows(), cols = w.cols();
   const int64_t max_rows = std::max<int64_t>(16, kPanelBytes / (4 * cols) / 16 * 16);
@@ -87,7 +104,9 @@ void linear_blocks(const float* x, const WeightMatrix& w, float* y, int n, Quant
   if (n <= 0 || w.rows() == 0) return;
   blas_single_threaded();
   const bool gemv = path == QuantPath::Gemv || (path == QuantPath::Auto && n <= kGemvMaxRows);
-  if (gemv)
+  if (path == QuantPath::GemvF32)
+    gemv_f32_path(x, w, y, n, *k);
+  else if (gemv)
     gemv_path(x, w, y, n, kernels, *k);
   else
     panel_path(x, w, y, n, *k);
