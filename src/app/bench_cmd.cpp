@@ -12,6 +12,7 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
+#include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
@@ -96,6 +97,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   const double gemm = on_cpu ? sgemm_gflops(2048, 5) : 0.0;
   nlohmann::json out;
   if (on_cpu) out["sgemm_gflops"] = gemm;
+  out["blas"] = cpu::blas_description();
   out["backend"] = backend->name();
   out["weights_type"] = lm->weights_type;
   out["weight_bytes"] = backend->weight_bytes();
@@ -104,8 +106,8 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   out["ranks"] = comm.size();
   if (root) {
     if (on_cpu)
-      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (OpenBLAS, %d threads)\n", gemm,
-                   omp_get_max_threads());
+      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (%d threads; %s)\n", gemm,
+                   omp_get_max_threads(), cpu::blas_description().c_str());
     std::fprintf(stderr, "%s; attn %s, %d rank(s); weights %s\n", backend->name().c_str(),
                  attn_mode_name(a.run.attn), comm.size(), describe_weights(*backend).c_str());
     if (!a.json)

@@ -10,6 +10,7 @@
 
 #include "app/common.h"
 #include "app/ranks.h"
+#include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
 #include "starattn/error.h"
@@ -109,6 +110,7 @@ void print_result(const GenerateArgs& a, const RunConfig& rc, int ranks, size_t 
     j["phase2_comm_s"] = t.comm_s;
     j["weights_type"] = a.weights_type;
     j["weight_bytes"] = t.weight_bytes;
+    j["blas"] = cpu::blas_description();
     // Invalid UTF-8 from a model is replaced rather than failing the whole answer.
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
