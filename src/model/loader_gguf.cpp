@@ -1,4 +1,7 @@
 // GGUF half of the model loader: llama.cpp metadata keys and tensor names -> ModelConfig, Weights.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -117,6 +120,16 @@ std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row
   return out;
 }
 
+// Tells the kernel this process will not read [p, p + n) of the mapped file again (the rows were
+// copied): its clean pages leave the resident set instead of counting twice. Only whole pages
+// inside the range, so neighbouring tensors keep theirs; a later read would fault them back in.
+void drop_mapped_pages(const uint8_t* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // The same on fp32 values v: [rows, v.size() / rows] (a bias is rows of one value).
 std::vector<float> unpermute_values(const std::vector<float>& v, int64_t rows, int heads) {
   const size_t row_bytes = rows ? v.size() / static_cast<size_t>(rows) * 4 : 0;
@@ -222,9 +235,12 @@ Model load_gguf(const std::string& path, WeightsType weights) {
       const bool in_place = weights == WeightsType::Native && kept_native(t->type) &&
                             (t->type != GgmlType::F32 || reinterpret_cast<uintptr_t>(src) % 4 == 0);
       if (in_place && !heads) return WeightMatrix::borrowed(t->type, rows, cols, src, file);
-      if (in_place)
-        return WeightMatrix::owned(t->type, rows, cols,
-                                   unpermute_rows(src, rows, ggml_row_bytes(t->type, cols), heads));
+      if (in_place) {
+        WeightMatrix m = WeightMatrix::owned(
+            t->type, rows, cols, unpermute_rows(src, rows, ggml_row_bytes(t->type, cols), heads));
+        drop_mapped_pages(src, m.bytes());
+        return m;
+      }
       std::vector<float> v = f.read_f32(*t);
       if (heads) v = unpermute_values(v, rows, heads);
       return matrix_from_f32(std::move(v), rows, cols, weights);
