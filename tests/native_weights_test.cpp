@@ -97,15 +97,18 @@ std::vector<float> logits_of(const Model& m, const std::vector<int>& ids, int ch
 }
 
 // The bound for native against f32 logits. Storage is the same values (Q8_0/Q4_1 blocks
-// dequantise exactly to the f32 path's weights), so what differs is the matrix-vector kernels'
-// 8-bit activations: each element moves by at most half a step, max|x| / 254 over its block of
+// dequantise exactly to the f32 path's weights), so what differs is the kernels' 8-bit
+// activations: each element moves by at most half a step, max|x| / 254 over its block of
 // 32 (quant_kernels_test.cpp checks that bound per product), an rms relative error of about
 // 0.5% per product for Gaussian-like activations and more for heavy-tailed ones (after SwiGLU).
 // Through the layers this measured 3.2% (relative L2 of all logits) on the tiny model and 2-4%
 // on SmolLM2; the bound is 6%. A wrong block layout or scale gives errors of order 100%.
 constexpr double kDecodeBound = 6e-2;
-// Prefill panels are the f32 path's sgemm on the same fp32 values: only summation order differs.
-constexpr double kPrefillBound = 1e-5;
+// Prefill panels multiply the same 8-bit activations as decode's kernels, so running tokens alone
+// or together changes only fp32 summation order; but where an activation sits near a rounding
+// boundary of its 8-bit step, that order can move it by one step, and such flips add up through
+// the layers: measured 1e-5 on the tiny model and about 1% (relative L2) on SmolLM2's 30 layers.
+constexpr double kPathBound = 2e-2;
 // Where the next token is a near tie, 8-bit activations may pick the other one: measured 92.7-97.6%
 // of positions agree on SmolLM2.
 constexpr double kTop1Agreement = 0.9;
@@ -116,10 +119,11 @@ TEST(NativeWeights, TinyQ8_0LogitsAgainstTheF32Path) {
   const Model f32 = load_model(dir + "/model-q8_0.gguf", WeightsType::F32);
   const Model native = load_model(dir + "/model-q8_0.gguf", WeightsType::Native);
   const std::vector<float> want = logits_of(f32, ids, 8);
-  const double prefill = test::rel_l2(logits_of(native, ids, 8), want);
-  const double decode = test::rel_l2(logits_of(native, ids, 1), want);
-  EXPECT_LT(prefill, kPrefillBound);
+  const std::vector<float> chunked = logits_of(native, ids, 8), alone = logits_of(native, ids, 1);
+  const double prefill = test::rel_l2(chunked, want), decode = test::rel_l2(alone, want);
+  EXPECT_LT(prefill, kDecodeBound);
   EXPECT_LT(decode, kDecodeBound);
+  EXPECT_LT(test::rel_l2(chunked, alone), kPathBound);
   // Transformers' logits from the same file (forward_test.cpp holds f32 to 1e-4 of them).
   const std::vector<float> hf = test::read_f32_file(dir + "/logits-q8_0.bin");
   EXPECT_LT(test::rel_l2(logits_of(native, ids, 1), hf), kDecodeBound + 1e-4);
@@ -177,8 +181,9 @@ TEST_F(RealModelNative, LogitsAgainstTheF32Path) {
     const std::vector<float> want = logits_of(*f32_, ids, 64);
     const std::vector<float> prefill = logits_of(*native_, ids, 64);
     const std::vector<float> decode = logits_of(*native_, ids, 1);
-    EXPECT_LT(test::rel_l2(prefill, want), kPrefillBound) << c["name"];
+    EXPECT_LT(test::rel_l2(prefill, want), kDecodeBound) << c["name"];
     EXPECT_LT(test::rel_l2(decode, want), kDecodeBound) << c["name"];
+    EXPECT_LT(test::rel_l2(prefill, decode), 3 * kPathBound) << c["name"];
     const double agree = top1_agreement(decode, want, vocab, n_prompt - 1);
     EXPECT_GE(agree, kTop1Agreement) << c["name"];
     RecordProperty(c["name"].get<std::string>() + "_decode_rel_l2",

@@ -12,9 +12,10 @@
 //   gamma * sum_i a_i |x^_i| with gamma = (blocks + 16) * 2^-22, where a_i >= |each term that
 //   makes w_i| (a weight is scale * code + offset, so a_i = |w_i| + 2 |offset_i| covers it).
 //   Against x: add sum_i |w_i| |x_i - x^_i|.
-// - Panels (prefill) and GemvF32 dequantise exactly as dequantize() does and use sgemm / sgemv:
-//   gamma' = (cols + 16) * 2^-23 times sum_i a_i |x_i| (the classic bound of a dot product in
-//   fp32).
+// - Panels (prefill) round x to x^ as Gemv does, dequantise exactly as dequantize() does and use
+//   sgemm: against x^, gamma' = (cols + 16) * 2^-23 times sum_i a_i |x^_i| (the classic bound of
+//   a dot product in fp32); against x, the same activation term as Gemv. GemvF32 is the same
+//   with x itself.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -129,9 +130,11 @@ void check_matrix(const TypeLayout& t, const Shape& s, uint32_t seed) {
       for (QuantPath path : {QuantPath::Gemv, QuantPath::GemvF32, QuantPath::Panel}) {
         std::vector<float> y(static_cast<size_t>(s.n * s.rows), NAN);
         cpu::linear_blocks(x.data(), m.w, y.data(), s.n, path, *ks);
-        const bool gemv = path == QuantPath::Gemv;
-        const double gamma = gemv ? (s.cols / 32.0 + 16) * std::ldexp(1.0, -22)
-                                  : (s.cols + 16.0) * std::ldexp(1.0, -23);
+        // Gemv and Panel multiply the 8-bit activations (Panel rounds x as Gemv does, so that
+        // the path does not change a result); GemvF32 takes x as it is.
+        const bool gemv = path != QuantPath::GemvF32;
+        const double gamma = path == QuantPath::Gemv ? (s.cols / 32.0 + 16) * std::ldexp(1.0, -22)
+                                                     : (s.cols + 16.0) * std::ldexp(1.0, -23);
         for (int t_ = 0; t_ < s.n; ++t_) {
           for (int64_t r = 0; r < s.rows; ++r) {
             double want = 0, want_q = 0, mag = 0, act = 0;

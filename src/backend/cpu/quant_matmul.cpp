@@ -73,8 +73,31 @@ void gemv_f32_path(const float* x, const WeightMatrix& w, float* y, int n, const
   }
 }
 
-void panel_path(const float* x, const WeightMatrix& w, float* y, int n, const TypeKernels& k) {
+// x [n, cols] rounded as Gemv rounds it: each block of 32 to d q (quant_kernels.h). Panel
+// multiplies these values, so a token's outputs do not depend on whether it ran alone (Gemv) or
+// with others (Panel), up to fp32 summation order: the engine's invariants (star on H ranks ==
+// star on 1 rank) need that, since ranks group tokens into forward calls differently.
+std::vector<float> as_gemv_sees_it(const float* x, int n, int64_t cols, const KernelSet& ks) {
+  std::vector<float> out(static_cast<size_t>(n * cols));
+#pragma omp parallel for schedule(static) if (n > 16)
+  for (int t = 0; t < n; ++t) {
+    ActBlock a[64];
+    for (int64_t c0 = 0; c0 < cols; c0 += 64 * kActBlock) {
+      const int64_t m = std::min<int64_t>(64 * kActBlock, cols - c0);
+      ks.quantize_act(x + t * cols + c0, m, a);
+      for (int64_t i = 0; i < m; ++i)
+        out[t * cols + c0 + i] = a[i / kActBlock].d * a[i / kActBlock].q[i % kActBlock];
+    }
+  }
+  return out;
+}
+
+void panel_path(const float* x_in, const WeightMatrix& w, float* y, int n, const KernelSet& ks,
+                const TypeKernels& k) {
   const int64_t rows = w.rows(), cols = w.cols();
+  std::vector<float> rounded;
+  if (k.gemv_q8) rounded = as_gemv_sees_it(x_in, n, cols, ks);
+  const float* x = k.gemv_q8 ? rounded.data() : x_in;
   const int64_t max_rows = std::max<int64_t>(16, kPanelBytes / (4 * cols) / 16 * 16);
   const int threads = team_size(static_cast<double>(n) * rows * cols, (rows + 15) / 16);
   // A whole number of panels per thread, of equal size, so no thread waits for a last one.
@@ -109,7 +132,7 @@ void linear_blocks(const float* x, const WeightMatrix& w, float* y, int n, Quant
   else if (gemv)
     gemv_path(x, w, y, n, kernels, *k);
   else
-    panel_path(x, w, y, n, *k);
+    panel_path(x, w, y, n, kernels, *k);
 }
 
 }  // namespace starattn::cpu

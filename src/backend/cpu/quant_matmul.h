@@ -8,7 +8,9 @@
 // - GemvF32: as Gemv with fp32 activations: chunks of rows dequantised to fp32, then sgemv. Exact
 //   to fp32 rounding, but 2-2.5x slower than Gemv on the project's CPUs; for comparisons.
 // - Panel: a thread dequantises a panel of weight rows to fp32 (bounded: about 1 MB) and runs one
-//   single-threaded OpenBLAS sgemm of all n rows of x against it. Prefill.
+//   single-threaded OpenBLAS sgemm of all n rows of x against it. Prefill. x is first rounded as
+//   Gemv quantises it (8 bits per block of 32), so that a token's result does not depend on the
+//   path, i.e. on how many tokens shared its forward call.
 // Measured on the project's CPUs at n = 512 (bench/cpu_quant/NOTES.md), Panel ran about 4x
 // faster than the integer products, because sgemm reaches far more of the core's FMA throughput
 // than 8-bit dot products on AVX2 do, and the dequantisation is paid once per 512 rows of x; at
