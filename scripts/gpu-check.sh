@@ -118,6 +118,13 @@ if want batch; then
   summary+=("batch: see $log/batch.log")
 fi
 
+echo "== model benchmark with the matrices in GGUF blocks (decode and prefill against bf16 above)"
+for wt in q4_k q8_0; do
+  timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --weights "$wt" --out "$log/model_$wt.txt" \
+    2>&1 | tee "$log/model_bench_$wt.log" | grep -E "^backend:|^prefill dense|^decode 1 token"
+  summary+=("model bench $wt: rc=${PIPESTATUS[0]}")
+done
+
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"

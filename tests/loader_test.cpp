@@ -44,25 +44,25 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
 // Calls f(name, a, b) on every pair of corresponding weight vectors.
 template <typename F>
 void for_each_weight(const Weights& a, const Weights& b, F f) {
-  f("tok_embd", a.tok_embd, b.tok_embd);
+  f("tok_embd", a.tok_embd.to_f32(), b.tok_embd.to_f32());
   f("output_norm", a.output_norm, b.output_norm);
-  f("output", a.output, b.output);
+  f("output", a.output.to_f32(), b.output.to_f32());
   ASSERT_EQ(a.layers.size(), b.layers.size());
   for (size_t i = 0; i < a.layers.size(); ++i) {
     const LayerWeights &x = a.layers[i], &y = b.layers[i];
     const std::string p = "layer " + std::to_string(i) + " ";
     f(p + "attn_norm", x.attn_norm, y.attn_norm);
-    f(p + "wq", x.wq, y.wq);
-    f(p + "wk", x.wk, y.wk);
-    f(p + "wv", x.wv, y.wv);
+    f(p + "wq", x.wq.to_f32(), y.wq.to_f32());
+    f(p + "wk", x.wk.to_f32(), y.wk.to_f32());
+    f(p + "wv", x.wv.to_f32(), y.wv.to_f32());
     f(p + "bq", x.bq, y.bq);
     f(p + "bk", x.bk, y.bk);
     f(p + "bv", x.bv, y.bv);
-    f(p + "wo", x.wo, y.wo);
+    f(p + "wo", x.wo.to_f32(), y.wo.to_f32());
     f(p + "ffn_norm", x.ffn_norm, y.ffn_norm);
-    f(p + "w_gate", x.w_gate, y.w_gate);
-    f(p + "w_up", x.w_up, y.w_up);
-    f(p + "w_down", x.w_down, y.w_down);
+    f(p + "w_gate", x.w_gate.to_f32(), y.w_gate.to_f32());
+    f(p + "w_up", x.w_up.to_f32(), y.w_up.to_f32());
+    f(p + "w_down", x.w_down.to_f32(), y.w_down.to_f32());
   }
 }
 
@@ -89,15 +89,15 @@ TEST_P(TinyModel, ShapesFollowTheConfig) {
   const Model m = load_model(tiny_fixture(GetParam()));
   const ModelConfig& c = m.config;
   const size_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn;
-  EXPECT_EQ(m.weights.tok_embd.size(), c.vocab_size * d);
-  EXPECT_EQ(m.weights.lm_head().size(), c.vocab_size * d);
+  EXPECT_EQ(size_t(m.weights.tok_embd.size()), c.vocab_size * d);
+  EXPECT_EQ(size_t(m.weights.lm_head().size()), c.vocab_size * d);
   EXPECT_EQ(m.weights.output.empty(), c.tied_embeddings);
   ASSERT_EQ(m.weights.layers.size(), size_t(c.n_layers));
   for (const LayerWeights& l : m.weights.layers) {
-    EXPECT_EQ(l.wq.size(), q * d);
-    EXPECT_EQ(l.wk.size(), kv * d);
-    EXPECT_EQ(l.wo.size(), d * q);
-    EXPECT_EQ(l.w_down.size(), d * ffn);
+    EXPECT_EQ(size_t(l.wq.size()), q * d);
+    EXPECT_EQ(size_t(l.wk.size()), kv * d);
+    EXPECT_EQ(size_t(l.wo.size()), d * q);
+    EXPECT_EQ(size_t(l.w_down.size()), d * ffn);
     EXPECT_EQ(l.bq.size(), c.qkv_bias ? q : 0);
     EXPECT_EQ(l.bv.size(), c.qkv_bias ? kv : 0);
   }
@@ -181,7 +181,7 @@ TEST(Loader, LlamaGgufQkRowsArePermutedOnDisk) {
   const Model hf = load_model(dir);
   const GgufFile f(dir + "/model-f32.gguf");
   const std::vector<float> raw = f.read_f32(*f.find_tensor("blk.0.attn_k.weight"));
-  const std::vector<float>& wk = hf.weights.layers[0].wk;
+  const std::vector<float> wk = hf.weights.layers[0].wk.to_f32();
   const int hd = hf.config.head_dim, d = hf.config.d_model;
   EXPECT_NE(raw, wk);
   for (int h = 0; h < hf.config.n_kv_heads; ++h)
@@ -210,8 +210,8 @@ TEST(Loader, RealSmolLM2Gguf) {
   EXPECT_TRUE(c.tied_embeddings);
   EXPECT_FALSE(c.qkv_bias);
   EXPECT_FALSE(c.rope_scaling.llama3);
-  EXPECT_EQ(m.weights.tok_embd.size(), size_t(49152) * 576);
-  for (float x : m.weights.layers[29].w_down) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_EQ(m.weights.tok_embd.size(), int64_t{49152} * 576);
+  for (float x : m.weights.layers[29].w_down.to_f32()) ASSERT_TRUE(std::isfinite(x));
 }
 
 // ---- config.json variants ------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -74,14 +76,28 @@ Tokenizer load_tokenizer(const std::string& path) {
 
 }  // namespace
 
+CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value) {
+  return cmd
+      .add_option("--weights-type", value,
+                  "How weight matrices are held: native (a GGUF's quantised blocks as they are, "
+                  "read from the mapped file), f32 (expanded to fp32: the reference) or bf16; "
+                  "random models: bf16, q4_k or q8_0")
+      ->check(CLI::IsMember({"native", "f32", "bf16", "q4_k", "q8_0"}))
+      ->capture_default_str();
+}
+
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
-                                                      const std::string& tokenizer_path) {
+                                                      const std::string& tokenizer_path,
+                                                      const std::string& weights_type) {
   auto m = std::make_unique<LoadedModel>();
+  m->weights_type = weights_type;
   const std::string random_prefix = "random:";
   if (path.rfind(random_prefix, 0) == 0) {
     const std::string shape = path.substr(random_prefix.size());
     SA_CHECK(shape == "llama-3.1-8b", "unknown random model '", shape,
              "' (supported: random:llama-3.1-8b)");
+    // A random model has no file format of its own: native means bf16.
+    if (weights_type == "native" || weights_type == "f32") m->weights_type = "bf16";
 #ifdef STARATTN_HAVE_CUDA
     m->random = true;
     m->model.config = llama31_8b_config();
@@ -96,7 +112,9 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
   }
   SA_CHECK(fs::exists(status_of(path, "model")), "model not found: ", path,
            " (run scripts/setup.sh to fetch the default model, or pass -m FILE.gguf|HF_FOLDER)");
-  m->model = load_model(path);
+  SA_CHECK(weights_type != "q4_k" && weights_type != "q8_0", "--weights-type ", weights_type,
+           " is for random models; a model file keeps its own types with native");
+  m->model = load_model(path, parse_weights_type(weights_type));
   m->tokenizer = load_tokenizer(tokenizer_path.empty() ? path : tokenizer_path);
   SA_CHECK(m->tokenizer.vocab_size() <= m->model.config.vocab_size, "tokenizer has ",
            m->tokenizer.vocab_size(), " tokens but the model's embedding has only ",
@@ -141,7 +159,8 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
   const int gpus = cuda_device_count();
   if (device == "cuda" || (device == "auto" && gpus > 0)) {
     const int gpu = local_device_index(comm, gpus);
-    if (m.random) return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234);
+    if (m.random)
+      return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234, m.weights_type);
     return make_cuda_backend(m.model, gpu);
   }
 #else
@@ -157,6 +176,15 @@ std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend) {
   std::unique_ptr<TensorComm> t = make_tensor_comm(comm, backend, &note);
   if (!note.empty() && comm.rank() == 0) std::fprintf(stderr, "note: %s\n", note.c_str());
   return t;
+}
+
+std::string describe_weights(const Backend& backend) {
+  const auto mib = [](size_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+    return std::string(buf);
+  };
+  return mib(backend.weight_bytes()) + " (" + backend.weight_storage() + ")";
 }
 
 bool token_has_text(const LoadedModel& m, int id) {

@@ -13,6 +13,11 @@
 #include "model/loader.h"
 #include "tokenizer/tokenizer.h"
 
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
 namespace starattn::app {
 
 // Where scripts/setup.sh puts the default model, relative to the working directory or the binary.
@@ -22,12 +27,25 @@ struct LoadedModel {
   Model model;          // weights empty for a random model
   Tokenizer tokenizer;  // a random model borrows the default model's, if it is there
   bool random = false;  // "random:llama-3.1-8b": the shape only; weights are made on the GPU
+  std::string weights_type = "native";  // the --weights-type the model was loaded with
 };
+
+// --weights-type, on every subcommand that loads a model: f32 (every matrix expanded to fp32:
+// the reference), bf16, or native (the default: a GGUF's quantised blocks kept as they are, read
+// from the mapped file); random models also take q4_k and q8_0 (random blocks of that type).
+CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value);
+
 // A GGUF file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or
 // "random:llama-3.1-8b" (speed runs on a GPU: random weights of the Llama-3.1-8B shape).
 // tokenizer_path, when not empty, replaces the model's tokenizer: a GGUF file or a tokenizer.json.
+// weights_type: as --weights-type.
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
-                                                      const std::string& tokenizer_path = "");
+                                                      const std::string& tokenizer_path = "",
+                                                      const std::string& weights_type = "native");
+
+// "93.8 MiB (Q4_1 x210, Q8_0 x1; 93.8 MiB read in place from the file)": the weight bytes the
+// backend holds and how, for messages.
+std::string describe_weights(const Backend& backend);
 
 // The compute backend: "cpu", "cuda" (the GPU of local_device_index), or "auto" (cuda when this
 // build has it and a GPU is present, else cpu).

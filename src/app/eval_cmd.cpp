@@ -33,7 +33,7 @@ struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
   std::string haystack, wordlist = eval::kDefaultWordList, system, label, chat_template;
-  std::string progress = "auto", device = "cpu";
+  std::string progress = "auto", device = "cpu", weights_type = "native";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
   bool resume = false, faithful = false, report = false, dump = false;
@@ -44,8 +44,8 @@ struct EvalArgs {
       << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|'
       << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
-      << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
-      << dump;
+      << '|' << max_new << '|' << seed << '|' << device << '|' << weights_type << '|' << resume
+      << faithful << report << dump;
     s << '|' << chat_template;
     return s.str();
   }
@@ -68,6 +68,8 @@ std::string fingerprint(const EvalArgs& a, const Tokenizer& tok) {
     << " max_new=" << a.max_new;
   if (!a.system.empty()) s << " system=" << a.system;
   if (!a.chat_template.empty()) s << " chat_template=" << a.chat_template;
+  // Results from before the choice existed were computed with fp32 weights.
+  if (a.weights_type != "f32") s << " weights=" << a.weights_type;
   return s.str();
 }
 
@@ -226,7 +228,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     check_device(a.device);
     if (root && !a.haystack.empty())
       check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
-    lm = load_model_and_tokenizer(a.model);
+    lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     for (int64_t len : lengths) {
       SA_CHECK(len <= lm->model.config.max_positions, "--length ", len,
                " exceeds the model's context of ", lm->model.config.max_positions, " tokens");
@@ -437,6 +439,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--progress", a->progress,
                   "Progress and ETA on stderr: auto/on (redrawn on a terminal, a line per sample "
                   "otherwise) or off")

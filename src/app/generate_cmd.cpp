@@ -12,6 +12,7 @@
 #include "app/chat_session.h"
 #include "app/common.h"
 #include "app/ranks.h"
+#include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
 #include "io/text_file.h"
@@ -38,6 +39,7 @@ struct GenerateArgs {
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared", anchor_source = "first";
   std::string progress = "auto";
+  std::string weights_type = "native";
 
   // Everything that must agree across ranks, as one line.
   std::string describe() const {
@@ -45,7 +47,7 @@ struct GenerateArgs {
     s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file
       << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
       << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
-      << device << '|' << run.describe();
+      << device << '|' << weights_type << '|' << run.describe();
     s << '|' << sampler.min_p << '|' << sampler.repeat_penalty << '|' << sampler.repeat_last_n
       << '|' << logprobs << '|' << interactive << '|' << ctx_size << '|' << stops.size();
     for (const std::string& stop : stops) s << '|' << stop.size() << ':' << stop;
@@ -101,7 +103,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              "--logprobs needs --json (the log-probabilities are part "
              "of the JSON output)");
     const StopStrings check_stops(a.stops);  // validates --stop
-    a.run.check();  // -b/-a/--chunk
+    a.run.check();                           // -b/-a/--chunk
     check_device(a.device);
     if (!a.interactive) {
       std::tie(context, query) = prompt_texts(a);
@@ -113,7 +115,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   on_all_ranks(comm, [&] {
     const double t0 = now_seconds();
     fault_point(comm, "load");
-    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
@@ -140,6 +142,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     fault_point(comm, "backend");
     backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
+    t.weight_bytes = backend->weight_bytes();
+    t.weights = describe_weights(*backend);
   });
   const Tokenizer& tok = lm->tokenizer;
   if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
@@ -198,8 +202,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   t.comm_s = res.comm_s;
   if (!root) return 0;
   answer.finish();
-  print_result(a.json, {rc, comm.size(), req.context.size(), req.query.size()}, res, answer, tok,
-               t);
+  print_result(a.json, {rc, comm.size(), req.context.size(), req.query.size()}, res, answer, tok, t,
+               {{"weights_type", a.weights_type}, {"blas", cpu::blas_description()}});
   return 0;
 }
 
@@ -302,6 +306,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
                   "dense (exact, one host)")

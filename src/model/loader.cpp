@@ -30,13 +30,22 @@ void run_load_jobs(std::vector<LoadJob>& jobs) {
 #pragma omp parallel for schedule(dynamic)
   for (int64_t i = 0; i < n; ++i) {
     try {
-      *jobs[i].dst = jobs[i].read();
+      if (jobs[i].matrix)
+        *jobs[i].matrix = jobs[i].read_matrix();
+      else
+        *jobs[i].dst = jobs[i].read();
     } catch (...) {
       errors[i] = std::current_exception();
     }
   }
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+WeightMatrix matrix_from_f32(std::vector<float> values, int64_t rows, int64_t cols,
+                             WeightsType type) {
+  if (type == WeightsType::BF16) return WeightMatrix::bf16_from(values, rows, cols);
+  return WeightMatrix::f32(std::move(values), rows, cols);
 }
 
 }  // namespace loader_detail
@@ -129,7 +138,7 @@ std::vector<int64_t> shape_of(std::initializer_list<int> dims) {
   return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
-Model load_hf(const std::string& dir) {
+Model load_hf(const std::string& dir, WeightsType weights) {
   namespace fs = std::filesystem;
   const fs::path cfg_path = fs::path(dir) / "config.json";
   std::error_code ec;
@@ -148,19 +157,33 @@ Model load_hf(const std::string& dir) {
 
   // HF names and [out, in] shapes of every weight; shapes are checked before anything is read.
   std::vector<LoadJob> jobs;
-  auto add = [&](std::string name, std::vector<float>* dst, std::vector<int64_t> shape) {
+  auto find = [&](const std::string& name, const std::vector<int64_t>& shape) {
     const SafetensorsFile* f = nullptr;
     const SafetensorsTensor* t = st.find(name, &f);
     SA_CHECK(t, "tensor '", name, "' is missing from the safetensors files in '", dir, "'");
     SA_CHECK(t->shape == shape, "tensor '", name, "' in '", f->path(), "' has shape ",
              shape_string(t->shape), " but the config implies ", shape_string(shape));
+    return std::pair{f, t};
+  };
+  auto add = [&](std::string name, std::vector<float>* dst, std::vector<int64_t> shape) {
+    const auto [f, t] = find(name, shape);
     jobs.push_back({name, dst, [f, t] { return f->read_f32(*t); }});
   };
+  auto add_matrix = [&](std::string name, WeightMatrix* dst, std::vector<int64_t> shape) {
+    const auto [f, t] = find(name, shape);
+    LoadJob job{name};
+    job.matrix = dst;
+    job.read_matrix = [f, t, shape, weights] {
+      return loader_detail::matrix_from_f32(f->read_f32(*t), shape[0], shape[1], weights);
+    };
+    jobs.push_back(std::move(job));
+  };
   const int d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn;
-  add("model.embed_tokens.weight", &m.weights.tok_embd, shape_of({c.vocab_size, d}));
+  add_matrix("model.embed_tokens.weight", &m.weights.tok_embd, shape_of({c.vocab_size, d}));
   add("model.norm.weight", &m.weights.output_norm, shape_of({d}));
   // With tied embeddings a stray lm_head.weight (some exports keep one) is ignored.
-  if (!c.tied_embeddings) add("lm_head.weight", &m.weights.output, shape_of({c.vocab_size, d}));
+  if (!c.tied_embeddings)
+    add_matrix("lm_head.weight", &m.weights.output, shape_of({c.vocab_size, d}));
   // num_hidden_layers is a claim of config.json: every layer must have its first tensor there
   // before a slot is made for each, or a lying count allocates gigabytes of empty layers.
   for (int i = 0; i < c.n_layers; ++i) {
@@ -173,19 +196,19 @@ Model load_hf(const std::string& dir) {
     LayerWeights& l = m.weights.layers[i];
     const std::string p = "model.layers." + std::to_string(i) + ".";
     add(p + "input_layernorm.weight", &l.attn_norm, shape_of({d}));
-    add(p + "self_attn.q_proj.weight", &l.wq, shape_of({q, d}));
-    add(p + "self_attn.k_proj.weight", &l.wk, shape_of({kv, d}));
-    add(p + "self_attn.v_proj.weight", &l.wv, shape_of({kv, d}));
+    add_matrix(p + "self_attn.q_proj.weight", &l.wq, shape_of({q, d}));
+    add_matrix(p + "self_attn.k_proj.weight", &l.wk, shape_of({kv, d}));
+    add_matrix(p + "self_attn.v_proj.weight", &l.wv, shape_of({kv, d}));
     if (c.qkv_bias) {
       add(p + "self_attn.q_proj.bias", &l.bq, shape_of({q}));
       add(p + "self_attn.k_proj.bias", &l.bk, shape_of({kv}));
       add(p + "self_attn.v_proj.bias", &l.bv, shape_of({kv}));
     }
-    add(p + "self_attn.o_proj.weight", &l.wo, shape_of({d, q}));
+    add_matrix(p + "self_attn.o_proj.weight", &l.wo, shape_of({d, q}));
     add(p + "post_attention_layernorm.weight", &l.ffn_norm, shape_of({d}));
-    add(p + "mlp.gate_proj.weight", &l.w_gate, shape_of({ffn, d}));
-    add(p + "mlp.up_proj.weight", &l.w_up, shape_of({ffn, d}));
-    add(p + "mlp.down_proj.weight", &l.w_down, shape_of({d, ffn}));
+    add_matrix(p + "mlp.gate_proj.weight", &l.w_gate, shape_of({ffn, d}));
+    add_matrix(p + "mlp.up_proj.weight", &l.w_up, shape_of({ffn, d}));
+    add_matrix(p + "mlp.down_proj.weight", &l.w_down, shape_of({d, ffn}));
     // Llama's attention_bias also biases o_proj, which Weights has no slot for: accept it only
     // when it is zero, so that the model we compute is the model in the file.
     const SafetensorsFile* f = nullptr;
@@ -275,18 +298,18 @@ std::vector<double> llama3_rope_divisors(const ModelConfig& c) {
   return div;
 }
 
-Model load_model(const std::string& path) {
+Model load_model(const std::string& path, WeightsType weights) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   SA_CHECK(fs::exists(st), "model path '", path, "' ",
            st.type() == fs::file_type::not_found ? "does not exist"
                                                  : "cannot be accessed: " + ec.message());
-  if (fs::is_directory(st)) return load_hf(path);
+  if (fs::is_directory(st)) return load_hf(path, weights);
   SA_CHECK(fs::path(path).extension() != ".safetensors", "'", path,
            "' is a safetensors file; pass the folder holding it and config.json");
   SA_CHECK(fs::is_regular_file(st), "model path '", path, "' is neither a folder nor a file");
-  return loader_detail::load_gguf(path);
+  return loader_detail::load_gguf(path, weights);
 }
 
 }  // namespace starattn

@@ -1,8 +1,12 @@
 // GGUF half of the model loader: llama.cpp metadata keys and tensor names -> ModelConfig, Weights.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "model/gguf.h"
 #include "model/loader_jobs.h"
@@ -12,6 +16,7 @@ namespace starattn {
 namespace {
 
 using loader_detail::LoadJob;
+using loader_detail::matrix_from_f32;
 using loader_detail::shape_string;
 
 using loader_detail::kMaxCount;
@@ -104,15 +109,36 @@ void rope_from_freqs(const GgufFile& f, const GgufTensorInfo& t, ModelConfig& c)
 }
 
 // Undoes llama.cpp's permute() of llama-arch Q/K rows: within each head of hd rows, GGUF row
-// 2i+j holds HF row j*(hd/2)+i. w: [heads * hd, cols].
-std::vector<float> unpermute_rows(const std::vector<float>& w, int heads, int64_t cols) {
-  std::vector<float> out(w.size());
-  const int64_t hd = static_cast<int64_t>(w.size()) / cols / heads;
+// 2i+j holds HF row j*(hd/2)+i. Rows are moved whole, as bytes, so this serves fp32 values and
+// quantised blocks alike (a block never spans two rows). src: [heads * hd rows of row_bytes].
+std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row_bytes, int heads) {
+  std::vector<uint8_t> out(static_cast<size_t>(rows) * row_bytes);
+  const int64_t hd = rows / heads;
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < hd / 2; ++i)
       for (int64_t j = 0; j < 2; ++j)
-        std::memcpy(&out[((h * hd) + j * (hd / 2) + i) * cols], &w[((h * hd) + 2 * i + j) * cols],
-                    cols * sizeof(float));
+        std::memcpy(&out[((h * hd) + j * (hd / 2) + i) * row_bytes],
+                    &src[((h * hd) + 2 * i + j) * row_bytes], row_bytes);
+  return out;
+}
+
+// Tells the kernel this process will not read [p, p + n) of the mapped file again (the rows were
+// copied): its clean pages leave the resident set instead of counting twice. Only whole pages
+// inside the range, so neighbouring tensors keep theirs; a later read would fault them back in.
+void drop_mapped_pages(const uint8_t* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// The same on fp32 values v: [rows, v.size() / rows] (a bias is rows of one value).
+std::vector<float> unpermute_values(const std::vector<float>& v, int64_t rows, int heads) {
+  const size_t row_bytes = rows ? v.size() / static_cast<size_t>(rows) * 4 : 0;
+  const std::vector<uint8_t> b =
+      unpermute_rows(reinterpret_cast<const uint8_t*>(v.data()), rows, row_bytes, heads);
+  std::vector<float> out(v.size());
+  if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());
   return out;
 }
 
@@ -168,8 +194,10 @@ ModelConfig config_from_gguf(const GgufFile& f) {
 
 namespace loader_detail {
 
-Model load_gguf(const std::string& path) {
-  const GgufFile f(path);
+Model load_gguf(const std::string& path, WeightsType weights) {
+  // Native weights point into the file's mapping, which lives as long as the last of them.
+  const auto file = std::make_shared<const GgufFile>(path);
+  const GgufFile& f = *file;
   Model m;
   m.config = config_from_gguf(f);
   const ModelConfig& c = m.config;
@@ -178,25 +206,53 @@ Model load_gguf(const std::string& path) {
 
   std::vector<LoadJob> jobs;
   // hf_shape: [out, in] (or [n]); GGUF dims list the same sizes row length first.
-  auto add = [&](const std::string& name, std::vector<float>* dst, std::vector<int64_t> hf_shape,
-                 int unpermute_heads = 0) {
+  auto find = [&](const std::string& name, const std::vector<int64_t>& hf_shape) {
     const GgufTensorInfo* t = f.find_tensor(name);
     SA_CHECK(t, "tensor '", name, "' is missing from '", path, "'");
     const std::vector<int64_t> want(hf_shape.rbegin(), hf_shape.rend());
     SA_CHECK(t->dims == want, "tensor '", name, "' in '", path, "' has dims ",
              shape_string(t->dims), " but the config implies ", shape_string(want),
              " (ggml order, row length first)");
-    const int64_t cols = hf_shape.size() == 2 ? hf_shape[1] : 1;
+    return t;
+  };
+  auto add = [&](const std::string& name, std::vector<float>* dst, std::vector<int64_t> hf_shape,
+                 int unpermute_heads = 0) {
+    const GgufTensorInfo* t = find(name, hf_shape);
     const int heads = permuted ? unpermute_heads : 0;
-    jobs.push_back({name, dst, [&f, t, heads, cols] {
+    jobs.push_back({name, dst, [&f, t, heads] {
                       std::vector<float> v = f.read_f32(*t);
-                      return heads ? unpermute_rows(v, heads, cols) : v;
+                      return heads ? unpermute_values(v, static_cast<int64_t>(v.size()), heads) : v;
                     }});
   };
+  auto add_matrix = [&](const std::string& name, WeightMatrix* dst, std::vector<int64_t> hf_shape,
+                        int unpermute_heads = 0) {
+    const GgufTensorInfo* t = find(name, hf_shape);
+    const int heads = permuted ? unpermute_heads : 0;
+    const int64_t rows = hf_shape[0], cols = hf_shape[1];
+    LoadJob job{name};
+    job.matrix = dst;
+    job.read_matrix = [&f, file, t, heads, rows, cols, weights] {
+      const uint8_t* src = f.tensor_data(*t);
+      // fp32 is read in place only when the file aligns it for float loads.
+      const bool in_place = weights == WeightsType::Native && kept_native(t->type) &&
+                            (t->type != GgmlType::F32 || reinterpret_cast<uintptr_t>(src) % 4 == 0);
+      if (in_place && !heads) return WeightMatrix::borrowed(t->type, rows, cols, src, file);
+      if (in_place) {
+        WeightMatrix m = WeightMatrix::owned(
+            t->type, rows, cols, unpermute_rows(src, rows, ggml_row_bytes(t->type, cols), heads));
+        drop_mapped_pages(src, m.bytes());
+        return m;
+      }
+      std::vector<float> v = f.read_f32(*t);
+      if (heads) v = unpermute_values(v, rows, heads);
+      return matrix_from_f32(std::move(v), rows, cols, weights);
+    };
+    jobs.push_back(std::move(job));
+  };
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn, vocab = c.vocab_size;
-  add("token_embd.weight", &m.weights.tok_embd, {vocab, d});
+  add_matrix("token_embd.weight", &m.weights.tok_embd, {vocab, d});
   add("output_norm.weight", &m.weights.output_norm, {d});
-  if (!c.tied_embeddings) add("output.weight", &m.weights.output, {vocab, d});
+  if (!c.tied_embeddings) add_matrix("output.weight", &m.weights.output, {vocab, d});
   // block_count is a claim of the file: every block must have its first tensor there before a
   // slot is made for each, or a lying count in a tiny file allocates gigabytes of empty layers.
   for (int i = 0; i < c.n_layers; ++i) {
@@ -209,19 +265,19 @@ Model load_gguf(const std::string& path) {
     LayerWeights& l = m.weights.layers[i];
     const std::string p = "blk." + std::to_string(i) + ".";
     add(p + "attn_norm.weight", &l.attn_norm, {d});
-    add(p + "attn_q.weight", &l.wq, {q, d}, c.n_heads);
-    add(p + "attn_k.weight", &l.wk, {kv, d}, c.n_kv_heads);
-    add(p + "attn_v.weight", &l.wv, {kv, d});
+    add_matrix(p + "attn_q.weight", &l.wq, {q, d}, c.n_heads);
+    add_matrix(p + "attn_k.weight", &l.wk, {kv, d}, c.n_kv_heads);
+    add_matrix(p + "attn_v.weight", &l.wv, {kv, d});
     if (c.qkv_bias) {
       add(p + "attn_q.bias", &l.bq, {q}, c.n_heads);  // the converter permutes biases too
       add(p + "attn_k.bias", &l.bk, {kv}, c.n_kv_heads);
       add(p + "attn_v.bias", &l.bv, {kv});
     }
-    add(p + "attn_output.weight", &l.wo, {d, q});
+    add_matrix(p + "attn_output.weight", &l.wo, {d, q});
     add(p + "ffn_norm.weight", &l.ffn_norm, {d});
-    add(p + "ffn_gate.weight", &l.w_gate, {ffn, d});
-    add(p + "ffn_up.weight", &l.w_up, {ffn, d});
-    add(p + "ffn_down.weight", &l.w_down, {d, ffn});
+    add_matrix(p + "ffn_gate.weight", &l.w_gate, {ffn, d});
+    add_matrix(p + "ffn_up.weight", &l.w_up, {ffn, d});
+    add_matrix(p + "ffn_down.weight", &l.w_down, {d, ffn});
     // Weights has no slot for an output-projection bias; a zero one changes nothing.
     if (const GgufTensorInfo* t = f.find_tensor(p + "attn_output.bias")) {
       const std::vector<float> b = f.read_f32(*t);
