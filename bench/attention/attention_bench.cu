@@ -1,6 +1,12 @@
 // Times the CUDA attention kernels against the machine's measured ceilings.
 //   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2
 //   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V)
+//   shared context: S = 1, 8, 32, 64 query rows over the same 128K unmasked keys (a served step's
+//            sequences on one context), GQA 32/8, d=128: the same K + V bytes, FLOPs
+//            4 * S * 32 * 128 * 128K; ours (the dispatch), and the kernels the dispatch used
+//            before the shared-context kernel (split-KV decode, flash prefill) for comparison;
+//   items:   32 sequences x 1 row over their own 2K keys, merged in place: one launch of
+//            attention_merge_items against 32 x (attention + merge).
 // CUDA events around each launch, warm-up first, median of repeats, random normal data.
 // Build: bash build-cuda-att/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
 // writes "name ms rate unit" lines to `out` for sdpa_baseline.py's side-by-side table.
@@ -20,7 +26,7 @@
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr double kPeakTflops = 989.0;  // H100 SXM dense bf16, the roofline the table quotes
+constexpr double kPeakTflops = 989.0;  // H100 / H200 SXM dense bf16, the roofline the table quotes
 
 void ck(cudaError_t e, const char* what) {
   if (e != cudaSuccess) starattn::fail(what, ": ", cudaGetErrorString(e));
@@ -144,9 +150,89 @@ int run(const char* out_path) {
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
 
-  std::printf("\n%-36s %10s %12s %8s\n", "ours", "ms", "rate", "roofline");
+  {  // shared context: S rows over 128K keys, no mask
+    const int n_kv = 131072, max_q = 64;
+    bf16* q = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 9);
+    bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 10);
+    bf16* v = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 11);
+    bf16* out = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 12);
+    float* lse = nullptr;
+    BCK(cudaMalloc(&lse, static_cast<size_t>(max_q) * 32 * sizeof(float)));
+    const double bytes = 2.0 * n_kv * 8 * 128 * 2;
+    static char names[16][64];
+    int named = 0;
+    for (int s : {1, 8, 32, 64}) {
+      const auto p = params(q, k, v, out, lse, s, n_kv, false);
+      const double flops = 4.0 * s * 32 * 128 * double(n_kv);
+      const struct {
+        const char* impl;
+        void (*fn)(const starattn::cuda::AttnParams&, cudaStream_t);
+      } impls[] = {{"", starattn::cuda::attention},
+                   {" (decode kernel)", starattn::cuda::attention_decode},
+                   {" (prefill kernel)", starattn::cuda::attention_prefill}};
+      for (const auto& im : impls) {
+        // The kernels the dispatch used before: decode up to 8 rows, prefill above.
+        if ((im.fn == starattn::cuda::attention_decode && s > 8) ||
+            (im.fn == starattn::cuda::attention_prefill && s <= 8))
+          continue;
+        const double ms = median_ms([&] { im.fn(p, nullptr); }, 10, 50);
+        const double tbs = bytes / (ms * 1e-3) / 1e12;
+        std::snprintf(names[named], sizeof names[named], "shared S=%d x 128K GQA 32/8%s", s,
+                      im.impl);
+        rows.push_back({names[named++], ms, tbs, "TB/s", tbs / copy_tbs});
+        std::printf("%-44s %8.3f ms %6.2f TB/s %7.1f TFLOP/s\n", names[named - 1], ms, tbs,
+                    flops / (ms * 1e-3) / 1e12);
+      }
+    }
+    for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
+  }
+  {  // items: 32 sequences, 1 new row each, 2048 own keys each (past 2047), merged in place
+    const int n_seq = 32, own = 2048;
+    bf16* q = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 13);
+    bf16* k = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 14);
+    bf16* v = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 15);
+    bf16* out = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 16);
+    bf16* part = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 17);
+    float *lse = nullptr, *part_lse = nullptr;
+    BCK(cudaMalloc(&lse, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    BCK(cudaMalloc(&part_lse, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    BCK(cudaMemset(lse, 0, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    std::vector<starattn::cuda::AttnItem> items(n_seq);
+    for (int i = 0; i < n_seq; ++i) {
+      items[i].k = k + static_cast<size_t>(i) * own * 8 * 128;
+      items[i].v = v + static_cast<size_t>(i) * own * 8 * 128;
+      items[i].q_row = i, items[i].n_q = 1, items[i].n_kv = own, items[i].causal_offset = own - 1;
+    }
+    const auto batch = params(q, nullptr, nullptr, out, lse, n_seq, 0, false);
+    const double bytes = 2.0 * n_seq * own * 8 * 128 * 2;
+    const double one = median_ms(
+        [&] { starattn::cuda::attention_merge_items(batch, items.data(), n_seq, nullptr); }, 10,
+        50);
+    const double each = median_ms(
+        [&] {
+          for (int i = 0; i < n_seq; ++i) {
+            auto p = params(q + static_cast<size_t>(i) * 32 * 128, const_cast<bf16*>(items[i].k),
+                            const_cast<bf16*>(items[i].v), part + static_cast<size_t>(i) * 32 * 128,
+                            part_lse + i * 32, 1, own, true);
+            starattn::cuda::attention(p, nullptr);
+            starattn::cuda::merge_attention(out + static_cast<size_t>(i) * 32 * 128, lse + i * 32,
+                                            part + static_cast<size_t>(i) * 32 * 128,
+                                            part_lse + i * 32, 1, 32, 128, nullptr);
+          }
+        },
+        10, 50);
+    rows.push_back({"items 32 seq x 1 row x 2K keys", one, bytes / (one * 1e-3) / 1e12, "TB/s",
+                    bytes / (one * 1e-3) / 1e12 / copy_tbs});
+    rows.push_back({"items 32 seq (attention+merge each)", each, bytes / (each * 1e-3) / 1e12,
+                    "TB/s", bytes / (each * 1e-3) / 1e12 / copy_tbs});
+    for (void* ptr :
+         {(void*)q, (void*)k, (void*)v, (void*)out, (void*)part, (void*)lse, (void*)part_lse})
+      BCK(cudaFree(ptr));
+  }
+
+  std::printf("\n%-44s %10s %12s %8s\n", "ours", "ms", "rate", "roofline");
   for (const Row& r : rows)
-    std::printf("%-36s %10.3f %7.1f %-7s %7.1f%%\n", r.name, r.ms, r.rate, r.unit, 100 * r.ratio);
+    std::printf("%-44s %10.3f %7.2f %-7s %7.1f%%\n", r.name, r.ms, r.rate, r.unit, 100 * r.ratio);
   if (out_path != nullptr) {
     FILE* f = std::fopen(out_path, "w");
     if (f == nullptr) starattn::fail("cannot write ", out_path);
