@@ -2,6 +2,7 @@
 // attention over the union of the keys (DESIGN.md §7).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -140,6 +141,44 @@ TEST(Merge, PartialsOverSplitKeysEqualUnion) {
   }
   for (size_t i = 0; i < out_u.size(); ++i) ASSERT_NEAR(acc_o[i], out_u[i], 1e-5);
   for (size_t i = 0; i < lse_u.size(); ++i) ASSERT_NEAR(acc_l[i], lse_u[i], 1e-5);
+}
+
+// The N-way merge of an allgather's [out | lse] blocks equals attention over the union of the
+// parts' keys, with empty parts and a part that dominates, and needs no order of pairwise merges.
+TEST(Merge, PartsOfAnAllgatherEqualUnion) {
+  const int n_q = 5, n_heads = 4, n_kv_heads = 2, d = 64;
+  const int cuts[] = {0, 0, 9, 9, 40, 41, 70, 70};  // 7 parts, two of them empty
+  const int n_kv = 70, parts = static_cast<int>(std::size(cuts)) - 1;
+  std::mt19937 rng(5);
+  auto q = random_vec(static_cast<size_t>(n_q) * n_heads * d, rng, 2.0f);
+  auto k = random_vec(static_cast<size_t>(n_kv) * n_kv_heads * d, rng, 2.0f);
+  auto v = random_vec(static_cast<size_t>(n_kv) * n_kv_heads * d, rng);
+  for (int j = 9; j < 40; ++j)  // keys of part 2 score far above the rest
+    for (int c = 0; c < n_kv_heads * d; ++c) k[static_cast<size_t>(j) * n_kv_heads * d + c] *= 4;
+  const Case whole{n_q, n_kv, n_heads, n_kv_heads, d, false, 0};
+  std::vector<float> out_u(q.size()), lse_u(static_cast<size_t>(n_q) * n_heads);
+  attention_cpu(params(whole, q.data(), k.data(), v.data(), out_u.data(), lse_u.data()));
+  const size_t out_n = q.size(), each = (out_n + lse_u.size()) * sizeof(float);
+  std::vector<float> gathered(each / sizeof(float) * parts, std::nanf(""));
+  for (int p = 0; p < parts; ++p) {
+    float* o = gathered.data() + p * (each / sizeof(float));
+    const Case part{n_q, cuts[p + 1] - cuts[p], n_heads, n_kv_heads, d, false, 0};
+    const size_t off = static_cast<size_t>(cuts[p]) * n_kv_heads * d;
+    attention_cpu(params(part, q.data(), k.data() + off, v.data() + off, o, o + out_n));
+  }
+  std::vector<float> out(q.size(), std::nanf("")), lse(lse_u.size(), std::nanf(""));
+  merge_attention_parts(out.data(), lse.data(), gathered.data(), each, parts, n_q, n_heads, d);
+  for (size_t i = 0; i < out_u.size(); ++i) ASSERT_NEAR(out[i], out_u[i], 1e-5) << i;
+  for (size_t i = 0; i < lse_u.size(); ++i) ASSERT_NEAR(lse[i], lse_u[i], 1e-5) << i;
+  // Every part empty: out 0 and lse -inf, never NaN.
+  for (int p = 0; p < parts; ++p) {
+    float* o = gathered.data() + p * (each / sizeof(float));
+    std::fill(o, o + out_n, 0.0f);
+    std::fill(o + out_n, o + each / sizeof(float), -std::numeric_limits<float>::infinity());
+  }
+  merge_attention_parts(out.data(), lse.data(), gathered.data(), each, parts, n_q, n_heads, d);
+  for (float x : out) ASSERT_EQ(x, 0.0f);
+  for (float x : lse) ASSERT_TRUE(std::isinf(x) && x < 0);
 }
 
 TEST(Merge, ExtremeLseDifferencesStayFinite) {

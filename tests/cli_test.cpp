@@ -329,13 +329,13 @@ TEST_F(CliRealModel, InteractiveSecondTurnEqualsAFreshRunOfTheWholeConversation)
 
   // The whole conversation rendered at once, cut where the first question starts.
   const Tokenizer tok = Tokenizer::from_gguf(GgufFile(model_));
-  const ChatTemplate tmpl = parse_chat_template(tok.chat_template());
+  const ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok);
   const std::string marker = "\x01q\x01";
-  const std::string opening = render_chat(tmpl, {{"user", context + "\n\n" + marker}}, true);
+  const std::string opening = tmpl.render({{"user", context + "\n\n" + marker}}, true);
   const std::string phase1 = opening.substr(0, opening.find(marker));
   const std::string answer1 = tok.decode(turns[0]["tokens"].get<std::vector<int>>());
-  const std::string whole = render_chat(
-      tmpl, {{"user", context + "\n\n" + q1}, {"assistant", answer1}, {"user", q2}}, true);
+  const std::string whole =
+      tmpl.render({{"user", context + "\n\n" + q1}, {"assistant", answer1}, {"user", q2}}, true);
   ASSERT_EQ(whole.compare(0, phase1.size(), phase1), 0);
   ASSERT_EQ(phase1.substr(phase1.size() - 2), "\n\n");
   // Without --chat, generate runs "CONTEXT\n\n" in phase 1 and the query after it.

@@ -96,7 +96,7 @@ TaskEnv fake_env(const Tokenizer& tok, bool faithful) {
   static const Haystack essay = fake_essay(40000);
   TaskEnv env;
   env.tok = &tok;
-  env.format = PromptFormat::from_chat(parse_chat_template(tok.chat_template()), "");
+  env.format = PromptFormat::from_chat(ChatTemplate::for_tokenizer(tok), "");
   env.faithful = faithful;
   env.words = []() -> const std::vector<std::string>& { return words; };
   env.essay = []() -> const Haystack& { return essay; };
@@ -111,7 +111,15 @@ TEST(EvalTemplate, PromptFormats) {
   EXPECT_EQ(l3.prefix, kPre);
   EXPECT_EQ(l3.suffix, kSuf);
   EXPECT_EQ(l3.turn_end, "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n");
-  const PromptFormat ml = PromptFormat::from_chat(ChatTemplate{ChatFormat::ChatML, "Be nice."}, "");
+  // ChatML with a default system prompt, as SmolLM2's template has.
+  const PromptFormat ml = PromptFormat::from_chat(
+      ChatTemplate::parse("{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"
+                          "{{ '<|im_start|>system\nBe nice.<|im_end|>\n' }}{% endif %}"
+                          "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+                          "{% endfor %}{% if add_generation_prompt %}"
+                          "{{ '<|im_start|>assistant\n' }}{% endif %}",
+                          "<|im_start|>", "<|im_end|>"),
+      "");
   EXPECT_EQ(ml.prefix, "<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\n");
   EXPECT_EQ(ml.suffix, "<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_EQ(ml.turn_end, "<|im_end|>\n<|im_start|>user\n");

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "app/bench_batch.h"
 #include "app/common.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
@@ -30,6 +31,7 @@ struct BenchArgs {
   bool json = false;
   RunConfig run;
   std::string attn = "dense", anchor_mode = "shared";
+  std::vector<int> sequences;  // --sequences: concurrent questions over one context
 };
 
 double median(std::vector<double> v) {
@@ -77,6 +79,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     SA_CHECK(a.repeats >= 1, "--repeats must be >= 1");
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     SA_CHECK(a.query >= 1, "--query must be >= 1");
+    for (int s : a.sequences) SA_CHECK(s >= 1 && s <= 1024, "--sequences must be in [1, 1024]");
     lm = load_model_and_tokenizer(a.model);
     backend = make_backend(a.device, *lm, comm);
     for (int n : a.prefill)
@@ -172,6 +175,16 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
           "%.3f ms/token moving tensors)\n",
           "decode", a.decode, sec, 1.0 / sec, "-", a.prefill.back(), decode_comm * 1e3);
   }
+  if (!a.sequences.empty()) {
+    BatchBenchArgs ba;
+    ba.context = a.prefill.back() - a.query;
+    ba.query = a.query;
+    ba.decode = a.decode;
+    ba.sequences = a.sequences;
+    ba.run = a.run;
+    ba.json = a.json;
+    bench_sequences(*backend, comm, *tensors, ba, out);
+  }
   out["tensor_comm"] = tensors->name();
   if (root && a.json) std::printf("%s\n", out.dump().c_str());
   return 0;
@@ -195,6 +208,10 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--query", a->query,
                   "Query tokens: the last tokens of each prompt run as phase 2, after phase 1")
       ->capture_default_str();
+  cmd->add_option("--sequences", a->sequences,
+                  "Also time S concurrent questions (--query tokens each) over one context (the "
+                  "last --prefill), decoded together as the server does, for each S listed")
+      ->delimiter(',');
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();

@@ -31,7 +31,7 @@ using eval::Sample;
 struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
-  std::string haystack, wordlist = eval::kDefaultWordList, system, label;
+  std::string haystack, wordlist = eval::kDefaultWordList, system, label, chat_template;
   std::string progress = "auto", device = "cpu";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
@@ -40,10 +40,12 @@ struct EvalArgs {
   std::string describe() const {
     std::ostringstream s;
     s << model << '|' << tasks << '|' << lengths << '|' << out << '|' << method.attn << '|'
-      << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|' << method.chunk
+      << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|'
+      << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk
       << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
       << '|' << max_new << '|' << seed << '|' << device << '|' << resume << faithful << report
       << dump;
+    s << '|' << chat_template;
     return s.str();
   }
 };
@@ -64,6 +66,7 @@ std::string fingerprint(const EvalArgs& a, const Tokenizer& tok) {
     << " words=" << fs::path(a.wordlist).filename().string() << " faithful=" << a.faithful
     << " max_new=" << a.max_new;
   if (!a.system.empty()) s << " system=" << a.system;
+  if (!a.chat_template.empty()) s << " chat_template=" << a.chat_template;
   return s.str();
 }
 
@@ -104,10 +107,10 @@ class EvalProgress {
 eval::TaskEnv make_env(const EvalArgs& a, const Tokenizer& tok) {
   eval::TaskEnv env;
   env.tok = &tok;
-  env.format =
-      tok.chat_template().empty()
-          ? eval::PromptFormat::base()
-          : eval::PromptFormat::from_chat(parse_chat_template(tok.chat_template()), a.system);
+  env.format = tok.chat_template().empty() && a.chat_template.empty()
+                   ? eval::PromptFormat::base()
+                   : eval::PromptFormat::from_chat(
+                         ChatTemplate::for_tokenizer(tok, a.chat_template), a.system);
   env.faithful = a.faithful;
   env.seed = a.seed;
   // Loaded once, on first use; the lambdas own them.
@@ -179,6 +182,7 @@ Record make_record(const Sample& s, const RunConfig& rc, const GenerateResult& r
     r.block_size = rc.block_size;
     r.anchor_size = rc.anchor_size;
     r.anchor_mode = anchor_mode_name(rc.anchor);
+    r.anchor_source = anchor_source_name(rc.anchor_source);
   }
   r.context_tokens = static_cast<int64_t>(s.context_ids.size());
   r.query_tokens = static_cast<int64_t>(s.query_ids.size());
@@ -376,6 +380,16 @@ std::function<int()> add_eval_command(CLI::App& app) {
          "Where a rank gets the anchor's KV: recompute, shared or broadcast (same results)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
+  cmd->add_option("--anchor-source", a->method.anchor_source,
+                  "What the anchor holds (an experiment; positions stay 0..A-1): first (the "
+                  "context's first A tokens), previous (each block's previous block; needs "
+                  "--anchor-mode recompute), random, shuffled (the first A in a random order) "
+                  "or constant (the first token repeated)")
+      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--anchor-seed", a->method.anchor_seed,
+                  "Seed of the random and shuffled anchors")
+      ->capture_default_str();
   cmd->add_option("--chunk", a->method.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
@@ -400,6 +414,9 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--system", a->system,
                   "System message for the chat template; empty = the template's own default");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
+                  "llama3, mistral) or a file with a Jinja template");
   cmd->add_flag("--faithful", a->faithful,
                 "Reproduce Star Attention's RULER quirks (\"You is a helpful assistant\", cwe "
                 "example as a second prompt, cwe 300/30 repeats at >= 4K, fwe over-length)");

@@ -23,7 +23,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model, tokenizer;
-  std::string prompt, prompt_file, context_file, query, system;
+  std::string prompt, prompt_file, context_file, query, system, chat_template;
   int n_predict = 128;
   SamplerOptions sampler;
   int logprobs = 0;
@@ -35,7 +35,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string device = "cpu";
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared";
+  std::string attn = "star", anchor_mode = "shared", anchor_source = "first";
   std::string progress = "auto";
 
   // Everything that must agree across ranks, as one line.
@@ -48,6 +48,7 @@ struct GenerateArgs {
     s << '|' << sampler.min_p << '|' << sampler.repeat_penalty << '|' << sampler.repeat_last_n
       << '|' << logprobs << '|' << interactive << '|' << ctx_size << '|' << stops.size();
     for (const std::string& stop : stops) s << '|' << stop.size() << ':' << stop;
+    s << '|' << chat_template;
     return s.str();
   }
 };
@@ -111,11 +112,16 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
         context = read_text_file(a.context_file, "context file");
         SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
       }
-      conversation = std::make_unique<Conversation>(tok, std::move(context), a.system);
+      conversation = std::make_unique<Conversation>(
+          tok, ChatTemplate::for_tokenizer(tok, a.chat_template), std::move(context), a.system);
       ctx_ids = conversation->context_ids();
     } else {
       const auto [context, query] = prompt_texts(a);
-      PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+      PromptIds ids =
+          a.chat || !a.chat_template.empty()
+              ? build_prompt_ids(tok, context, query,
+                                 ChatTemplate::for_tokenizer(tok, a.chat_template), a.system)
+              : build_prompt_ids(tok, context, query, false, a.system);
       ctx_ids = std::move(ids.context);
       q_ids = std::move(ids.query);
       const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
@@ -256,6 +262,9 @@ std::function<int()> add_generate_command(CLI::App& app) {
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's (implies --chat): a built-in name "
+                  "(chatml, llama2, llama3, mistral) or a file with a Jinja template");
   cmd->add_option("--stop", a->stops,
                   "Stop when the text contains this string (repeatable; not printed, and nothing "
                   "that could still become one is shown early). A newline in bash: --stop $'\\n'")
@@ -294,6 +303,14 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "shared (once per rank), broadcast (sent by rank 0 layer by layer)")
       ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
       ->capture_default_str();
+  cmd->add_option("--anchor-source", a->anchor_source,
+                  "What the anchor holds (an experiment; positions stay 0..A-1): first, previous "
+                  "(each block's previous block; needs --anchor-mode recompute), random, shuffled "
+                  "or constant")
+      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--anchor-seed", a->run.anchor_seed, "Seed of the random and shuffled anchors")
+      ->capture_default_str();
   cmd->add_option("--chunk", a->run.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
@@ -312,6 +329,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);
+    a->run.anchor_source = parse_anchor_source(a->anchor_source);
     return run_generate(*a);
   };
 }

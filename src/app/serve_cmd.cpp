@@ -20,7 +20,7 @@ namespace starattn::app {
 namespace {
 
 struct ServeArgs {
-  std::string model, tokenizer, alias;
+  std::string model, tokenizer, alias, chat_template;
   std::string device = "cpu";
   int threads = 0;
   RunConfig run;
@@ -32,7 +32,7 @@ struct ServeArgs {
 
   std::string describe() const {
     std::ostringstream s;
-    s << model << '|' << tokenizer << '|' << device << '|' << run.describe() << '|'
+    s << model << '|' << tokenizer << '|' << chat_template << '|' << device << '|' << run.describe() << '|'
       << sched.parallel << '|' << sched.step_tokens << '|' << context_memory_gib;
     return s.str();
   }
@@ -44,13 +44,15 @@ extern "C" void on_signal(int) {
   g_signals.fetch_add(1);
 }
 
-// The model's chat template as a renderer, or none when the template is missing or not one
-// starattn can render (then only /v1/completions serves).
-serve::RenderChat chat_renderer(const Tokenizer& tok, std::string* why) {
+// The chat template as a renderer (the model's, or --chat-template), or none when the model has
+// no template starattn can render (then only /v1/completions serves).
+serve::RenderChat chat_renderer(const Tokenizer& tok, const std::string& override_template,
+                                std::string* why) {
   try {
-    const ChatTemplate t = parse_chat_template(tok.chat_template());
-    return [t](const std::vector<ChatMessage>& m, bool gen) { return render_chat(t, m, gen); };
+    const ChatTemplate t = ChatTemplate::for_tokenizer(tok, override_template);
+    return [t](const std::vector<ChatMessage>& m, bool gen) { return t.render(m, gen); };
   } catch (const Error& e) {
+    if (!override_template.empty()) throw;  // asked for by name: a bad one is an error
     *why = e.what();
     return nullptr;
   }
@@ -111,7 +113,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
   model.id = model_id(a);
   model.tok = &lm->tokenizer;
   std::string why_no_chat;
-  model.render = chat_renderer(lm->tokenizer, &why_no_chat);
+  model.render = chat_renderer(lm->tokenizer, a.chat_template, &why_no_chat);
   model.max_positions = lm->model.config.max_positions;
   model.rc = a.run;
   model.ranks = comm.size();
@@ -168,6 +170,9 @@ std::function<int()> add_serve_command(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer,
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json");
   cmd->add_option("--alias", a->alias, "Model name clients use (default: the file's name)");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
+                  "llama3, mistral) or a file with a Jinja template");
   cmd->add_option("--host", a->http.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->http.port, "Port to listen on; 0 = any free port (printed)")
       ->capture_default_str();

@@ -84,6 +84,12 @@ class Backend {
   // lse: [rows, heads] fp32 (merge.h semantics).
   virtual void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
                      int heads, int head_dim) = 0;
+  // out (and lse, when not null) <- the N-way merge of n_parts partial results laid out as an
+  // allgather leaves them: part i at parts + i * part_bytes = [out (rows, heads, head_dim)
+  // act_dtype | lse (rows, heads) fp32] (merge.h merge_attention_parts semantics: fp32 weights,
+  // parts in order, the same bits on every rank).
+  virtual void merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,
+                           int n_parts, int rows, int heads, int head_dim) = 0;
   // For each item: attention of its rows of batch.q over its own keys, merged into the same rows
   // of batch.out / batch.lse (which must hold a partial result; lse is required). batch gives
   // q, out (contiguous [rows, heads, head_dim]), lse, the heads, strides and scale; its k, v,

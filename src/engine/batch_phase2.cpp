@@ -6,9 +6,10 @@
 
 namespace starattn {
 
-BatchPhase2::BatchPhase2(Backend& backend, TensorComm& comm)
+BatchPhase2::BatchPhase2(Backend& backend, TensorComm& comm, bool share_context)
     : b_(backend),
       comm_(comm),
+      share_context_(share_context),
       packed_(backend),
       gathered_(backend),
       lse_(backend),
@@ -66,7 +67,8 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
   for (size_t i = 0, row = 0; i < seqs_.size();) {
     const KvCache* ctx = seqs_[i].context;
     size_t j = i, rows = 0;
-    for (; j < seqs_.size() && seqs_[j].context == ctx; ++j) rows += seqs_[j].n;
+    for (; j < seqs_.size() && seqs_[j].context == ctx && (share_context_ || j == i); ++j)
+      rows += seqs_[j].n;
     b_.attention(kv_attn_params(c, qc + row * q_row, ctx->k(layer), ctx->v(layer),
                                 my_out + row * q_row, my_lse + row * heads, static_cast<int>(rows),
                                 ctx->size()));
@@ -102,18 +104,11 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
   }
   if (ranks == 1) return;
 
-  // Everyone's partials, merged in rank order so every rank ends with the same bits.
+  // Everyone's partials, merged over the ranks in order in one pass, so every rank ends with the
+  // same bits.
   gathered_.reserve(each * ranks);
   comm_.allgather(packed_.get(), gathered_.get(), each);
-  lse_.reserve(lse_bytes);
-  const char* all = gathered_.as<char>();
-  b_.copy(out, all, out_bytes);
-  b_.copy(lse_.get(), all + out_bytes, lse_bytes);
-  for (int r = 1; r < ranks; ++r) {
-    const char* part = all + each * r;
-    b_.merge(out, lse_.as<float>(), part, reinterpret_cast<const float*>(part + out_bytes), n,
-             heads, hd);
-  }
+  b_.merge_parts(out, nullptr, gathered_.get(), each, ranks, n, heads, hd);
 }
 
 }  // namespace starattn

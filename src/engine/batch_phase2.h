@@ -28,7 +28,9 @@ struct SeqStep {
 
 class BatchPhase2 : public AttentionHook {
  public:
-  BatchPhase2(Backend& backend, TensorComm& comm);
+  // share_context = false gives every sequence its own context attention call, as if each read
+  // the context alone (the same result; for measuring what the sharing buys).
+  BatchPhase2(Backend& backend, TensorComm& comm, bool share_context = true);
 
   // Before each forward call: the step's sequences in row order. Sequences on the same context
   // should be adjacent: each run of them shares one context attention call.
@@ -40,11 +42,12 @@ class BatchPhase2 : public AttentionHook {
  private:
   Backend& b_;
   TensorComm& comm_;
+  bool share_context_;
   std::vector<SeqStep> seqs_;
   std::vector<AttnItem> items_;  // this layer's per-sequence attentions
   int rows_ = 0;
   // Backend scratch: this rank's [out | lse] for all rows (the allgather's send buffer, or out and
-  // lse alone with one rank), everyone's, the merged lse, and one sequence's own-KV partial.
+  // lse alone with one rank), everyone's, and one sequence's own-KV partial.
   BackendBuffer packed_, gathered_, lse_, own_out_, own_lse_;
 };
 

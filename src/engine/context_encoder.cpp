@@ -84,16 +84,28 @@ void ContextEncoder::plan_star() {
   const int64_t A = anchor_rows(rc_, n_context_);
   const bool broadcast = A > 0 && rc_.anchor == AnchorMode::Broadcast && ranks > 1;
   const bool recompute = rc_.anchor == AnchorMode::Recompute;
+  // Block 0's first rows are the anchor only when the anchor is the context's own start.
+  const bool from_block0 = !recompute && rc_.anchor_source == AnchorSource::First;
   if (A > 0) anchor_ = std::make_unique<KvCache>(b_, cfg.n_layers, cfg.kv_dim(), A);
   send_anchor_ = broadcast && rank == 0;
   receive_anchor_ = broadcast && rank != 0;
 
   bool have_anchor = false;
+  if (send_anchor_ && !from_block0) {
+    // Rank 0 computes another source's anchor first, in one call, and sends it as it goes.
+    Call anchor;
+    anchor.kind = Kind::Anchor;
+    anchor.restart = true;
+    anchor.block = 1;
+    add_chunks(anchor, 0, A, A);
+    have_anchor = true;
+  }
   int64_t row = 0;
   for (int64_t b = mine.begin; b < mine.end; ++b) {
     const Span blk = blocks[b];
     Call proto;
     proto.kind = Kind::Block;
+    proto.block = b;
     proto.block_row = row;
     proto.anchored = A > 0 && b > 0;
     int64_t first_chunk = rc_.chunk;
@@ -101,6 +113,7 @@ void ContextEncoder::plan_star() {
       Call anchor;
       anchor.kind = Kind::Anchor;
       anchor.restart = true;
+      anchor.block = b;
       add_chunks(anchor, 0, A, rc_.chunk);
       have_anchor = true;
     }
@@ -111,7 +124,7 @@ void ContextEncoder::plan_star() {
       first_chunk = std::max<int64_t>(rc_.chunk, A);
       have_anchor = true;
     }
-    if (b == 0 && A > 0 && !recompute) {
+    if (b == 0 && A > 0 && from_block0) {
       // Block 0's first A rows are exactly the anchor's KV (same tokens, same positions, nothing
       // before them): keep them for this rank's later blocks and send them to the other ranks,
       // in a first call exactly as long as the anchor so every receiver's sizes match.
@@ -130,16 +143,9 @@ bool ContextEncoder::advance() {
   if (done()) return false;
   const Call call = calls_[next_++];
   switch (call.kind) {
-    case Kind::Anchor: {
-      if (call.restart) anchor_->truncate(0);
-      BlockAttention hook(b_, *anchor_);
-      std::vector<int> positions(call.n);
-      std::iota(positions.begin(), positions.end(), static_cast<int>(call.pos));
-      b_.forward(context_.data() + call.pos, positions.data(), static_cast<int>(call.n), hook, 0,
-                 nullptr);
-      anchor_->commit(static_cast<int>(call.n));
+    case Kind::Anchor:
+      run_anchor(call);
       break;
-    }
     case Kind::Block:
       run_block(call);
       tokens_done_ += call.n;
@@ -161,6 +167,26 @@ void ContextEncoder::receive_anchor_layer(int layer) {
   const int a = static_cast<int>(A);
   tensors_.broadcast(anchor_->mutable_k_row(layer, 0, a), A * anchor_->row_bytes(), 0);
   tensors_.broadcast(anchor_->mutable_v_row(layer, 0, a), A * anchor_->row_bytes(), 0);
+}
+
+void ContextEncoder::run_anchor(const Call& call) {
+  if (call.restart) {
+    anchor_->truncate(0);
+    anchor_tokens_ = anchor_tokens(rc_, context_, call.block, b_.config().vocab_size);
+  }
+  BlockAttention hook(b_, *anchor_);
+  if (send_anchor_) {
+    // The call is the whole anchor (planned so), so every receiver's sizes match.
+    hook.on_kv = [this](int, int64_t, int n, const void* k, const void* v) {
+      tensors_.broadcast(const_cast<void*>(k), n * anchor_->row_bytes(), 0);
+      tensors_.broadcast(const_cast<void*>(v), n * anchor_->row_bytes(), 0);
+    };
+  }
+  std::vector<int> positions(call.n);
+  std::iota(positions.begin(), positions.end(), static_cast<int>(call.pos));
+  b_.forward(anchor_tokens_.data() + call.pos, positions.data(), static_cast<int>(call.n), hook, 0,
+             nullptr);
+  anchor_->commit(static_cast<int>(call.n));
 }
 
 void ContextEncoder::run_block(const Call& call) {

@@ -44,17 +44,19 @@ class ContextEncoder {
     ReceiveAnchor,  // broadcast mode, a rank with no blocks: just take the anchor's layers
     Ring,           // the ring: this rank's whole share in one call
   };
-  // One forward call: n tokens at context positions [pos, pos + n).
+  // One forward call: n tokens at positions [pos, pos + n) (of the context, or of the anchor).
   struct Call {
     Kind kind = Kind::Block;
     int64_t pos = 0, n = 0;
-    int64_t block_row = 0;       // dst row of the block's first token (Block)
-    bool restart = false;        // Anchor: the first call of a recomputation (empties the cache)
-    bool anchored = false;       // Block: the block sees the anchor as its prefix
+    int64_t block = 0;            // the block it is for (Anchor: the block that needs it)
+    int64_t block_row = 0;        // dst row of the block's first token (Block)
+    bool restart = false;         // Anchor: the first call of a computation (empties the cache)
+    bool anchored = false;        // Block: the block sees the anchor as its prefix
     bool anchor_from_kv = false;  // Block 0: its first A rows are the anchor; keep (and send) them
   };
   void plan_star();
   void add_chunks(Call proto, int64_t begin, int64_t n, int64_t first_chunk);
+  void run_anchor(const Call& call);
   void run_block(const Call& call);
   void run_ring();
   // Broadcast mode on a receiving rank: layer `layer` of rank 0's anchor, into the anchor cache.
@@ -70,11 +72,14 @@ class ContextEncoder {
   size_t next_ = 0;
   int64_t tokens_done_ = 0, tokens_total_ = 0;
 
-  // Star's anchor (the first A context tokens at positions 0..A-1): its KV, and how this rank
-  // gets it. Recompute: before every anchored block. Shared: once per rank, from block 0's own
-  // first A rows where the rank holds block 0. Broadcast: rank 0 sends those rows layer by layer
-  // while it encodes block 0; every other rank receives them during its first call.
+  // Star's anchor (A tokens at positions 0..A-1, by default the context's first A): its KV, and
+  // how this rank gets it. Recompute: before every anchored block. Shared: once per rank; from
+  // block 0's own first A rows where the rank holds block 0 and the anchor is the context's
+  // start. Broadcast: rank 0 sends the anchor's rows layer by layer in its first call (while it
+  // encodes block 0, or computes another source's anchor); every other rank receives them during
+  // its first call.
   std::unique_ptr<KvCache> anchor_;
+  std::vector<int> anchor_tokens_;  // the anchor of the block being computed (one call's worth)
   bool send_anchor_ = false, receive_anchor_ = false;
 };
 

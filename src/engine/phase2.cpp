@@ -20,7 +20,6 @@ Phase2Attention::Phase2Attention(Backend& backend, TensorComm& comm, const KvCac
       key_(next_replay_key++),
       packed_(backend),
       gathered_(backend),
-      lse_(backend),
       step_(backend) {}
 
 void Phase2Attention::begin(int n) {
@@ -77,18 +76,11 @@ void Phase2Attention::attend(int layer, int n, const void* q, const void* k, con
   b_.attention(p);
   if (ranks == 1) return;
 
-  // Everyone's partials, merged in rank order so every rank ends with the same bits.
+  // Everyone's partials, merged over the ranks in order in one pass, so every rank ends with the
+  // same bits.
   gathered_.reserve(each * ranks);
   comm_.allgather(packed_.get(), gathered_.get(), each);
-  lse_.reserve(lse_bytes);
-  const char* all = gathered_.as<char>();
-  b_.copy(out, all, out_bytes);
-  b_.copy(lse_.get(), all + out_bytes, lse_bytes);
-  for (int r = 1; r < ranks; ++r) {
-    const char* part = all + each * r;
-    b_.merge(out, lse_.as<float>(), part, reinterpret_cast<const float*>(part + out_bytes), n,
-             heads, hd);
-  }
+  b_.merge_parts(out, nullptr, gathered_.get(), each, ranks, n, heads, hd);
 }
 
 }  // namespace starattn

@@ -41,9 +41,9 @@ class Phase2Attention : public AttentionHook {
   bool replayable_;
   uint64_t key_;
   bool dynamic_ = false;  // this forward reads its row and key count from step_
-  // Backend scratch: this rank's packed [out | lse], everyone's, the merged lse; and the step's
+  // Backend scratch: this rank's packed [out | lse], everyone's; and the step's
   // {query KV row, key count} for a replayable step.
-  BackendBuffer packed_, gathered_, lse_, step_;
+  BackendBuffer packed_, gathered_, step_;
 };
 
 }  // namespace starattn

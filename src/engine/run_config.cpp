@@ -1,5 +1,7 @@
 #include "engine/run_config.h"
 
+#include <algorithm>
+
 #include "starattn/error.h"
 
 namespace starattn {
@@ -16,12 +18,18 @@ RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
   if (r.anchor_size < 0) r.anchor_size = r.block_size;
   SA_CHECK(r.anchor_size <= r.block_size, "--anchor-size (", r.anchor_size,
            ") must not exceed --block-size (", r.block_size, ")");
+  // A previous-block anchor differs from block to block, so it can be neither computed once per
+  // rank nor sent by rank 0.
+  SA_CHECK(r.anchor_source != AnchorSource::Previous || r.anchor == AnchorMode::Recompute,
+           "--anchor-source previous gives every block its own anchor, so it needs "
+           "--anchor-mode recompute (got ", anchor_mode_name(r.anchor), ")");
   return r;
 }
 
 std::string RunConfig::describe() const {
   return std::string("attn=") + attn_mode_name(attn) + " B=" + std::to_string(block_size) +
          " A=" + std::to_string(anchor_size) + " anchor=" + anchor_mode_name(anchor) +
+         " source=" + anchor_source_name(anchor_source) + "/" + std::to_string(anchor_seed) +
          " chunk=" + std::to_string(chunk);
 }
 
@@ -37,6 +45,69 @@ AnchorMode parse_anchor_mode(const std::string& s) {
   if (s == "shared") return AnchorMode::Shared;
   if (s == "broadcast") return AnchorMode::Broadcast;
   fail("unknown anchor mode '", s, "' (expected recompute, shared or broadcast)");
+}
+
+AnchorSource parse_anchor_source(const std::string& s) {
+  if (s == "first") return AnchorSource::First;
+  if (s == "previous") return AnchorSource::Previous;
+  if (s == "random") return AnchorSource::Random;
+  if (s == "shuffled") return AnchorSource::Shuffled;
+  if (s == "constant") return AnchorSource::Constant;
+  fail("unknown anchor source '", s, "' (expected first, previous, random, shuffled or constant)");
+}
+
+const char* anchor_source_name(AnchorSource s) {
+  switch (s) {
+    case AnchorSource::First:
+      return "first";
+    case AnchorSource::Previous:
+      return "previous";
+    case AnchorSource::Random:
+      return "random";
+    case AnchorSource::Shuffled:
+      return "shuffled";
+    case AnchorSource::Constant:
+      return "constant";
+  }
+  return "?";
+}
+
+std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& context, int64_t block,
+                               int vocab) {
+  const int64_t A = rc.anchor_size, n = static_cast<int64_t>(context.size());
+  SA_CHECK(A >= 0 && A <= n && block >= 1, "anchor_tokens: no anchor for block ", block);
+  const auto first = context.begin();
+  // splitmix64: a seeded stream that is the same on every rank and every platform.
+  uint64_t state = rc.anchor_seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  auto next = [&state] {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  switch (rc.anchor_source) {
+    case AnchorSource::First:
+      return {first, first + A};
+    case AnchorSource::Previous: {
+      const int64_t end = std::min(block * rc.block_size, n);  // the previous block's end
+      return {first + (end - A), first + end};
+    }
+    case AnchorSource::Random: {
+      SA_CHECK(vocab > 0, "anchor_tokens: no vocabulary to draw from");
+      std::vector<int> out(A);
+      for (int& x : out) x = static_cast<int>(next() % static_cast<uint64_t>(vocab));
+      return out;
+    }
+    case AnchorSource::Shuffled: {
+      std::vector<int> out(first, first + A);
+      for (int64_t i = A - 1; i > 0; --i)
+        std::swap(out[i], out[next() % static_cast<uint64_t>(i + 1)]);
+      return out;
+    }
+    case AnchorSource::Constant:
+      return std::vector<int>(A, n > 0 ? context[0] : 0);
+  }
+  return {};
 }
 
 const char* attn_mode_name(AttnMode m) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace starattn {
 
@@ -19,11 +20,23 @@ enum class AnchorMode {
   Broadcast,  // rank 0 sends it layer by layer while encoding block 0; others skip it
 };
 
+// What the anchor holds (Star only; an experiment of the paper's Table 3). Its positions are
+// always 0..A-1; only its tokens change.
+enum class AnchorSource {
+  First,     // the context's first A tokens (the paper's anchor; the default)
+  Previous,  // each block's previous block (its last A tokens): a different anchor per block
+  Random,    // A random token ids (seeded), the same for every block
+  Shuffled,  // the first A tokens in a seeded random order
+  Constant,  // the context's first token repeated A times
+};
+
 struct RunConfig {
   AttnMode attn = AttnMode::Star;
   int64_t block_size = -1;   // B, tokens; -1 = ceil(context tokens / ranks)
   int64_t anchor_size = -1;  // A, tokens; -1 = B; 0 = no anchor (the ablation)
   AnchorMode anchor = AnchorMode::Shared;
+  AnchorSource anchor_source = AnchorSource::First;
+  uint64_t anchor_seed = 0;  // for the random and shuffled sources
   // Tokens per forward call in long prefills (memory and progress granularity); 0 = the
   // backend's choice (Backend::preferred_chunk: 512 on a CPU, 8192 on a GPU).
   int chunk = 0;
@@ -38,9 +51,16 @@ struct RunConfig {
   std::string describe() const;
 };
 
+// The anchor's tokens for block `block` (>= 1) of `context`, A = rc.anchor_size of them
+// (rc resolved), as rc.anchor_source says; random ids are drawn from [0, vocab).
+std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& context, int64_t block,
+                               int vocab);
+
 AttnMode parse_attn_mode(const std::string& s);
 AnchorMode parse_anchor_mode(const std::string& s);
 const char* attn_mode_name(AttnMode m);
 const char* anchor_mode_name(AnchorMode m);
+AnchorSource parse_anchor_source(const std::string& s);
+const char* anchor_source_name(AnchorSource s);
 
 }  // namespace starattn

@@ -28,6 +28,7 @@ void MethodSpec::check() const {
   SA_CHECK(anchor == "B" || digits(anchor) || ratio_of(anchor, 'B'),
            "-a must be B, B/k or a token count, got '", anchor, "'");
   SA_CHECK(!ratio_of(anchor, 'B') || block != "auto", "-a ", anchor, " needs a fixed -b, not auto");
+  (void)parse_anchor_source(anchor_source);
 }
 
 RunConfig MethodSpec::at_length(int64_t length) const {
@@ -35,6 +36,8 @@ RunConfig MethodSpec::at_length(int64_t length) const {
   RunConfig run;
   run.attn = parse_attn_mode(attn);
   run.anchor = parse_anchor_mode(anchor_mode);
+  run.anchor_source = parse_anchor_source(anchor_source);
+  run.anchor_seed = anchor_seed;
   run.chunk = chunk;
   if (block == "auto") {
     run.block_size = -1;
@@ -60,7 +63,9 @@ RunConfig MethodSpec::at_length(int64_t length) const {
 std::string MethodSpec::label(int ranks) const {
   if (attn == "dense") return "dense";
   if (attn == "ring") return ranks > 1 ? "ring (" + std::to_string(ranks) + " ranks)" : "ring";
-  return "star B=" + block + " A=" + (anchor == "0" ? std::string("0 (none)") : anchor);
+  std::string l = "star B=" + block + " A=" + (anchor == "0" ? std::string("0 (none)") : anchor);
+  if (anchor_source != "first") l += " anchor=" + anchor_source;
+  return l;
 }
 
 std::vector<int64_t> parse_lengths(const std::string& csv) {

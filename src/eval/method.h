@@ -17,13 +17,16 @@ struct MethodSpec {
   std::string block = "L/4";  // "L/k", "auto" (context / ranks) or a token count
   std::string anchor = "B";   // "B", "B/k" or a token count (0 = no anchor)
   std::string anchor_mode = "shared";
-  int chunk = 0;  // 0 = the backend's choice
+  std::string anchor_source = "first";  // first, previous, random, shuffled, constant
+  uint64_t anchor_seed = 0;             // for random and shuffled
+  int chunk = 0;                        // 0 = the backend's choice
 
   // Throws Error naming the flag (-b, -a) whose text is not one of the forms above.
   void check() const;
   // The run configuration at target length L, before RunConfig::resolved.
   RunConfig at_length(int64_t length) const;
-  // The column name: "dense", "ring (2 ranks)", "star B=L/4 A=B/4", "star B=L/4 A=0 (none)".
+  // The column name: "dense", "ring (2 ranks)", "star B=L/4 A=B/4", "star B=L/4 A=0 (none)",
+  // "star B=L/4 A=B anchor=previous".
   std::string label(int ranks) const;
 };
 

@@ -62,6 +62,7 @@ nlohmann::json to_json(const Record& r) {
   j["block_size"] = r.block_size;
   j["anchor_size"] = r.anchor_size;
   j["anchor_mode"] = r.anchor_mode;
+  j["anchor_source"] = r.anchor_source;
   j["ranks"] = r.ranks;
   j["context_tokens"] = r.context_tokens;
   j["query_tokens"] = r.query_tokens;
@@ -92,6 +93,7 @@ Record record_from_json(const nlohmann::json& j) {
   r.block_size = j.value("block_size", int64_t{0});
   r.anchor_size = j.value("anchor_size", int64_t{0});
   r.anchor_mode = j.value("anchor_mode", std::string());
+  r.anchor_source = j.value("anchor_source", std::string("first"));
   r.ranks = j.value("ranks", 1);
   r.context_tokens = j.value("context_tokens", int64_t{0});
   r.query_tokens = j.value("query_tokens", int64_t{0});

@@ -17,6 +17,7 @@ struct Record {
   std::string method;       // the column label, e.g. "star B=L/4 A=B"
   std::string fingerprint;  // everything else that changes the samples or the answers
   std::string attn, anchor_mode;
+  std::string anchor_source = "first";
   int64_t block_size = 0, anchor_size = 0;  // as resolved for this sample (star only)
   int ranks = 1;
   int64_t context_tokens = 0, query_tokens = 0;

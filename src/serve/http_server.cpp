@@ -233,22 +233,26 @@ void HttpServer::routes() {
       const int64_t created = unix_time();
       if (!r.stream) {
         std::string text;
+        std::vector<TokenChoice> tokens;
         Job::News news;
         do {
           news = job->wait(std::chrono::milliseconds(1000));
           text += news.text;
+          tokens.insert(tokens.end(), news.tokens.begin(), news.tokens.end());
         } while (!news.done);
         if (news.status != 0) throw HttpError(news.status, news.error_type, news.error);
         send_json(res, 200,
-                  completion_json(r, id, created, model_.id, text, news.finish_reason, news.usage));
+                  completion_json(r, id, created, model_.id, text, news.finish_reason, news.usage,
+                                  logprobs_json(r, *model_.tok, tokens)));
         return;
       }
       res.set_header("Cache-Control", "no-cache");
       res.set_header("X-Accel-Buffering", "no");
       auto started = std::make_shared<bool>(false);
+      auto offset = std::make_shared<size_t>(0);  // text bytes sent, for completions' offsets
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, r, job, id, created, started](size_t, httplib::DataSink& sink) {
+          [this, r, job, id, created, started, offset](size_t, httplib::DataSink& sink) {
             auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
             if (!*started) {
               *started = true;
@@ -259,15 +263,18 @@ void HttpServer::routes() {
               }
             }
             const Job::News news = job->wait(std::chrono::milliseconds(1000));
-            if (!news.text.empty() &&
-                !write(sse(chunk_json(r, id, created, model_.id, nullptr, news.text, "")))) {
+            const bool fresh = !news.text.empty() || !news.tokens.empty();
+            if (fresh && !write(sse(chunk_json(r, id, created, model_.id, nullptr, news.text, "",
+                                              logprobs_json(r, *model_.tok, news.tokens,
+                                                            *offset))))) {
               job->cancel();  // the client has gone: free its sequence at the next step
               return false;
             }
+            *offset += news.text.size();
             if (!news.done) {
               // Nothing new for a while (a context is being encoded): an SSE comment, which
               // clients ignore, finds out whether the client is still there.
-              if (news.text.empty() && !write(": keep-alive\n\n")) {
+              if (!fresh && !write(": keep-alive\n\n")) {
                 job->cancel();
                 return false;
               }

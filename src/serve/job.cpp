@@ -4,12 +4,20 @@ namespace starattn::serve {
 
 Job::News Job::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return !pending_.text.empty() || pending_.done; });
+  cv_.wait_for(lock, timeout, [&] {
+    return !pending_.text.empty() || !pending_.tokens.empty() || pending_.done;
+  });
   News out = std::move(pending_);
   pending_ = News{};
   // A finished job keeps saying so to every later wait.
-  if (out.done) pending_ = News{"", true, out.finish_reason, out.usage, out.status,
-                                out.error_type, out.error};
+  if (out.done) {
+    pending_.done = true;
+    pending_.finish_reason = out.finish_reason;
+    pending_.usage = out.usage;
+    pending_.status = out.status;
+    pending_.error_type = out.error_type;
+    pending_.error = out.error;
+  }
   return out;
 }
 
@@ -18,6 +26,14 @@ void Job::push(const std::string& text) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.text += text;
+  }
+  cv_.notify_all();
+}
+
+void Job::push_token(TokenChoice t) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.tokens.push_back(std::move(t));
   }
   cv_.notify_all();
 }

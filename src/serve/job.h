@@ -19,6 +19,13 @@
 
 namespace starattn::serve {
 
+// One generated token's log-probability and the most likely alternatives (when asked for).
+struct TokenChoice {
+  int id = -1;
+  float logprob = 0;
+  std::vector<TokenLogprob> top;
+};
+
 struct Usage {
   int64_t prompt = 0;      // context + query tokens
   int64_t completion = 0;  // generated tokens
@@ -39,6 +46,7 @@ class Job {
   int max_tokens = 0;
   SamplerOptions sampler;
   std::vector<std::string> stop;
+  int top_logprobs = -1;  // -1 = no logprobs; else the alternatives per token (0..20)
   double submitted = 0;  // steady-clock seconds
   // Set by the scheduler when it takes the job: its context was already encoded (a cache hit).
   bool hit = false;
@@ -46,6 +54,7 @@ class Job {
   // What the HTTP thread gets from wait().
   struct News {
     std::string text;           // answer text since the last wait (complete UTF-8)
+    std::vector<TokenChoice> tokens;  // with top_logprobs >= 0: the tokens since the last wait
     bool done = false;
     std::string finish_reason;  // "stop", "length"; set with done
     Usage usage;                // set with done
@@ -57,6 +66,7 @@ class Job {
 
   // Scheduler side.
   void push(const std::string& text);
+  void push_token(TokenChoice t);
   void finish(const std::string& reason, const Usage& usage);
   void fail(int status, const std::string& type, const std::string& message);
   bool ended() const;

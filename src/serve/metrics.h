@@ -13,7 +13,7 @@ struct Metrics {
   std::atomic<uint64_t> requests_ok{0}, requests_client_error{0}, requests_server_error{0};
   std::atomic<uint64_t> requests_cancelled{0};  // the client went away before the end
   std::atomic<uint64_t> prompt_tokens{0}, completion_tokens{0}, cached_tokens{0};
-  std::atomic<uint64_t> phase1_tokens{0};        // context tokens encoded (on rank 0's share)
+  std::atomic<uint64_t> phase1_tokens{0};        // context tokens encoded (all ranks' shares)
   std::atomic<uint64_t> contexts_encoded{0};
   std::atomic<uint64_t> context_hits{0}, context_misses{0};
   std::atomic<uint64_t> contexts_evicted{0};

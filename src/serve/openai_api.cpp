@@ -169,6 +169,10 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
   r.top_p = static_cast<float>(get_number(j, "top_p", 0.0, 1.0).value_or(1.0));
   if (r.top_p == 0.0f) throw bad_request("'top_p' must be greater than 0", "top_p");
   r.top_k = static_cast<int>(get_int(j, "top_k", 0, 1 << 30).value_or(0));
+  r.min_p = static_cast<float>(get_number(j, "min_p", 0.0, 1.0).value_or(0.0));
+  r.repetition_penalty = static_cast<float>(
+      get_number(j, "repetition_penalty", 1e-3, 100.0)
+          .value_or(get_number(j, "repeat_penalty", 1e-3, 100.0).value_or(1.0)));
   if (const auto seed = get_int(j, "seed", std::numeric_limits<int64_t>::min(),
                                 std::numeric_limits<int64_t>::max()))
     r.seed = static_cast<uint64_t>(*seed);
@@ -184,8 +188,14 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
     if (get_number(j, penalty, -2.0, 2.0).value_or(0.0) != 0.0)
       throw bad_request(std::string("'") + penalty + "' is not supported (use 0)", penalty);
   }
-  if (get_bool(j, "logprobs").value_or(false) || field(j, "top_logprobs"))
-    throw bad_request("'logprobs' is not supported", "logprobs");
+  if (chat) {
+    if (get_bool(j, "logprobs").value_or(false))
+      r.top_logprobs = static_cast<int>(get_int(j, "top_logprobs", 0, kMaxTopLogprobs).value_or(0));
+    else if (field(j, "top_logprobs"))
+      throw bad_request("'top_logprobs' needs \"logprobs\": true", "top_logprobs");
+  } else if (const auto n = get_int(j, "logprobs", 0, kMaxTopLogprobs)) {
+    r.top_logprobs = static_cast<int>(*n);
+  }
   if (const json* t = field(j, "tools"); t && !(t->is_array() && t->empty()))
     throw bad_request("'tools' are not supported", "tools");
   if (const json* rf = field(j, "response_format");
@@ -220,10 +230,55 @@ json usage_json(const Usage& u) {
           {"prompt_tokens_details", {{"cached_tokens", u.cached}}}};
 }
 
+json logprobs_json(const CompletionRequest& r, const Tokenizer& tok,
+                   const std::vector<TokenChoice>& tokens, size_t text_offset) {
+  if (r.top_logprobs < 0) return nullptr;
+  // A token's text as bytes (a token may hold part of a character) and as a string.
+  auto text_of = [&](int id) {
+    if (id >= 0 && id < tok.vocab_size()) return tok.token_text(id);
+    std::string t = "<";  // an id past the tokenizer (a padded embedding)
+    t += std::to_string(id);
+    t += '>';
+    return t;
+  };
+  auto bytes_of = [](const std::string& t) {
+    json b = json::array();
+    for (unsigned char ch : t) b.push_back(ch);
+    return b;
+  };
+  if (r.chat) {
+    json content = json::array();
+    for (const TokenChoice& t : tokens) {
+      const std::string s = text_of(t.id);
+      json top = json::array();
+      for (const TokenLogprob& alt : t.top) {
+        const std::string a = text_of(alt.id);
+        top.push_back({{"token", a}, {"logprob", alt.logprob}, {"bytes", bytes_of(a)}});
+      }
+      content.push_back(
+          {{"token", s}, {"logprob", t.logprob}, {"bytes", bytes_of(s)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}};
+  }
+  json toks = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const TokenChoice& t : tokens) {
+    const std::string s = text_of(t.id);
+    toks.push_back(s);
+    lps.push_back(t.logprob);
+    json top = json::object();
+    for (const TokenLogprob& alt : t.top) top[text_of(alt.id)] = alt.logprob;
+    tops.push_back(top);
+    offsets.push_back(text_offset);
+    text_offset += s.size();
+  }
+  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops},
+          {"text_offset", offsets}};
+}
+
 json completion_json(const CompletionRequest& r, const std::string& id, int64_t created,
                      const std::string& model, const std::string& text,
-                     const std::string& finish_reason, const Usage& u) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+                     const std::string& finish_reason, const Usage& u, const json& logprobs) {
+  json choice = {{"index", 0}, {"logprobs", logprobs}, {"finish_reason", finish_reason}};
   if (r.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
@@ -239,8 +294,8 @@ json completion_json(const CompletionRequest& r, const std::string& id, int64_t 
 
 json chunk_json(const CompletionRequest& r, const std::string& id, int64_t created,
                 const std::string& model, const std::string* role, const std::string& text,
-                const std::string& finish_reason) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}};
+                const std::string& finish_reason, const json& logprobs) {
+  json choice = {{"index", 0}, {"logprobs", logprobs}};
   choice["finish_reason"] = finish_reason.empty() ? json(nullptr) : json(finish_reason);
   if (r.chat) {
     json delta = json::object();

@@ -13,6 +13,7 @@
 #include "serve/http_error.h"
 #include "serve/job.h"
 #include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
 
 namespace starattn::serve {
 
@@ -25,6 +26,10 @@ struct CompletionRequest {
   float temperature = 1.0f;           // OpenAI's defaults
   float top_p = 1.0f;
   int top_k = 0;                      // extension; 0 = off
+  float min_p = 0.0f;                 // extension; 0 = off
+  float repetition_penalty = 1.0f;    // extension (vLLM's name); 1 = off
+  // Chat: "logprobs": true with "top_logprobs": N; completions: "logprobs": N. -1 = off.
+  int top_logprobs = -1;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false;
@@ -51,14 +56,20 @@ ContextRequest parse_context_request(const std::string& body);
 
 // Replies. `id` is the response id ("chatcmpl-..." / "cmpl-..."), `created` unix seconds.
 nlohmann::json usage_json(const Usage& u);
+// The OpenAI "logprobs" object of a choice for these tokens (chat: {"content": [...]};
+// completions: tokens, token_logprobs, top_logprobs, text_offset).
+nlohmann::json logprobs_json(const CompletionRequest& r, const Tokenizer& tok,
+                             const std::vector<TokenChoice>& tokens, size_t text_offset = 0);
 nlohmann::json completion_json(const CompletionRequest& r, const std::string& id, int64_t created,
                                const std::string& model, const std::string& text,
-                               const std::string& finish_reason, const Usage& u);
+                               const std::string& finish_reason, const Usage& u,
+                               const nlohmann::json& logprobs = nullptr);
 // One streamed chunk: `text` as the delta (chat: the first chunk also carries the role), and the
 // finish reason on the last one ("" for none).
 nlohmann::json chunk_json(const CompletionRequest& r, const std::string& id, int64_t created,
                           const std::string& model, const std::string* role,
-                          const std::string& text, const std::string& finish_reason);
+                          const std::string& text, const std::string& finish_reason,
+                          const nlohmann::json& logprobs = nullptr);
 // The usage chunk that ends a stream when stream_options.include_usage is set.
 nlohmann::json usage_chunk_json(const CompletionRequest& r, const std::string& id,
                                 int64_t created, const std::string& model, const Usage& u);

@@ -78,6 +78,8 @@ void put_rc(Writer& w, const RunConfig& rc) {
   w.put<int64_t>(rc.anchor_size);
   w.put<int32_t>(static_cast<int32_t>(rc.anchor));
   w.put<int32_t>(rc.chunk);
+  w.put<int32_t>(static_cast<int32_t>(rc.anchor_source));
+  w.put<uint64_t>(rc.anchor_seed);
 }
 
 RunConfig get_rc(Reader& r) {
@@ -93,6 +95,11 @@ RunConfig get_rc(Reader& r) {
            "control message: anchor mode ", anchor);
   rc.anchor = static_cast<AnchorMode>(anchor);
   rc.chunk = r.get<int32_t>();
+  const auto source = r.get<int32_t>();
+  SA_CHECK(source >= 0 && source <= static_cast<int32_t>(AnchorSource::Constant),
+           "control message: anchor source ", source);
+  rc.anchor_source = static_cast<AnchorSource>(source);
+  rc.anchor_seed = r.get<uint64_t>();
   return rc;
 }
 

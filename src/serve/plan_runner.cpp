@@ -17,12 +17,6 @@ PlanRunner::Shard& PlanRunner::shard(uint64_t id, const char* what) {
   return it->second;
 }
 
-size_t PlanRunner::kv_bytes() const {
-  size_t total = 0;
-  for (const auto& [id, s] : shards_) total += s.kv->bytes();
-  return total;
-}
-
 void PlanRunner::run(const Plan& plan, const std::function<KvCache*(uint64_t)>& own,
                      std::vector<float>* hidden) {
   encoded_.clear();
@@ -51,9 +45,7 @@ void PlanRunner::advance(const std::vector<uint64_t>& ids) {
   for (size_t i = 0; i < ids.size(); ++i) {
     Shard& s = shard(ids[i], "phase 1");
     SA_CHECK(s.encoder, "serve: context ", ids[i], " is already encoded");
-    const int64_t before = s.encoder->tokens_done();
     s.encoder->advance();
-    phase1_tokens_ += s.encoder->tokens_done() - before;
     left[i] = s.encoder->done() ? 0.0f : 1.0f;
   }
   b_.synchronize();  // a context is encoded when its work is done, not when it is queued

@@ -32,10 +32,6 @@ class PlanRunner {
 
   // Contexts whose phase 1 ended on every rank during the last run().
   const std::vector<uint64_t>& encoded() const { return encoded_; }
-  // Bytes of KV this rank holds for contexts (encoded or encoding), anchors included.
-  size_t kv_bytes() const;
-  // Tokens phase 1 has encoded on this rank since the runner was made.
-  int64_t phase1_tokens() const { return phase1_tokens_; }
 
  private:
   struct Shard {
@@ -55,7 +51,6 @@ class PlanRunner {
   std::map<uint64_t, Shard> shards_;
   BatchPhase2 phase2_;
   std::vector<uint64_t> encoded_;
-  int64_t phase1_tokens_ = 0;
 };
 
 // The loop of every rank but 0: run rank 0's plans until it says to shut down.

@@ -154,7 +154,15 @@ std::shared_ptr<Job> make_generate_job(const ServedModel& m, ContextRegistry& re
   job->sampler.temperature = r.temperature;
   job->sampler.top_p = r.top_p;
   job->sampler.top_k = r.top_k;
+  job->sampler.min_p = r.min_p;
+  job->sampler.repeat_penalty = r.repetition_penalty;
   job->sampler.seed = r.seed ? *r.seed : std::random_device{}();
+  try {
+    validate(job->sampler);
+  } catch (const Error& e) {
+    throw bad_request(e.what());
+  }
+  job->top_logprobs = r.top_logprobs;
   job->stop = r.stop;
   job->submitted = steady_now();
   job->context = held.keep();

@@ -7,7 +7,7 @@
 
 #include "engine/layout.h"
 #include "serve/http_error.h"
-#include "serve/stop_text.h"
+#include "engine/stop_strings.h"
 #include "starattn/error.h"
 
 namespace starattn::serve {
@@ -37,12 +37,21 @@ struct Scheduler::Sequence {
   bool decoding = false;        // the whole query has run
   Sampler sampler;
   StreamDecoder text;
-  StopText stop;
+  StopStrings stop;
   int generated = 0;
   bool first_token_seen = false;
   bool ended = false;  // its job is answered; it leaves active_ at the next reap()
   Sequence(std::shared_ptr<Job> j, const Tokenizer& tok)
-      : job(std::move(j)), sampler(job->sampler), text(tok), stop(job->stop) {}
+      : job(std::move(j)), sampler(job->sampler), text(tok), stop(job->stop) {
+    // The repetition penalty looks at the prompt too (context and question), as generate's does.
+    // (The sampler keeps only its window of them.)
+    if (job->sampler.repeat_penalty != 1.0f) {
+      for (int id : job->context->tokens) sampler.accept(id);
+      for (int id : job->query) sampler.accept(id);
+    }
+  }
+  // Text that is safe to send, after the decoder's and the stop strings' hold-backs.
+  std::string final_text() { return stop.push(text.flush()) + stop.flush(); }
 };
 
 Scheduler::Scheduler(Backend& backend, Comm& comm, PlanRunner& runner, const Tokenizer& tok,
@@ -231,15 +240,17 @@ void Scheduler::admit(Plan& plan) {
     const std::shared_ptr<Job>& job = *it;
     ContextEntry& e = *job->context;
     ContextEntry::State state;
+    bool gone;
     {
       std::lock_guard<std::mutex> lock(registry_.mutex());
       state = e.state;
-      if (e.deleted && state != ContextEntry::State::Ready) {
-        job->fail(404, "not_found_error", "context " + e.id + " was deleted");
-        drop_job(job);
-        it = waiting_.erase(it);
-        continue;
-      }
+      gone = e.deleted && state != ContextEntry::State::Ready;
+    }
+    if (gone) {  // deleted before its phase 1 ran
+      job->fail(404, "not_found_error", "context " + e.id + " was deleted");
+      drop_job(job);
+      it = waiting_.erase(it);
+      continue;
     }
     if (state != ContextEntry::State::Ready) {
       ++it;  // waits for its phase 1
@@ -248,9 +259,9 @@ void Scheduler::admit(Plan& plan) {
     if (job->kind == Job::Kind::Encode) {
       Usage u;
       u.prompt = static_cast<int64_t>(e.tokens.size());
+      drop_job(job);  // first, so the reply counts no user for it
       job->finish("encoded", u);
       metrics_.requests_ok++;
-      drop_job(job);
       it = waiting_.erase(it);
       continue;
     }
@@ -298,7 +309,7 @@ void Scheduler::plan_step(Plan& plan) {
       std::vector<size_t> need(comm_.size(), 0);
       need[0] = sequence_bytes(grown) - s.kv->bytes();
       if (!make_room(need, plan, s.job->context.get())) {
-        s.job->push(s.stop.flush(s.text.flush()));
+        s.job->push(s.final_text());
         end_sequence(s, "length");
         continue;
       }
@@ -343,8 +354,14 @@ void Scheduler::after_step(const std::vector<float>& hidden) {
       metrics_.ttft_us_sum += micros(now - s.job->submitted);
       metrics_.ttft_count++;
     }
+    if (s.job->top_logprobs >= 0) {
+      const float* l = logits.data() + k * c.vocab_size;
+      s.job->push_token({id, token_logprob(l, c.vocab_size, id),
+                         top_logprobs(l, c.vocab_size, s.job->top_logprobs)});
+    }
+    s.sampler.accept(id);
     if (tok_.is_eog(id)) {  // the end token is not part of the answer
-      s.job->push(s.stop.flush(s.text.flush()));
+      s.job->push(s.final_text());
       end_sequence(s, "stop");
       continue;
     }
@@ -354,7 +371,7 @@ void Scheduler::after_step(const std::vector<float>& hidden) {
     if (s.stop.stopped()) {
       end_sequence(s, "stop");
     } else if (s.generated >= s.job->max_tokens) {
-      s.job->push(s.stop.flush(s.text.flush()));
+      s.job->push(s.final_text());
       end_sequence(s, "length");
     } else {
       s.todo.push_back(id);
@@ -416,7 +433,7 @@ void Scheduler::run(const std::atomic<int>& stop) {
     // A running sequence whose client left, or every one on a second signal, ends here.
     for (const auto& s : active_) {
       if (s->job->cancelled() || signals >= 2) {
-        s->job->push(s->stop.flush(s->text.flush()));
+        s->job->push(s->final_text());
         end_sequence(*s, "length");
       }
     }
@@ -427,10 +444,8 @@ void Scheduler::run(const std::atomic<int>& stop) {
     if (!p1.empty()) {
       if (many) send_plan(comm_, p1);
       const double t0 = steady_now();
-      const int64_t before = runner_.phase1_tokens();
       runner_.run(p1, nullptr, nullptr);
       metrics_.phase1_us += micros(steady_now() - t0);
-      metrics_.phase1_tokens += static_cast<uint64_t>(runner_.phase1_tokens() - before);
       for (uint64_t key : runner_.encoded()) {
         if (!encoding_ || encoding_->key != key) continue;
         {
@@ -439,6 +454,7 @@ void Scheduler::run(const std::atomic<int>& stop) {
           encoding_->phase1_seconds = steady_now() - encode_started_;
         }
         metrics_.contexts_encoded++;
+        metrics_.phase1_tokens += encoding_->tokens.size();
         std::fprintf(stderr, "serve: encoded %s in %.2f s\n", encoding_->id.c_str(),
                      encoding_->phase1_seconds);
         encoding_.reset();

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -362,6 +363,46 @@ TEST(CudaAttention, MergeMatchesCpuWithMaskedRows) {
   merge_attention(out_a.data(), lse_a.data(), b.h.data(), lse_b.data(), rows, heads, d);
   EXPECT_LE(test::rel_l2(upcast(a.d.host()), out_a), 1e-2);
   EXPECT_EQ(lse_mismatches(d_la.host(), lse_a, 1e-5f), 0);
+}
+
+// The N-way merge of an allgather's parts against the CPU's, on the same bf16 outputs: rows that
+// some parts, or every part, saw no key; 1 to 17 parts; both head dims.
+TEST(CudaAttention, MergePartsMatchesCpu) {
+  REQUIRE_GPU();
+  for (int d : {64, 128})
+    for (int parts : {1, 3, 17}) {
+      SCOPED_TRACE("head_dim " + std::to_string(d) + ", parts " + std::to_string(parts));
+      const int rows = 13, heads = 8;
+      const size_t n = size_t(rows) * heads, each = n * d * sizeof(bf16) + n * sizeof(float);
+      std::vector<char> gathered(each * parts);
+      std::vector<float> cpu_parts;  // the same parts with fp32 outputs, as the CPU merge reads
+      std::mt19937 rng(17 * d + parts);
+      std::normal_distribution<float> z(0.0f, 1.0f);
+      for (int p = 0; p < parts; ++p) {
+        auto* o = reinterpret_cast<bf16*>(gathered.data() + p * each);
+        auto* l = reinterpret_cast<float*>(gathered.data() + p * each + n * d * sizeof(bf16));
+        for (size_t i = 0; i < n * d; ++i) o[i] = __float2bfloat16_rn(z(rng));
+        for (size_t i = 0; i < n; ++i)
+          l[i] = (i % 7 == size_t(p) % 7) || i == 5 ? kNegInf : 20.0f * z(rng);
+        for (size_t i = 0; i < n * d; ++i) cpu_parts.push_back(__bfloat162float(o[i]));
+        cpu_parts.insert(cpu_parts.end(), l, l + n);
+      }
+      Dev<char> d_parts(gathered.size());
+      TCK(cudaMemcpy(d_parts.p, gathered.data(), gathered.size(), cudaMemcpyHostToDevice));
+      Dev<bf16> out(n * d);
+      Dev<float> lse(n);
+      TCK(cudaMemset(out.p, 0xFF, n * d * sizeof(bf16)));
+      TCK(cudaMemset(lse.p, 0xFF, n * sizeof(float)));
+      cuda::merge_attention_parts(out.p, lse.p, d_parts.p, each, parts, rows, heads, d, nullptr);
+      TCK(cudaDeviceSynchronize());
+      std::vector<float> want(n * d), want_lse(n);
+      merge_attention_parts(want.data(), want_lse.data(), cpu_parts.data(),
+                            (n * d + n) * sizeof(float), parts, rows, heads, d);
+      const std::vector<float> got = upcast(out.host());
+      for (float x : got) ASSERT_FALSE(std::isnan(x));
+      EXPECT_LE(test::rel_l2(got, want), 1e-2);
+      EXPECT_EQ(lse_mismatches(lse.host(), want_lse, 1e-5f), 0);
+    }
 }
 
 TEST(CudaAttention, UnsupportedHeadDimThrowsNamingIt) {

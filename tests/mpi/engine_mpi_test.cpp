@@ -160,6 +160,35 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
         }
       }
     }
+    // Anchor sources: the result depends on B, A and the source only, on any number of ranks
+    // and in every anchor mode the source allows; and the source does change the result.
+    if (n_ctx >= 20) {
+      const std::vector<float> first =
+          run1(make(AttnMode::Star, 5, 4, AnchorMode::Recompute), ids, n_ctx);
+      for (AnchorSource src : {AnchorSource::Previous, AnchorSource::Random,
+                               AnchorSource::Shuffled, AnchorSource::Constant}) {
+        RunConfig rc1 = make(AttnMode::Star, 5, 4, AnchorMode::Recompute);
+        rc1.anchor_source = src;
+        rc1.anchor_seed = 9;
+        const std::vector<float> one = run1(rc1, ids, n_ctx);
+        const std::string cfg =
+            at + "B 5 A 4, anchor source " + anchor_source_name(src) + ": ";
+        const std::vector<int> ctx(ids.begin(), ids.begin() + n_ctx);
+        const RunConfig r = rc1.resolved(n_ctx, 1);
+        if (anchor_tokens(r, ctx, 1, m.config.vocab_size) !=
+            anchor_tokens(make(AttnMode::Star, 5, 4).resolved(n_ctx, 1), ctx, 1, 1))
+          check(comm, rel_l2(one, first) > 3 * setup.same,
+                cfg + "differs from the first-tokens anchor");
+        for (AnchorMode am : {AnchorMode::Recompute, AnchorMode::Shared, AnchorMode::Broadcast}) {
+          if (src == AnchorSource::Previous && am != AnchorMode::Recompute) continue;
+          RunConfig rc = rc1;
+          rc.anchor = am;
+          rc.chunk = 3;
+          check_close(comm, runh(rc, ids, n_ctx), one, setup.same,
+                      cfg + "H ranks == 1 rank, anchor " + anchor_mode_name(am));
+        }
+      }
+    }
   }
 }
 

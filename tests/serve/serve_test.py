@@ -131,8 +131,13 @@ class Server:
         return self.proc.pid
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
+        """SIGTERM goes to the serving process (rank 0 under mpirun: mpirun itself, signalled,
+        stops every rank too but reports the job as failed); SIGKILL to everything."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig) if sig == signal.SIGKILL else self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.proc.pid, sig)
+            else:
+                os.kill(self.rank_pid(0), sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -163,7 +168,8 @@ def context_flow(args, srv, np):
     model = c.models.list().data[0].id
     doc = open(DOC).read()
     before = srv.metrics()
-    ctx = srv.post("/v1/contexts", {"text": doc})
+    # As the README shows it: the openai client's own POST.
+    ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
     check(ctx["tokens"] > 4000 and ctx["id"].startswith("ctx-") and ctx["seconds"] > 0,
           f"context reply {ctx}")
     after_encode = srv.metrics()
@@ -199,6 +205,36 @@ def context_flow(args, srv, np):
         raise AssertionError("a deleted context still answered")
     except openai.NotFoundError:
         pass
+
+
+def phase1_does_not_stall(srv, c, model):
+    """While a new context is encoded, a running answer keeps getting tokens: one phase-1 call
+    (a chunk) per scheduler iteration, then a step of the running sequences."""
+    import threading
+    stamps = []
+
+    def stream():
+        for ch in c.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Count from 1 to 300."}],
+                max_tokens=400, temperature=0, stream=True):
+            if ch.choices and ch.choices[0].delta.content:
+                stamps.append(time.time())
+
+    t = threading.Thread(target=stream)
+    t.start()
+    while len(stamps) < 3:
+        time.sleep(0.05)
+    doc = open(DOC).read() + "\n(A second copy, so that it is encoded again.)"
+    t0 = time.time()
+    ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
+    t1 = time.time()
+    t.join()
+    during = [x for x in stamps if t0 <= x <= t1]
+    print(f"phase 1 of {ctx['tokens']} tokens took {t1 - t0:.1f} s; the running answer got "
+          f"{len(during)} tokens meanwhile")
+    check(ctx["seconds"] > 0 and len(during) >= 5,
+          f"the running answer stalled while a context was encoded ({len(during)} tokens in "
+          f"{t1 - t0:.1f} s)")
 
 
 def scenario_api(args):
@@ -248,7 +284,16 @@ def scenario_api(args):
                                      temperature=0, stop=["7"])
             check(r.choices[0].text == full[:cut] and r.choices[0].finish_reason == "stop",
                   f"stop: {r.choices[0].text!r} vs {full[:cut]!r}")
+        # Logprobs: greedy picks the most likely token, which heads its own top list.
+        lp = c.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0,
+                                       logprobs=True, top_logprobs=3).choices[0].logprobs.content
+        check(len(lp) >= 1, f"logprobs {lp}")
+        for t in lp:
+            check(len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token and
+                  t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
+                  and t.logprob <= 0, f"logprob entry {t}")
         context_flow(args, srv, 1)
+        phase1_does_not_stall(srv, c, model)
         # Automatic reuse: a plain client sends the document again with another question.
         doc = open(DOC).read()
         m0 = srv.metrics()

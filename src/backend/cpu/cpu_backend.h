@@ -3,6 +3,7 @@
 #pragma once
 
 #include "backend/backend.h"
+#include "attention/merge.h"
 #include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/forward.h"
 
@@ -38,6 +39,11 @@ class CpuBackend : public Backend {
   void attention(const AttnParams& p) override { attention_cpu(p); }
   void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows, int heads,
              int head_dim) override;
+  void merge_parts(void* out, float* lse, const void* parts, size_t part_bytes, int n_parts,
+                   int rows, int heads, int head_dim) override {
+    merge_attention_parts(static_cast<float*>(out), lse, parts, part_bytes, n_parts, rows, heads,
+                          head_dim);
+  }
 
  private:
   CpuForward fwd_;

@@ -88,4 +88,11 @@ inline constexpr int kItemsPerLaunch = 64;
 void merge_attention(__nv_bfloat16* out_a, float* lse_a, const __nv_bfloat16* out_b,
                      const float* lse_b, int rows, int heads, int head_dim, cudaStream_t stream);
 
+// (d) out/lse <- the N-way merge of n_parts partials laid out as an allgather leaves them (part i
+// at parts + i * part_bytes: [out bf16 (rows, heads, head_dim) | lse fp32 (rows, heads)]), with
+// fp32 weights and accumulators over the parts in order (starattn::merge_attention_parts). lse
+// may be nullptr.
+void merge_attention_parts(__nv_bfloat16* out, float* lse, const void* parts, size_t part_bytes,
+                           int n_parts, int rows, int heads, int head_dim, cudaStream_t stream);
+
 }  // namespace starattn::cuda

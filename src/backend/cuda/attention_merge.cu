@@ -31,6 +31,40 @@ __global__ void __launch_bounds__(128) merge_kernel(bf16* out_a, float* lse_a, c
   if (lane == 0) lse_a[r] = m + logf(ea + eb);
 }
 
+// One warp per (row, head), lanes over head_dim; fp32 accumulators in registers across the parts,
+// rounded to bf16 once at the end (a chain of pairwise bf16 merges rounds at every step, which
+// costs precision past a few ranks).
+template <int D>
+__global__ void __launch_bounds__(128)
+    merge_parts_kernel(bf16* out, float* lse, const char* parts, size_t part_bytes, int n_parts,
+                       int64_t n, size_t out_bytes) {
+  constexpr int kPer = D / 32;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * 4 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (r >= n) return;
+  auto part_lse = [&](int i) {
+    return reinterpret_cast<const float*>(parts + i * part_bytes + out_bytes)[r];
+  };
+  float m = -INFINITY;
+  for (int i = 0; i < n_parts; ++i) m = fmaxf(m, part_lse(i));
+  float acc[kPer];
+  for (int j = 0; j < kPer; ++j) acc[j] = 0.0f;
+  float sum = 0.0f;
+  if (m != -INFINITY) {
+    for (int i = 0; i < n_parts; ++i) {
+      const float l = part_lse(i);
+      if (l == -INFINITY) continue;
+      const float w = __expf(l - m);
+      sum += w;
+      const bf16* o = reinterpret_cast<const bf16*>(parts + i * part_bytes) + r * D;
+      for (int j = 0; j < kPer; ++j) acc[j] += w * __bfloat162float(o[lane + 32 * j]);
+    }
+  }
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int j = 0; j < kPer; ++j) out[r * D + lane + 32 * j] = __float2bfloat16_rn(acc[j] * inv);
+  if (lse && lane == 0) lse[r] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+}
+
 }  // namespace
 }  // namespace attn
 
@@ -44,6 +78,33 @@ void merge_attention(__nv_bfloat16* out_a, float* lse_a, const __nv_bfloat16* ou
   attn::merge_kernel<<<static_cast<unsigned>((n + 3) / 4), 128, 0, stream>>>(out_a, lse_a, out_b,
                                                                              lse_b, n, head_dim);
   SA_LAUNCHED("merge_kernel");
+}
+
+void merge_attention_parts(__nv_bfloat16* out, float* lse, const void* parts, size_t part_bytes,
+                           int n_parts, int rows, int heads, int head_dim, cudaStream_t stream) {
+  SA_CHECK(rows >= 0 && heads >= 0 && n_parts >= 1, "merge_attention_parts: bad sizes (rows ",
+           rows, ", heads ", heads, ", parts ", n_parts, ")");
+  const int64_t n = static_cast<int64_t>(rows) * heads;
+  if (n == 0) return;
+  SA_CHECK(out && parts, "merge_attention_parts: null tensor");
+  const size_t out_bytes = static_cast<size_t>(n) * head_dim * sizeof(__nv_bfloat16);
+  SA_CHECK(part_bytes >= out_bytes + n * sizeof(float) && part_bytes % 4 == 0,
+           "merge_attention_parts: a part of ", part_bytes, " bytes cannot hold ", n, " rows");
+  const auto grid = static_cast<unsigned>((n + 3) / 4);
+  const auto* p = static_cast<const char*>(parts);
+  switch (head_dim) {
+    case 64:
+      attn::merge_parts_kernel<64>
+          <<<grid, 128, 0, stream>>>(out, lse, p, part_bytes, n_parts, n, out_bytes);
+      break;
+    case 128:
+      attn::merge_parts_kernel<128>
+          <<<grid, 128, 0, stream>>>(out, lse, p, part_bytes, n_parts, n, out_bytes);
+      break;
+    default:
+      fail("merge_attention_parts: head_dim ", head_dim, " is not supported (64 or 128)");
+  }
+  SA_LAUNCHED("merge_parts_kernel");
 }
 
 }  // namespace starattn::cuda

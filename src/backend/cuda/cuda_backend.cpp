@@ -595,6 +595,12 @@ void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem*
   cuda::attention_merge_items(to_cuda(batch), g.data(), n_items, stream_);
 }
 
+void CudaBackend::merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,
+                              int n_parts, int rows, int heads, int head_dim) {
+  cuda::merge_attention_parts(static_cast<bf16*>(out), lse, parts, part_bytes, n_parts, rows,
+                              heads, head_dim, stream_);
+}
+
 void CudaBackend::merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
                         int heads, int head_dim) {
   cuda::merge_attention(static_cast<bf16*>(out_a), lse_a, static_cast<const bf16*>(out_b), lse_b,

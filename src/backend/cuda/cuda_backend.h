@@ -63,6 +63,8 @@ class CudaBackend : public Backend {
   int forward_greedy(const int* tokens, const int* positions, int n, AttentionHook& hook) override;
 
   void attention(const AttnParams& p) override;
+  void merge_parts(void* out, float* lse, const void* parts, size_t part_bytes, int n_parts,
+                   int rows, int heads, int head_dim) override;
   void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows, int heads,
              int head_dim) override;
   // All items in one launch (cuda::attention_merge_items); the scratch buffers are not needed.
