@@ -1,14 +1,16 @@
 // Times the CUDA attention kernels against the machine's measured ceilings.
 //   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2
 //   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V)
-//   shared context: S = 1, 8, 32, 64 query rows over the same 128K unmasked keys (a served step's
-//            sequences on one context), GQA 32/8, d=128: the same K + V bytes, FLOPs
-//            4 * S * 32 * 128 * 128K; ours (the dispatch), and the kernels the dispatch used
-//            before the shared-context kernel (split-KV decode, flash prefill) for comparison;
+//   shared context: S = 1, 8, 32, 64 sequences x 1 token over the same 128K unmasked keys (a
+//            served step's sequences on one context), GQA 32/8, d=128: one call reads K + V once
+//            (537 MB) for 4 * S * 32 * 128 * 128K FLOPs; against the kernels the dispatch used
+//            before the shared-context kernel (split-KV decode, flash prefill) and against S
+//            separate one-row decodes (S reads of K + V). Roofline = max(bytes at the copy rate,
+//            FLOPs at the bf16 peak) / measured;
 //   items:   32 sequences x 1 row over their own 2K keys, merged in place: one launch of
 //            attention_merge_items against 32 x (attention + merge).
 // CUDA events around each launch, warm-up first, median of repeats, random normal data.
-// Build: bash build-cuda-att/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
+// Build: bash bench/attention/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
 // writes "name ms rate unit" lines to `out` for sdpa_baseline.py's side-by-side table.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -17,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
@@ -150,7 +153,7 @@ int run(const char* out_path) {
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
 
-  {  // shared context: S rows over 128K keys, no mask
+  {  // shared context: S sequences x 1 token over the same 128K keys, no mask
     const int n_kv = 131072, max_q = 64;
     bf16* q = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 9);
     bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 10);
@@ -158,30 +161,56 @@ int run(const char* out_path) {
     bf16* out = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 12);
     float* lse = nullptr;
     BCK(cudaMalloc(&lse, static_cast<size_t>(max_q) * 32 * sizeof(float)));
-    const double bytes = 2.0 * n_kv * 8 * 128 * 2;
-    static char names[16][64];
+    const double kv_bytes = 2.0 * n_kv * 8 * 128 * 2;  // K + V, read once by a shared call
+    static char names[32][64];
     int named = 0;
+    std::printf("\n%-46s %8s %9s %10s %9s %9s\n", "shared context (S x 1 token over 128K)", "ms",
+                "GB moved", "TFLOP/s", "floor ms", "roofline");
     for (int s : {1, 8, 32, 64}) {
-      const auto p = params(q, k, v, out, lse, s, n_kv, false);
       const double flops = 4.0 * s * 32 * 128 * double(n_kv);
+      // One call of S rows (the dispatch picks the kernel: decode for S = 1, shared above), the
+      // kernels the dispatch used before the shared kernel existed (decode up to 8 rows, flash
+      // prefill above), and S separate one-row decodes, which read the whole context S times:
+      // what a served step costs without shared-context attention.
+      const auto one = params(q, k, v, out, lse, s, n_kv, false);
       const struct {
         const char* impl;
-        void (*fn)(const starattn::cuda::AttnParams&, cudaStream_t);
-      } impls[] = {{"", starattn::cuda::attention},
-                   {" (decode kernel)", starattn::cuda::attention_decode},
-                   {" (prefill kernel)", starattn::cuda::attention_prefill}};
+        int reads;  // times the context's K + V come from memory
+        std::function<void()> fn;
+      } impls[] = {
+          {"", 1, [&] { starattn::cuda::attention(one, nullptr); }},
+          {" (decode kernel)", 1, [&] { starattn::cuda::attention_decode(one, nullptr); }},
+          {" (prefill kernel)", 1, [&] { starattn::cuda::attention_prefill(one, nullptr); }},
+          {" (S separate decodes)", s,
+           [&] {
+             for (int i = 0; i < s; ++i) {
+               const size_t row = static_cast<size_t>(i) * 32 * 128;
+               starattn::cuda::attention(
+                   params(q + row, k, v, out + row, lse + i * 32, 1, n_kv, false), nullptr);
+             }
+           }},
+      };
+      double shared_ms = 0;
       for (const auto& im : impls) {
-        // The kernels the dispatch used before: decode up to 8 rows, prefill above.
-        if ((im.fn == starattn::cuda::attention_decode && s > 8) ||
-            (im.fn == starattn::cuda::attention_prefill && s <= 8))
-          continue;
-        const double ms = median_ms([&] { im.fn(p, nullptr); }, 10, 50);
+        const bool is_decode = std::string(im.impl) == " (decode kernel)";
+        const bool is_prefill = std::string(im.impl) == " (prefill kernel)";
+        if ((is_decode && s > 8) || (is_prefill && s <= 8) || (im.reads > 1 && s == 1)) continue;
+        const double ms = median_ms(im.fn, 10, 50);
+        if (im.impl[0] == '\0') shared_ms = ms;
+        // The floor: the bytes at the measured copy rate or the FLOPs at the dense bf16 peak,
+        // whichever is slower; roofline = floor / measured.
+        const double bytes = kv_bytes * im.reads;
+        const double floor_ms =
+            1e3 * std::max(bytes / (copy_tbs * 1e12), flops / (kPeakTflops * 1e12));
         const double tbs = bytes / (ms * 1e-3) / 1e12;
         std::snprintf(names[named], sizeof names[named], "shared S=%d x 128K GQA 32/8%s", s,
                       im.impl);
-        rows.push_back({names[named++], ms, tbs, "TB/s", tbs / copy_tbs});
-        std::printf("%-44s %8.3f ms %6.2f TB/s %7.1f TFLOP/s\n", names[named - 1], ms, tbs,
-                    flops / (ms * 1e-3) / 1e12);
+        rows.push_back({names[named++], ms, tbs, "TB/s", floor_ms / ms});
+        std::printf("%-46s %8.3f %9.1f %10.1f %9.3f %8.1f%%", names[named - 1], ms, bytes / 1e9,
+                    flops / (ms * 1e-3) / 1e12, floor_ms, 100 * floor_ms / ms);
+        if (im.reads > 1 && shared_ms > 0)
+          std::printf("   (%.1fx the shared call)", ms / shared_ms);
+        std::printf("\n");
       }
     }
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));

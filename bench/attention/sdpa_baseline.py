@@ -104,7 +104,8 @@ def main():
         q = torch.randn(1, H, s, D, dtype=torch.bfloat16, device="cuda")
         name = f"shared S={s} x 128K GQA 32/8"
         flops = 4.0 * s * H * D * nk
-        for impl_name in (name, name + " (decode kernel)", name + " (prefill kernel)"):
+        for impl_name in (name, name + " (decode kernel)", name + " (prefill kernel)",
+                          name + " (S separate decodes)"):
             if impl_name in ours:
                 ms, rate, _ = ours[impl_name]
                 impl = "ours" + impl_name[len(name):]

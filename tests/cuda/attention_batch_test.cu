@@ -1,7 +1,7 @@
 // The kernels of a served step's attention against their CPU twins, on the same bf16-rounded
 // inputs:
 //  - shared-context attention (many query rows over one unmasked KV set, split over the keys):
-//    vs attention_cpu for S = 1, 3, 17, 33, 64 query rows, GQA groups 1/4/8, head_dim 64/128,
+//    vs attention_cpu for S = 1, 3, 8, 17, 33, 64 query rows, GQA groups 1/4/8, head_dim 64/128,
 //    0, 1, 100 and ~70K keys, a key count read at run time, and FlashAttention's "at most twice
 //    the error of a naive bf16 kernel" against fp64;
 //  - per-sequence items merged in place: vs attention_cpu + merge_attention per item (what
@@ -190,7 +190,7 @@ TEST(SharedContextAttention, MatchesCpu) {
       const int kvh = n_kv > 10000 ? 1 : 2;
       const bool padded = n_kv == 100;
       for (int group : {1, 4, 8})
-        for (int n_q : {1, 3, 17, 33, 64}) {
+        for (int n_q : {1, 3, 8, 17, 33, 64}) {
           const Shape s{n_q, n_kv, kvh, group, d, padded};
           SCOPED_TRACE(s.str());
           const Inputs in(s, n_kv);

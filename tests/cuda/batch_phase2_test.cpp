@@ -59,7 +59,8 @@ struct Trace {
   std::vector<std::vector<float>> hidden, logits;
 };
 
-Trace run_steps(Backend& b, const std::vector<Context>& contexts, uint64_t token_seed) {
+Trace run_steps(Backend& b, const std::vector<Context>& contexts, uint64_t token_seed,
+                bool share_context = true) {
   const ModelConfig& c = b.config();
   const std::unique_ptr<Comm> comm = make_local_comm();
   const std::unique_ptr<TensorComm> tensors = make_host_tensor_comm(*comm, b);
@@ -75,7 +76,7 @@ Trace run_steps(Backend& b, const std::vector<Context>& contexts, uint64_t token
   for (int s = 0; s < kSeqs; ++s)
     own.push_back(std::make_unique<KvCache>(b, c.n_layers, c.kv_dim(), kOwnRows));
 
-  BatchPhase2 phase2(b, *tensors);
+  BatchPhase2 phase2(b, *tensors, share_context);
   std::mt19937 rng(static_cast<uint32_t>(token_seed));  // the same tokens on both backends
   Trace t;
   for (const std::vector<Part>& step : kSteps) {
@@ -133,14 +134,20 @@ TEST_P(BatchPhase2OnGpu, MatchesCpu) {
 
   CpuBackend cpu(m.config, m.weights);
   const std::unique_ptr<Backend> gpu = make_cuda_backend(m, 0);
-  const Trace want = run_steps(cpu, contexts, 4), got = run_steps(*gpu, contexts, 4);
-  ASSERT_EQ(got.hidden.size(), kSteps.size());
-  for (size_t s = 0; s < kSteps.size(); ++s) {
-    std::ostringstream rows;
-    for (const Part& p : kSteps[s]) rows << " seq " << p.seq << "x" << p.n;
-    SCOPED_TRACE("step " + std::to_string(s) + ":" + rows.str());
-    EXPECT_LT(test::rel_l2(got.hidden[s], want.hidden[s]), kTol) << "hidden states";
-    EXPECT_LT(test::rel_l2(got.logits[s], want.logits[s]), kTol) << "logits";
+  const Trace want = run_steps(cpu, contexts, 4);
+  // Shared: one context call per run of sequences (the shared-context kernel); unshared: one
+  // call per sequence (decode kernel), as bench --sequences compares them.
+  for (bool share : {true, false}) {
+    SCOPED_TRACE(share ? "shared context attention" : "one context call per sequence");
+    const Trace got = run_steps(*gpu, contexts, 4, share);
+    ASSERT_EQ(got.hidden.size(), kSteps.size());
+    for (size_t s = 0; s < kSteps.size(); ++s) {
+      std::ostringstream rows;
+      for (const Part& p : kSteps[s]) rows << " seq " << p.seq << "x" << p.n;
+      SCOPED_TRACE("step " + std::to_string(s) + ":" + rows.str());
+      EXPECT_LT(test::rel_l2(got.hidden[s], want.hidden[s]), kTol) << "hidden states";
+      EXPECT_LT(test::rel_l2(got.logits[s], want.logits[s]), kTol) << "logits";
+    }
   }
 }
 

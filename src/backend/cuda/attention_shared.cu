@@ -160,8 +160,10 @@ __global__ void __launch_bounds__(kThreads, 2)
             if (j * 8 + 2 * (lane & 3) + (e & 1) >= valid) s[m][j][e] = -INFINITY;
     }
 #pragma unroll
-    for (int m = 0; m < MT; ++m) online_softmax<kNT, kDT>(s[m], o[m], st[m], scale_log2);
-      // O += P V: each V fragment serves the warp's MT row tiles.
+    for (int m = 0; m < MT; ++m) {
+      online_softmax<kNT, kDT>(s[m], o[m], st[m], scale_log2);
+    }
+    // O += P V: each V fragment serves the warp's MT row tiles.
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       uint32_t pa[MT][4];
