@@ -61,12 +61,12 @@ void attention_prefill(const AttnParams& p, cudaStream_t stream);
 // workspace, and a second kernel merges the slices. Any n_q; meant for a few rows over long KV.
 void attention_decode(const AttnParams& p, cudaStream_t stream);
 
-// Shared context: split-KV like (b), but each block holds up to 128 packed rows of the GQA
+// (e) Shared context: split-KV like (b), but each block holds up to 128 packed rows of the GQA
 // group (n_q * group rows per kv head), so a served step's many sequences over one context read
 // each K/V tile once per block, and the FLOPs, not the bytes, grow with n_q. No mask. Any n_q.
 void attention_shared(const AttnParams& p, cudaStream_t stream);
 
-// Per-sequence items: for each item, causal attention of its rows of batch.q over its own keys,
+// (f) Per-sequence items: for each item, causal attention of its rows of batch.q over its own keys,
 // merged by log-sum-exp into the same rows of batch.out / batch.lse in place (which hold a partial
 // result over other keys; -inf safe as merge_attention). batch gives q, out, lse (required), the
 // heads, strides and scale; its k, v, n_q, n_kv and mask are unused. Items' rows must not overlap.

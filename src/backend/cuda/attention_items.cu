@@ -1,4 +1,4 @@
-// Batched per-sequence attention merged in place (attention.h (e)): a served step's sequences each
+// Batched per-sequence attention merged in place (attention.h (f)): a served step's sequences each
 // attend causally to their own KV (question and generated tokens: tens to thousands of keys), and
 // the result is folded by log-sum-exp into their rows of the context part's (out, lse). One launch
 // does every item: block (row tile, kv head) of the grid finds its item in the descriptor table,

@@ -1,4 +1,4 @@
-// Shared-context attention (attention.h (d)): many query rows over the same unmasked keys, as a
+// Shared-context attention (attention.h (e)): many query rows over the same unmasked keys, as a
 // served step's sequences on one context attend to it. Keys are split over the chip as in
 // split-KV decode, and each block reads its slice of one kv head's K/V ONCE for up to kBM packed
 // rows of the GQA group (n_q * group rows per kv head; row r is token r / group, query head
