@@ -21,7 +21,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, tokenizer, alias, chat_template;
-  std::string device = "cpu";
+  std::string device = "cpu", weights_type = "native";
   int threads = 0;
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared";
@@ -32,8 +32,9 @@ struct ServeArgs {
 
   std::string describe() const {
     std::ostringstream s;
-    s << model << '|' << tokenizer << '|' << chat_template << '|' << device << '|' << run.describe() << '|'
-      << sched.parallel << '|' << sched.step_tokens << '|' << context_memory_gib;
+    s << model << '|' << tokenizer << '|' << chat_template << '|' << device << '|' << weights_type
+      << '|' << run.describe() << '|' << sched.parallel << '|' << sched.step_tokens << '|'
+      << context_memory_gib;
     return s.str();
   }
 };
@@ -85,16 +86,19 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     SA_CHECK(a.sched.parallel >= 1 && a.sched.parallel <= 4096, "--parallel must be in [1, 4096]");
     SA_CHECK(a.sched.max_queue >= 0, "--max-queue must be >= 0");
     SA_CHECK(a.sched.step_tokens >= 0, "--step-tokens must be >= 0");
-    SA_CHECK(a.max_body_mib > 0 && a.max_body_mib <= 1 << 20, "--max-body must be in (0, 1048576] MiB");
+    SA_CHECK(a.max_body_mib > 0 && a.max_body_mib <= 1 << 20,
+             "--max-body must be in (0, 1048576] MiB");
     SA_CHECK(a.context_memory_gib >= 0, "--context-memory must be >= 0");
     SA_CHECK(a.http.port >= 0 && a.http.port <= 65535, "--port must be in [0, 65535]");
     (void)a.run.resolved(1, comm.size());  // checks -b, -a and --chunk before the slow load
-    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    check_device(a.device);
+    lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     backend = make_backend(a.device, *lm, comm);
     const int step = a.sched.step_tokens > 0 ? a.sched.step_tokens : backend->preferred_chunk();
-    backend->plan_memory(0, std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()));
+    backend->plan_memory(
+        0, std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()));
     const uint64_t mine = rank_budget(a, *backend);
     comm.allgather(&mine, budgets.data(), sizeof mine);
   });
@@ -132,7 +136,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     serve::Plan bye;
     bye.shutdown = true;
     if (comm.size() > 1) serve::send_plan(comm, bye);
-    throw AgreedError(e.what(), true);
+    throw AgreedFailure(e.what(), 0);
   }
   size_t least = budgets[0];
   for (uint64_t b : budgets) least = std::min<size_t>(least, b);
@@ -193,7 +197,10 @@ std::function<int()> add_serve_command(CLI::App& app) {
                   "KV budget per rank for cached contexts and sequences, in GiB; 0 = what is "
                   "free (GPU: after weights and workspace; CPU: half of the free memory)")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device,
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))

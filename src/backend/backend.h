@@ -29,6 +29,11 @@ class Backend {
   // Element type of q, k, v, attention outputs and the KV cache. Log-sum-exps are always fp32.
   virtual DType act_dtype() const = 0;
 
+  // Bytes of the model's weights this backend holds, and how they are stored ("Q4_1 x210, Q8_0
+  // x1"), for reports.
+  virtual size_t weight_bytes() const = 0;
+  virtual std::string weight_storage() const = 0;
+
   // Memory plan, before any KV cache exists: this rank will hold kv_rows rows of KV (all layers)
   // and run at most max_tokens tokens per forward call. A backend with bounded memory checks that
   // weights + KV + workspace fit and otherwise throws starattn::Error saying how much is needed,

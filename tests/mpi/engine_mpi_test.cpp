@@ -3,7 +3,8 @@
 //   star with B >= N == dense; ring == dense for uneven lengths;
 //   phase 2 merge == one attention over the union of the ranks' KV (ranks with no keys too);
 //   every query row sees every rank's last context key; only rank 0 stores query KV.
-// Each rank computes the single-process reference itself with a local Comm.
+// Each rank computes the single-process reference itself with a local Comm. The CPU runs cover
+// fp32 weights and Q8_0 blocks kept as they are (the quantised kernels).
 //
 // `engine_mpi_test` runs them on CPU ranks (ctest, CI). `engine_mpi_test cuda` runs them on one
 // GPU per rank with tensors over NCCL (scripts/gpu-check.sh, mpirun -np 2 or more), with bf16
@@ -327,6 +328,10 @@ int main(int argc, char** argv) {
     } else {
       engine_invariants(*comm, load_model(dir + "llama_gqa"), "llama_gqa");
       engine_invariants(*comm, load_model(dir + "qwen2_bias"), "qwen2_bias");
+      // Q8_0 blocks kept (--weights-type native): the CPU's quantised kernels on every rank.
+      engine_invariants(*comm,
+                        load_model(dir + "llama32_tied/model-q8_0.gguf", WeightsType::Native),
+                        "llama32_tied Q8_0 native");
     }
   } catch (const Error& e) {
     comm->abort_all(e.what(), 1);

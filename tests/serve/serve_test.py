@@ -20,6 +20,7 @@ message; the exit code is non-zero.
 """
 import argparse
 import asyncio
+import atexit
 import http.client
 import json
 import os
@@ -32,13 +33,24 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-DOC = os.path.join(ROOT, "examples", "harbor_report.txt")
+REPORT = os.path.join(ROOT, "examples", "harbor_report.txt")
+DOC = f"/tmp/starattn_serve_doc_{os.getpid()}.txt"  # written by main()
 QUESTIONS = [
     "What is the password for the north gate?",
     "What did the Lantern carry on day 1?",
     "Where did the Windrose come from on day 2?",
 ]
 N_TOKENS = 24
+
+
+def write_test_document():
+    """DOC: the report's first days and the day the north gate's password is set (about 1300
+    tokens), so that each of the many encodes the tests make takes seconds on a small CI machine."""
+    paragraphs = open(REPORT).read().split("\n\n")
+    keep = paragraphs[:12] + [p for p in paragraphs[12:] if "password" in p]
+    with open(DOC, "w") as f:
+        f.write("\n\n".join(keep))
+    atexit.register(os.remove, DOC)
 
 
 def check(cond, msg):
@@ -170,7 +182,7 @@ def context_flow(args, srv, np):
     before = srv.metrics()
     # As the README shows it: the openai client's own POST.
     ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
-    check(ctx["tokens"] > 4000 and ctx["id"].startswith("ctx-") and ctx["seconds"] > 0,
+    check(ctx["tokens"] > 1000 and ctx["id"].startswith("ctx-") and ctx["seconds"] > 0,
           f"context reply {ctx}")
     after_encode = srv.metrics()
     encoded = after_encode["starattn_phase1_tokens_total"] - before["starattn_phase1_tokens_total"]
@@ -224,7 +236,8 @@ def phase1_does_not_stall(srv, c, model):
     t.start()
     while len(stamps) < 3:
         time.sleep(0.05)
-    doc = open(DOC).read() + "\n(A second copy, so that it is encoded again.)"
+    # Other days of the report: as long as DOC, not yet encoded.
+    doc = "\n\n".join(open(REPORT).read().split("\n\n")[12:26])
     t0 = time.time()
     ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
     t1 = time.time()
@@ -309,7 +322,7 @@ def scenario_api(args):
               "the first plain request should encode the document")
         check(m2["starattn_phase1_tokens_total"] == m1["starattn_phase1_tokens_total"],
               "the second plain request re-encoded the document")
-        check(second.usage.prompt_tokens_details.cached_tokens > 4000,
+        check(second.usage.prompt_tokens_details.cached_tokens > 1000,
               f"second usage {second.usage}")
         check(first.usage.prompt_tokens_details.cached_tokens == 0, f"first usage {first.usage}")
         check(srv.stop() == 0, f"SIGTERM should stop the server cleanly:\n{srv.output()}")
@@ -515,6 +528,7 @@ def main():
     if not os.path.exists(args.model):
         print(f"SKIP: no {args.model} (run scripts/setup.sh)")
         return 0
+    write_test_document()
     try:
         import openai  # noqa: F401
     except ImportError:
