@@ -1,8 +1,16 @@
 // Times the CUDA attention kernels against the machine's measured ceilings.
 //   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2
 //   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V)
+//   shared context: S = 1, 8, 32, 64 sequences x 1 token over the same 128K unmasked keys (a
+//            served step's sequences on one context), GQA 32/8, d=128: one call reads K + V once
+//            (537 MB) for 4 * S * 32 * 128 * 128K FLOPs; against the kernels the dispatch used
+//            before the shared-context kernel (split-KV decode, flash prefill) and against S
+//            separate one-row decodes (S reads of K + V). Roofline = max(bytes at the copy rate,
+//            FLOPs at the bf16 peak) / measured;
+//   items:   32 sequences x 1 row over their own 2K keys, merged in place: one launch of
+//            attention_merge_items against 32 x (attention + merge).
 // CUDA events around each launch, warm-up first, median of repeats, random normal data.
-// Build: bash build-cuda-att/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
+// Build: bash bench/attention/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
 // writes "name ms rate unit" lines to `out` for sdpa_baseline.py's side-by-side table.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -11,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/attention.h"
@@ -20,7 +29,7 @@
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr double kPeakTflops = 989.0;  // H100 SXM dense bf16, the roofline the table quotes
+constexpr double kPeakTflops = 989.0;  // H100 / H200 SXM dense bf16, the roofline the table quotes
 
 void ck(cudaError_t e, const char* what) {
   if (e != cudaSuccess) starattn::fail(what, ": ", cudaGetErrorString(e));
@@ -144,9 +153,115 @@ int run(const char* out_path) {
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
 
-  std::printf("\n%-36s %10s %12s %8s\n", "ours", "ms", "rate", "roofline");
+  {  // shared context: S sequences x 1 token over the same 128K keys, no mask
+    const int n_kv = 131072, max_q = 64;
+    bf16* q = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 9);
+    bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 10);
+    bf16* v = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 11);
+    bf16* out = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 12);
+    float* lse = nullptr;
+    BCK(cudaMalloc(&lse, static_cast<size_t>(max_q) * 32 * sizeof(float)));
+    const double kv_bytes = 2.0 * n_kv * 8 * 128 * 2;  // K + V, read once by a shared call
+    static char names[32][64];
+    int named = 0;
+    std::printf("\n%-46s %8s %9s %10s %9s %9s\n", "shared context (S x 1 token over 128K)", "ms",
+                "GB moved", "TFLOP/s", "floor ms", "roofline");
+    for (int s : {1, 8, 32, 64}) {
+      const double flops = 4.0 * s * 32 * 128 * double(n_kv);
+      // One call of S rows (the dispatch picks the kernel: decode for S = 1, shared above), the
+      // kernels the dispatch used before the shared kernel existed (decode up to 8 rows, flash
+      // prefill above), and S separate one-row decodes, which read the whole context S times:
+      // what a served step costs without shared-context attention.
+      const auto one = params(q, k, v, out, lse, s, n_kv, false);
+      const struct {
+        const char* impl;
+        int reads;  // times the context's K + V come from memory
+        std::function<void()> fn;
+      } impls[] = {
+          {"", 1, [&] { starattn::cuda::attention(one, nullptr); }},
+          {" (decode kernel)", 1, [&] { starattn::cuda::attention_decode(one, nullptr); }},
+          {" (prefill kernel)", 1, [&] { starattn::cuda::attention_prefill(one, nullptr); }},
+          {" (S separate decodes)", s,
+           [&] {
+             for (int i = 0; i < s; ++i) {
+               const size_t row = static_cast<size_t>(i) * 32 * 128;
+               starattn::cuda::attention(
+                   params(q + row, k, v, out + row, lse + i * 32, 1, n_kv, false), nullptr);
+             }
+           }},
+      };
+      double shared_ms = 0;
+      for (const auto& im : impls) {
+        const bool is_decode = std::string(im.impl) == " (decode kernel)";
+        const bool is_prefill = std::string(im.impl) == " (prefill kernel)";
+        if ((is_decode && s > 8) || (is_prefill && s <= 8) || (im.reads > 1 && s == 1)) continue;
+        const double ms = median_ms(im.fn, 10, 50);
+        if (im.impl[0] == '\0') shared_ms = ms;
+        // The floor: the bytes at the measured copy rate or the FLOPs at the dense bf16 peak,
+        // whichever is slower; roofline = floor / measured.
+        const double bytes = kv_bytes * im.reads;
+        const double floor_ms =
+            1e3 * std::max(bytes / (copy_tbs * 1e12), flops / (kPeakTflops * 1e12));
+        const double tbs = bytes / (ms * 1e-3) / 1e12;
+        std::snprintf(names[named], sizeof names[named], "shared S=%d x 128K GQA 32/8%s", s,
+                      im.impl);
+        rows.push_back({names[named++], ms, tbs, "TB/s", floor_ms / ms});
+        std::printf("%-46s %8.3f %9.1f %10.1f %9.3f %8.1f%%", names[named - 1], ms, bytes / 1e9,
+                    flops / (ms * 1e-3) / 1e12, floor_ms, 100 * floor_ms / ms);
+        if (im.reads > 1 && shared_ms > 0)
+          std::printf("   (%.1fx the shared call)", ms / shared_ms);
+        std::printf("\n");
+      }
+    }
+    for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
+  }
+  {  // items: 32 sequences, 1 new row each, 2048 own keys each (past 2047), merged in place
+    const int n_seq = 32, own = 2048;
+    bf16* q = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 13);
+    bf16* k = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 14);
+    bf16* v = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 15);
+    bf16* out = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 16);
+    bf16* part = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 17);
+    float *lse = nullptr, *part_lse = nullptr;
+    BCK(cudaMalloc(&lse, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    BCK(cudaMalloc(&part_lse, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    BCK(cudaMemset(lse, 0, static_cast<size_t>(n_seq) * 32 * sizeof(float)));
+    std::vector<starattn::cuda::AttnItem> items(n_seq);
+    for (int i = 0; i < n_seq; ++i) {
+      items[i].k = k + static_cast<size_t>(i) * own * 8 * 128;
+      items[i].v = v + static_cast<size_t>(i) * own * 8 * 128;
+      items[i].q_row = i, items[i].n_q = 1, items[i].n_kv = own, items[i].causal_offset = own - 1;
+    }
+    const auto batch = params(q, nullptr, nullptr, out, lse, n_seq, 0, false);
+    const double bytes = 2.0 * n_seq * own * 8 * 128 * 2;
+    const double one = median_ms(
+        [&] { starattn::cuda::attention_merge_items(batch, items.data(), n_seq, nullptr); }, 10,
+        50);
+    const double each = median_ms(
+        [&] {
+          for (int i = 0; i < n_seq; ++i) {
+            auto p = params(q + static_cast<size_t>(i) * 32 * 128, const_cast<bf16*>(items[i].k),
+                            const_cast<bf16*>(items[i].v), part + static_cast<size_t>(i) * 32 * 128,
+                            part_lse + i * 32, 1, own, true);
+            starattn::cuda::attention(p, nullptr);
+            starattn::cuda::merge_attention(out + static_cast<size_t>(i) * 32 * 128, lse + i * 32,
+                                            part + static_cast<size_t>(i) * 32 * 128,
+                                            part_lse + i * 32, 1, 32, 128, nullptr);
+          }
+        },
+        10, 50);
+    rows.push_back({"items 32 seq x 1 row x 2K keys", one, bytes / (one * 1e-3) / 1e12, "TB/s",
+                    bytes / (one * 1e-3) / 1e12 / copy_tbs});
+    rows.push_back({"items 32 seq (attention+merge each)", each, bytes / (each * 1e-3) / 1e12,
+                    "TB/s", bytes / (each * 1e-3) / 1e12 / copy_tbs});
+    for (void* ptr :
+         {(void*)q, (void*)k, (void*)v, (void*)out, (void*)part, (void*)lse, (void*)part_lse})
+      BCK(cudaFree(ptr));
+  }
+
+  std::printf("\n%-44s %10s %12s %8s\n", "ours", "ms", "rate", "roofline");
   for (const Row& r : rows)
-    std::printf("%-36s %10.3f %7.1f %-7s %7.1f%%\n", r.name, r.ms, r.rate, r.unit, 100 * r.ratio);
+    std::printf("%-44s %10.3f %7.2f %-7s %7.1f%%\n", r.name, r.ms, r.rate, r.unit, 100 * r.ratio);
   if (out_path != nullptr) {
     FILE* f = std::fopen(out_path, "w");
     if (f == nullptr) starattn::fail("cannot write ", out_path);

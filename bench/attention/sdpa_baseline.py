@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-PEAK_TFLOPS = 989.0  # H100 SXM dense bf16
+PEAK_TFLOPS = 989.0  # H100 / H200 SXM dense bf16
 H, KVH, D = 32, 8, 128
 
 
@@ -98,6 +98,29 @@ def main():
         if ms:
             t = nbytes / (ms * 1e-3) / 1e12
             rows.append((name, impl + note, ms, t, "TB/s", t / copy_tbs))
+    # Shared context: S query rows (a served step's sequences) over the same 128K keys, no mask.
+    # The rate is TB/s of K + V; the TFLOP/s column of the note is 4 * S * H * D * nk / time.
+    for s in (1, 8, 32, 64):
+        q = torch.randn(1, H, s, D, dtype=torch.bfloat16, device="cuda")
+        name = f"shared S={s} x 128K GQA 32/8"
+        flops = 4.0 * s * H * D * nk
+        for impl_name in (name, name + " (decode kernel)", name + " (prefill kernel)",
+                          name + " (S separate decodes)"):
+            if impl_name in ours:
+                ms, rate, _ = ours[impl_name]
+                impl = "ours" + impl_name[len(name):]
+                rows.append((name, impl, ms, rate, "TB/s", rate / copy_tbs))
+                print(f"{name} {impl}: {flops / (ms * 1e-3) / 1e12:.1f} TFLOP/s")
+        for impl, be in backends + [("SDPA efficient", SDPBackend.EFFICIENT_ATTENTION)]:
+            ms, note = sdpa_ms(be, q, k, v, False, 10, 50)
+            if ms:
+                t = nbytes / (ms * 1e-3) / 1e12
+                rows.append((name, impl + note, ms, t, "TB/s", t / copy_tbs))
+                print(f"{name} {impl + note}: {flops / (ms * 1e-3) / 1e12:.1f} TFLOP/s")
+    for extra in ("items 32 seq x 1 row x 2K keys", "items 32 seq (attention+merge each)"):
+        if extra in ours:
+            ms, rate, _ = ours[extra]
+            rows.append((extra, "ours", ms, rate, "TB/s", rate / copy_tbs))
     for extra, unit, ceiling in (("prefill causal 32K (mma.sync)", "TFLOP/s", PEAK_TFLOPS),
                                  ("decode 4q x 128K GQA 32/8 causal", "TB/s", copy_tbs)):
         if extra in ours:
@@ -105,9 +128,9 @@ def main():
             rows.append((extra, "ours", ms, rate, unit, rate / ceiling))
 
     print(f"\nroofline: {PEAK_TFLOPS:.0f} TFLOP/s bf16 dense; {copy_tbs:.2f} TB/s measured d2d copy")
-    print(f"{'case':34} {'impl':26} {'ms':>9} {'rate':>16} {'roofline':>8}")
+    print(f"{'case':36} {'impl':26} {'ms':>9} {'rate':>16} {'roofline':>8}")
     for name, impl, ms, rate, unit, ratio in rows:
-        print(f"{name:34} {impl:26} {ms:9.3f} {rate:8.1f} {unit:7} {100 * ratio:7.1f}%")
+        print(f"{name:36} {impl:26} {ms:9.3f} {rate:8.2f} {unit:7} {100 * ratio:7.1f}%")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ struct AttnParams {
   int64_t causal_offset = 0;
   // When set: an int in the backend's memory that holds the number of keys, read when the work
   // runs; n_kv is then its upper bound. A recorded decode step (CUDA graph) replays with a longer
-  // cache this way. Only without a mask, and for at most a few query rows on the GPU.
+  // cache this way. Only without a mask.
   const int* n_kv_at = nullptr;
 };
 

@@ -1,5 +1,6 @@
 // Host side shared by the attention kernels: the kernel choice, parameter checks and the split-KV
 // workspace.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -16,9 +17,7 @@ void check_params(const AttnParams& p, const char* who) {
   SA_CHECK(p.head_dim == 64 || p.head_dim == 128, who, ": head_dim ", p.head_dim,
            " is not supported (64, 128)");
   SA_CHECK(p.scale > 0.0f, who, ": scale must be > 0, got ", p.scale);
-  SA_CHECK(!p.n_kv_at || (!p.causal && p.n_q <= kDecodeMaxRows), who,
-           ": a key count read at run time needs no mask and at most ", kDecodeMaxRows,
-           " query rows");
+  SA_CHECK(!p.n_kv_at || !p.causal, who, ": a key count read at run time needs no mask");
   if (p.n_q == 0) return;
   const auto aligned = [](const void* ptr, uintptr_t a) {
     return ptr != nullptr && reinterpret_cast<uintptr_t>(ptr) % a == 0;
@@ -87,9 +86,28 @@ void attention_prefill(const AttnParams& p, cudaStream_t stream) {
 }
 
 void attention(const AttnParams& p, cudaStream_t stream) {
-  // Few rows over many keys: split the keys across the chip. Otherwise tiles of query rows.
-  if (p.n_q <= kDecodeMaxRows)
+  if (p.causal) {
+    // Few rows over many keys: split the keys across the chip. Otherwise tiles of query rows.
+    if (p.n_q <= kDecodeMaxRows)
+      attention_decode(p, stream);
+    else
+      attention_prefill(p, stream);
+    return;
+  }
+  // No mask: the GQA group's rows share every key. Decode reads each tile once for one row tile;
+  // the shared kernel for up to 128 rows a block, split over keys, so it always fills the chip.
+  // Flash prefill has no split over keys: its (row tiles x heads) blocks, one per SM, run at its
+  // per-SM rate. On sm_90 that rate (wgmma, ~600 TFLOP/s a chip) is about twice the shared
+  // kernel's (mma.sync), so prefill wins once its grid covers half the SMs; elsewhere both use
+  // mma.sync and prefill needs the whole chip.
+  const int64_t rows = static_cast<int64_t>(p.n_q) * (p.n_heads / std::max(p.n_kv_heads, 1));
+  const int64_t prefill_blocks = (static_cast<int64_t>(p.n_q) + 127) / 128 * p.n_heads;
+  const int64_t sms = attn::sm_count();
+  const int64_t prefill_wins_at = attn::device_has_wgmma() ? (sms + 1) / 2 : sms;
+  if (rows <= kDecodeRowTile)
     attention_decode(p, stream);
+  else if (p.n_kv_at != nullptr || prefill_blocks < prefill_wins_at)
+    attention_shared(p, stream);
   else
     attention_prefill(p, stream);
 }

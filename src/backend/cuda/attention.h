@@ -32,15 +32,21 @@ struct AttnParams {
   bool causal = false;
   int64_t causal_offset = 0;
   // When set (device memory): the number of keys, read by the kernel; n_kv is its upper bound and
-  // sizes the grid, so a captured CUDA graph replays over a longer cache. Split-KV decode only
-  // (n_q <= kDecodeMaxRows), without a mask.
+  // sizes the grid, so a captured CUDA graph replays over a longer cache. Without a mask only;
+  // the split-KV kernels (decode, shared) take it, prefill does not.
   const int* n_kv_at = nullptr;
 };
 
-// Picks the kernel: split-KV decode for up to kDecodeMaxRows query rows, flash prefill otherwise.
+// Picks the kernel (one place, the rule in attention.cu):
+//   causal: split-KV decode for up to kDecodeMaxRows query rows, flash prefill otherwise;
+//   no mask: decode while the packed rows (n_q * group) fit one decode row tile, the
+//     shared-context kernel while flash prefill's grid (ceil(n_q / 128) * n_heads blocks) covers
+//     less than half the SMs on sm_90 (all of them elsewhere) or when n_kv_at is set, flash
+//     prefill otherwise. Llama-3.1-8B on an H200: shared for 5 to 256 query rows.
 // Throws starattn::Error on a bad shape, an unsupported head_dim or a failed CUDA call.
 void attention(const AttnParams& p, cudaStream_t stream);
 inline constexpr int kDecodeMaxRows = 8;
+inline constexpr int kDecodeRowTile = 16;  // packed query rows of one decode block
 
 // Bumped whenever the split-KV workspace moves: a CUDA graph captured before is then stale.
 uint64_t attention_workspace_generation();
@@ -54,6 +60,28 @@ void attention_prefill(const AttnParams& p, cudaStream_t stream);
 // GQA group (up to 16 rows a block), writes a partial (out, lse) to a per-(device, stream)
 // workspace, and a second kernel merges the slices. Any n_q; meant for a few rows over long KV.
 void attention_decode(const AttnParams& p, cudaStream_t stream);
+
+// (e) Shared context: split-KV like (b), but each block holds up to 128 packed rows of the GQA
+// group (n_q * group rows per kv head), so a served step's many sequences over one context read
+// each K/V tile once per block, and the FLOPs, not the bytes, grow with n_q. No mask. Any n_q.
+void attention_shared(const AttnParams& p, cudaStream_t stream);
+
+// (f) Per-sequence items: for each item, causal attention of its rows of batch.q over its own keys,
+// merged by log-sum-exp into the same rows of batch.out / batch.lse in place (which hold a partial
+// result over other keys; -inf safe as merge_attention). batch gives q, out, lse (required), the
+// heads, strides and scale; its k, v, n_q, n_kv and mask are unused. Items' rows must not overlap.
+// One launch per kItemsPerLaunch items: their descriptors travel as a kernel argument.
+struct AttnItem {
+  const __nv_bfloat16* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride batch.kv_stride
+  const __nv_bfloat16* v = nullptr;  // same
+  int q_row = 0;                     // rows [q_row, q_row + n_q) of q, out and lse
+  int n_q = 0;
+  int n_kv = 0;
+  int64_t causal_offset = 0;  // row i sees key j iff j <= i + causal_offset
+};
+void attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
+                           cudaStream_t stream);
+inline constexpr int kItemsPerLaunch = 64;
 
 // (c) out_a/lse_a <- merge(a, b) in place, exactly as starattn::merge_attention (-inf safe).
 // out_*: [rows, heads, head_dim] contiguous bf16; lse_*: [rows, heads] natural log.

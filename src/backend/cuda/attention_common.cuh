@@ -39,6 +39,22 @@ void prefill_wgmma(const AttnParams& p, cudaStream_t stream);
 // Whether the current device runs the sm_90a build (wgmma); cached per device.
 bool device_has_wgmma();
 
+// How a split-KV kernel (decode, shared) divides one call: the packed query rows of a kv head
+// (row r is query token r / group, query head kvh * group + r % group) and the key slices.
+struct Split {
+  int rows;             // n_q * group: packed query rows per kv head
+  int group;            // query heads per kv head
+  int n_splits;         // key slices
+  int tiles_per_split;  // key tiles per slice (of the kernel's tile size)
+};
+
+// The second kernel of a split-KV call: merges the slices' partials into p.out (bf16) and p.lse
+// (natural log, skipped when null). Workspace layout, for packed row r of kv head kvh and slice s:
+// ws_o[((kvh * rows + r) * n_splits + s) * D + c] (normalised fp32 output), ws_lse[same without
+// D] (natural log; -inf for a slice that saw no key).
+void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const float* ws_lse,
+                  cudaStream_t stream);
+
 // Grow-only device buffer per (device, stream), for split-KV partial results. Each time one grows
 // workspace_generation is bumped, so a CUDA graph that captured the old one knows it is stale.
 void* workspace(size_t bytes, cudaStream_t stream);

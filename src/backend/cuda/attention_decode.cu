@@ -20,13 +20,6 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kStages = 3;
 constexpr int kRows = 16;  // query rows per block
 
-struct Split {
-  int rows;             // n_q * group: query rows per kv head
-  int group;            // query heads per kv head
-  int n_splits;         // KV slices
-  int tiles_per_split;  // kBN-key tiles per slice
-};
-
 template <int D>
 constexpr int decode_smem_bytes() {
   return (kRows * D + kStages * 2 * kBN * D) * static_cast<int>(sizeof(bf16));
@@ -253,13 +246,21 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   const dim3 grid(row_groups, sp.n_splits, p.n_kv_heads);
   decode_kernel<D><<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
   SA_LAUNCHED("decode_kernel");
-  const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
-  decode_merge_kernel<D>
-      <<<static_cast<unsigned>((merge_rows + 3) / 4), 128, 0, stream>>>(p, sp, ws_o, ws_lse);
-  SA_LAUNCHED("decode_merge_kernel");
+  merge_splits(p, sp, ws_o, ws_lse, stream);
 }
 
 }  // namespace
+
+void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const float* ws_lse,
+                  cudaStream_t stream) {
+  const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
+  const auto blocks = static_cast<unsigned>((merge_rows + 3) / 4);
+  dispatch_head_dim(p.head_dim, "merge_splits", [&](auto d) {
+    decode_merge_kernel<decltype(d)::value><<<blocks, 128, 0, stream>>>(p, sp, ws_o, ws_lse);
+  });
+  SA_LAUNCHED("decode_merge_kernel");
+}
+
 }  // namespace attn
 
 void attention_decode(const AttnParams& p, cudaStream_t stream) {

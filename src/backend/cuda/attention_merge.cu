@@ -14,7 +14,8 @@ __global__ void __launch_bounds__(128) merge_kernel(bf16* out_a, float* lse_a, c
   const int lane = threadIdx.x & 31;
   if (r >= n) return;
   const float la = lse_a[r], lb = lse_b[r];
-  if (lb == -INFINITY) return;  // b saw no key: a is already the answer
+  if (lb == -INFINITY) return;  // b saw no key: a is already the answer (warp-uniform)
+  __syncwarp();                 // every lane has read lse_a[r] before lane 0 rewrites it
   bf16* oa = out_a + r * head_dim;
   const bf16* ob = out_b + r * head_dim;
   if (la == -INFINITY) {  // a saw no key: b is the answer (copied, so nothing in a can leak)

@@ -648,7 +648,9 @@ void CudaBackend::logits(const float* hidden, int n, float* out) {
   }
 }
 
-void CudaBackend::attention(const AttnParams& p) {
+namespace {
+
+cuda::AttnParams to_cuda(const AttnParams& p) {
   cuda::AttnParams g;
   g.q = static_cast<const bf16*>(p.q);
   g.k = static_cast<const bf16*>(p.k);
@@ -667,7 +669,29 @@ void CudaBackend::attention(const AttnParams& p) {
   g.causal = p.causal;
   g.causal_offset = p.causal_offset;
   g.n_kv_at = p.n_kv_at;
-  cuda::attention(g, stream_);
+  return g;
+}
+
+}  // namespace
+
+void CudaBackend::attention(const AttnParams& p) {
+  cuda::attention(to_cuda(p), stream_);
+}
+
+void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
+                                        void* scratch_out, float* scratch_lse) {
+  (void)scratch_out, (void)scratch_lse;
+  SA_CHECK(n_items >= 0 && (n_items == 0 || items), "attention_merge_items: ", n_items, " items");
+  std::vector<cuda::AttnItem> g(static_cast<size_t>(n_items));
+  for (int i = 0; i < n_items; ++i) {
+    g[i].k = static_cast<const bf16*>(items[i].k);
+    g[i].v = static_cast<const bf16*>(items[i].v);
+    g[i].q_row = items[i].q_row;
+    g[i].n_q = items[i].n_q;
+    g[i].n_kv = items[i].n_kv;
+    g[i].causal_offset = items[i].causal_offset;
+  }
+  cuda::attention_merge_items(to_cuda(batch), g.data(), n_items, stream_);
 }
 
 void CudaBackend::merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,

@@ -74,6 +74,9 @@ class CudaBackend : public Backend {
                    int rows, int heads, int head_dim) override;
   void merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows, int heads,
              int head_dim) override;
+  // All items in one launch (cuda::attention_merge_items); the scratch buffers are not needed.
+  void attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
+                             void* scratch_out, float* scratch_lse) override;
 
   int device() const { return device_; }
   cudaStream_t stream() const { return stream_; }
