@@ -48,7 +48,7 @@ for L in $lengths; do
         for a in 0 B/16 B/8 B/4 B/2 B; do eval_run anchors "$needles" "$L" --attn star -b L/4 -a "$a"; done ;;
       babilong)  # qa1-qa3 for the exact baselines, star, and star without the anchor
         eval_run babilong "$babilong" "$L" --attn dense
-        eval_run babilong "$babilong" "$L" --attn ring
+        [[ -n $mpi ]] && eval_run babilong "$babilong" "$L" --attn ring  # one rank: dense again
         eval_run babilong "$babilong" "$L" --attn star -b L/4 -a B
         eval_run babilong "$babilong" "$L" --attn star -b L/4 -a 0 ;;
       *) echo "unknown part $part (sources blocks anchors babilong)" >&2; exit 2 ;;
