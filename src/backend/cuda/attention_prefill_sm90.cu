@@ -290,6 +290,7 @@ void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
 
 void prefill_wgmma(const AttnParams& p, cudaStream_t stream) {
   check_params(p, "attention_prefill");
+  require_bf16_kv(p, "attention_prefill (wgmma)");
   if (p.n_q == 0) return;
   dispatch_head_dim(p.head_dim, "attention_prefill",
                     [&](auto d) { launch_prefill_sm90<decltype(d)::value>(p, stream); });
