@@ -243,10 +243,10 @@ TEST(Cli, KvTypeOnEveryCommand) {
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_NE(r.out.find("--kv-type"), std::string::npos) << cmd;
   }
-  // Checked before any model loads: a clear error naming the flag.
+  // Refused before any model loads, naming the flag.
   for (const char* cmd : {"generate -p hi", "bench", "eval", "serve"}) {
     const Result r = run(std::string(cmd) + " --kv-type int8");
-    EXPECT_EQ(r.code, 1) << cmd << ": " << r.out;
+    EXPECT_NE(r.code, 0) << cmd << ": " << r.out;
     EXPECT_NE(r.out.find("--kv-type"), std::string::npos) << cmd << ": " << r.out;
   }
 }
@@ -260,7 +260,11 @@ TEST_F(CliRealModel, Fp8KvCacheKeepsTheReadmeAnswer) {
   const std::string base = "generate -m " + model_ + " --chat --context-file " + doc +
                            " --query 'What is the password for the north gate?' -n 24 --json "
                            "--logprobs 1 --progress off --kv-type ";
-  const Result full = run(base + "bf16"), fp8 = run(base + "fp8");
+  // A 4100-token prefill each: about 20 s on two cores, so a longer limit than run()'s.
+  auto run_long = [](const std::string& args) {
+    return capture("timeout 900 " + std::string(STARATTN_BINARY) + " " + args + " 2>&1");
+  };
+  const Result full = run_long(base + "bf16"), fp8 = run_long(base + "fp8");
   ASSERT_EQ(full.code, 0) << full.out;
   ASSERT_EQ(fp8.code, 0) << fp8.out;
   const auto a = parse_json_line(full.out), b = parse_json_line(fp8.out);

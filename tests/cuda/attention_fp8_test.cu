@@ -283,7 +283,7 @@ TEST(CudaFp8, WgmmaPrefillRefusesFp8AndBadRowsAreRefused) {
   const cuda::AttnParams p = t.params(out.get(), lse.get());
   if (cuda::attn::device_has_wgmma()) EXPECT_THROW(cuda::attn::prefill_wgmma(p, nullptr), Error);
   cuda::AttnParams bad = p;
-  bad.kv_stride = 8 * 128;  // no room for the scales
+  bad.kv_stride = 2 * 128;  // the 2 kv heads' bytes only: no room for the scales
   EXPECT_THROW(cuda::attention(bad, nullptr), Error);
   bad = p;
   bad.k = reinterpret_cast<const bf16*>(p.k8);  // both pointer kinds set

@@ -164,11 +164,13 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
       kv_type = KvType::Act;
       const std::vector<float> full = run1(make(AttnMode::Dense), ids, n_ctx);
       kv_type = kv;
-      // On the GPU both are bf16-rounded runs, so only the upper bound is checked there.
+      // The tiny random-weight models amplify the KV error (measured: rel L2 0.07-0.12 at 7 and
+      // 24 tokens); a broken fp8 path moves the logits by about 1. On the GPU both runs are
+      // bf16-rounded, so only the upper bound is checked there.
       const double e = rel_l2(dense, full), lo = setup.cuda ? 0.0 : 3 * setup.same;
-      check(comm, e > lo && e < 5e-2,
+      check(comm, e > lo && e < 0.25,
             at + "fp8 dense moves the logits from the full-precision cache's by more than " +
-                std::to_string(lo) + " and less than 5e-2 (rel L2 " + std::to_string(e) + ")");
+                std::to_string(lo) + " and less than 0.25 (rel L2 " + std::to_string(e) + ")");
     }
     check_close(comm, runh(make(AttnMode::Dense), ids, n_ctx), dense, setup.same,
                 at + "dense on H ranks == dense on 1");
@@ -194,7 +196,9 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
               runh(make(AttnMode::Star, b, a, am, 3), ids, n_ctx, &qrows);
           check_close(comm, many, one, setup.same,
                       cfg + "star on H ranks == star on 1 rank, anchor " + anchor_mode_name(am));
-          if (!setup.cuda && am != AnchorMode::Recompute)
+          // Bitwise, except a one-token anchor: computed alone (shared, broadcast) it takes the
+          // matrix-vector path, whose sums run in another order than recompute's GEMM.
+          if (!setup.cuda && am != AnchorMode::Recompute && a != 1)
             check_same_bits(comm, run1(make(AttnMode::Star, b, a, am), ids, n_ctx), one,
                             cfg + "anchor " + anchor_mode_name(am) + " == recompute on 1 rank");
           const int64_t want = comm.rank() == 0 ? static_cast<int64_t>(ids.size()) - n_ctx : -1;
