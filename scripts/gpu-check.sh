@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU check of issue 4, in two halves:
+# The GPU check, in two halves:
 #
 #   scripts/gpu-check.sh build [DIR]   here (nvcc 13, no GPU needed): builds the GPU test binary,
 #                                      starattn, the multi-rank engine test, the model benchmark
@@ -15,6 +15,17 @@
 #                                      the KV capacity of each, and a 1M-token star run (-b 32768)
 #                                      with fp8 KV.
 #
+# SECTIONS (default "tests attention model serve batch fp8") picks what `run` does:
+#   tests      the GPU test binary
+#   attention  the attention kernels' benchmark against PyTorch SDPA
+#   model      the model benchmark at 32K against HF transformers
+#   serve      a 128K-token context encoded once, then the time to first token of 64-token
+#              questions on it: the engine alone (bench --sequences 1) and through the HTTP
+#              server with the openai client (bench/serve/serve_bench.py; its wheels in .whl/)
+#   batch      S = 1, 8, 32, 64 questions over one 128K context decoded together (bench
+#              --sequences), beside HF transformers' batched decode (bench/batch/hf_batched.py)
+#   fp8        what `gpu-check.sh fp8` runs (above)
+#
 # Logs go to $OUT when set (the device tool brings them back), else to DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +39,9 @@ if [[ $mode == build ]]; then
   mkdir -p "$dir"
   cp build-cuda-be/starattn_cuda_tests build-cuda-be/starattn build-cuda-be/tests/engine_mpi_test \
     "$dir/"
+  # The shared libraries a machine without cpp-httplib lacks; the binaries look in $dir/lib.
+  mkdir -p "$dir/lib"
+  cp -L build-cuda-be/lib/* "$dir/lib/"
   bash bench/model/build.sh build-cuda-be "$dir"
   if [[ -f bench/attention/attention_bench.cu ]]; then
     nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
@@ -43,6 +57,8 @@ fi
 
 log=${OUT:-$dir}
 mkdir -p "$log"
+sections=" ${SECTIONS:-tests attention model serve batch fp8} "
+want() { [[ $sections == *" $1 "* ]]; }
 export STARATTN_SOURCE_DIR=$PWD  # the tests' fixtures, wherever the tree was copied
 summary=()
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv,noheader
@@ -95,12 +111,14 @@ if [[ $mode == fp8 ]]; then
   exit 0
 fi
 
-echo "== GPU tests"
-timeout 300 "$dir/starattn_cuda_tests" --gtest_brief=1 >"$log/tests.log" 2>&1
-rc=$?
-grep -E "^\[  (FAILED|PASSED|SKIPPED) " "$log/tests.log" | sort | uniq -c | head -40
-grep -B2 -A8 "Failure" "$log/tests.log" | head -60
-summary+=("gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/tests.log"), $(grep -c '^\[  FAILED  \] [A-Za-z]' "$log/tests.log") failed")
+if want tests; then
+  echo "== GPU tests"
+  timeout 300 "$dir/starattn_cuda_tests" --gtest_brief=1 >"$log/tests.log" 2>&1
+  rc=$?
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) " "$log/tests.log" | sort | uniq -c | head -40
+  grep -B2 -A8 "Failure" "$log/tests.log" | head -60
+  summary+=("gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/tests.log"), $(grep -c '^\[  FAILED  \] [A-Za-z]' "$log/tests.log") failed")
+fi
 
 gpus=$(nvidia-smi -L | wc -l)
 if ((gpus >= 2)); then
@@ -111,7 +129,7 @@ if ((gpus >= 2)); then
   summary+=("engine invariants on $gpus GPUs: ${result:-failed to run}")
 fi
 
-if [[ -x $dir/attention_bench ]]; then
+if want attention && [[ -x $dir/attention_bench ]]; then
   echo "== attention benchmark (ours, then PyTorch SDPA)"
   timeout 120 "$dir/attention_bench" "$log/attention.txt" >"$log/attention_bench.log" 2>&1
   summary+=("attention bench: rc=$?")
@@ -120,18 +138,53 @@ if [[ -x $dir/attention_bench ]]; then
   tail -8 "$log/sdpa.log"
 fi
 
-echo "== model benchmark: random Llama-3.1-8B shape, 32K (ours, then HF transformers + SDPA)"
-timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --out "$log/model.txt" 2>&1 |
-  tee "$log/model_bench.log" | tail -40
-summary+=("model bench: rc=${PIPESTATUS[0]}")
-PYTHONUNBUFFERED=1 timeout 300 python3 bench/model/hf_baseline.py "$log/model.txt" \
-  --tokens 32768 --steps 32 >"$log/hf.log" 2>&1
-summary+=("hf baseline: rc=$?")
+if want model; then
+  echo "== model benchmark: random Llama-3.1-8B shape, 32K (ours, then HF transformers + SDPA)"
+  timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --out "$log/model.txt" 2>&1 |
+    tee "$log/model_bench.log" | tail -40
+  summary+=("model bench: rc=${PIPESTATUS[0]}")
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/model/hf_baseline.py "$log/model.txt" \
+    --tokens 32768 --steps 32 >"$log/hf.log" 2>&1
+  summary+=("hf baseline: rc=$?")
+fi
 
-fp8_checks
+random8b=(-m random:llama-3.1-8b --device cuda)
+if want serve; then
+  echo "== serve: a 128K-token context encoded once, then 64-token questions on it"
+  # 131072 context tokens + a 64-token question.
+  timeout 300 "$dir/starattn" bench "${random8b[@]}" --prefill 131136 --query 64 --decode 8 \
+    --repeats 1 --sequences 1 2>&1 | tee "$log/serve_engine.log" | tail -6
+  if [[ -d .whl ]]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+  fi
+  PYTHONUNBUFFERED=1 timeout 400 python3 bench/serve/serve_bench.py --bin "$dir/starattn" \
+    --tokenizer tests/fixtures/tokenizer/llama3_tokenizer.json --context-tokens 131072 \
+    --question-tokens 64 2>&1 | tee "$log/serve_http.log" | tail -4
+  summary+=("serve: $(grep -m1 'time to first token' "$log/serve_http.log")")
+fi
+if want batch; then
+  echo "== batch: S questions over one 128K context, decoded together (ours, then HF)"
+  timeout 400 "$dir/starattn" bench "${random8b[@]}" --prefill 131136 --query 64 --decode 16 \
+    --repeats 1 --sequences 1,8,32,64 2>&1 | tee "$log/batch.log" | tail -8
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/batch/hf_batched.py --tokens 131072 \
+    --sequences 1,8,32,64 2>&1 | tee "$log/hf_batched.log" | tail -6
+  summary+=("batch: see $log/batch.log")
+fi
+
+echo "== model benchmark with the matrices in GGUF blocks (decode and prefill against bf16 above)"
+for wt in q4_k q8_0; do
+  timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --weights "$wt" --out "$log/model_$wt.txt" \
+    2>&1 | tee "$log/model_bench_$wt.log" | grep -E "^backend:|^prefill dense|^decode 1 token"
+  summary+=("model bench $wt: rc=${PIPESTATUS[0]}")
+done
+
+if want fp8; then
+  fp8_checks
+fi
 
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}"
 [[ -f $log/sdpa.log ]] && grep -A12 "^roofline" "$log/sdpa.log"
-tail -14 "$log/hf.log"
+[[ -f $log/hf.log ]] && tail -14 "$log/hf.log"

@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "backend/cpu/attention_cpu.h"
 #include "attention/merge.h"
+#include "backend/cpu/attention_cpu.h"
 
 namespace starattn {
 namespace {

@@ -59,7 +59,7 @@ TEST(Conversation, EachTurnAppendsOnlyItsOwnText) {
     EXPECT_EQ(conv.messages()[i].content, msgs[i].content);
   }
   const std::string whole =
-      render_chat(parse_chat_template(tok.chat_template()), msgs, /*add_generation_prompt=*/true);
+      ChatTemplate::for_tokenizer(tok).render(msgs, /*add_generation_prompt=*/true);
   EXPECT_EQ(conv.rendered(), whole);
   EXPECT_EQ(tok.decode(kv), whole);
   EXPECT_EQ(kv, tok.encode(whole));  // here the seams tokenize as the whole does

@@ -96,7 +96,7 @@ TaskEnv fake_env(const Tokenizer& tok, bool faithful) {
   static const Haystack essay = fake_essay(40000);
   TaskEnv env;
   env.tok = &tok;
-  env.format = PromptFormat::from_chat(parse_chat_template(tok.chat_template()), "");
+  env.format = PromptFormat::from_chat(ChatTemplate::for_tokenizer(tok), "");
   env.faithful = faithful;
   env.words = []() -> const std::vector<std::string>& { return words; };
   env.essay = []() -> const Haystack& { return essay; };
@@ -111,7 +111,15 @@ TEST(EvalTemplate, PromptFormats) {
   EXPECT_EQ(l3.prefix, kPre);
   EXPECT_EQ(l3.suffix, kSuf);
   EXPECT_EQ(l3.turn_end, "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n");
-  const PromptFormat ml = PromptFormat::from_chat(ChatTemplate{ChatFormat::ChatML, "Be nice."}, "");
+  // ChatML with a default system prompt, as SmolLM2's template has.
+  const PromptFormat ml = PromptFormat::from_chat(
+      ChatTemplate::parse("{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"
+                          "{{ '<|im_start|>system\nBe nice.<|im_end|>\n' }}{% endif %}"
+                          "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+                          "{% endfor %}{% if add_generation_prompt %}"
+                          "{{ '<|im_start|>assistant\n' }}{% endif %}",
+                          "<|im_start|>", "<|im_end|>"),
+      "");
   EXPECT_EQ(ml.prefix, "<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\n");
   EXPECT_EQ(ml.suffix, "<|im_end|>\n<|im_start|>assistant\n");
   EXPECT_EQ(ml.turn_end, "<|im_end|>\n<|im_start|>user\n");
@@ -607,6 +615,52 @@ TEST(EvalResults, JsonlResumeAndSummary) {
   EXPECT_NE(md.find("| **average** | **50.0** | **25.0** |"), std::string::npos) << md;
   EXPECT_NE(md.find("over the tasks every column has: vt."), std::string::npos) << md;
   fs::remove(path);
+}
+
+// Numbers read back from results.jsonl are range-checked: a length of 1e300 once became
+// "-9223372036854775808 tokens" in the table, with exit 0.
+TEST(EvalResults, NumbersFromTheFileAreChecked) {
+  Record r;
+  r.id = "vt/2048/0";
+  r.task = "vt";
+  r.length = 2048;
+  r.method = "dense";
+  r.attn = "dense";
+  r.fingerprint = "fp";
+  r.refs = {"1"};
+  r.score = 1.0;
+  const nlohmann::json good = to_json(r);
+  EXPECT_EQ(record_from_json(good).key(), r.key());
+  const std::vector<std::pair<const char*, nlohmann::json>> bad = {
+      {"length", 1e300},
+      {"length", 2048.5},
+      {"length", 0},
+      {"length", uint64_t{1} << 63},
+      {"index", -1},
+      {"index", int64_t{1} << 40},
+      {"ranks", 0},
+      {"gen_tokens", -3},
+      {"context_tokens", "12"},
+      {"score", 1.5},
+      {"score", "high"},
+      {"phase1_s", -2.0},
+      {"id", 7},
+      {"outputs", "x"},
+      {"outputs", {1, 2}},
+  };
+  for (const auto& [field, value] : bad) {
+    nlohmann::json j = good;
+    j[field] = value;
+    const std::string msg = error_of([&] { record_from_json(j); });
+    EXPECT_NE(msg.find(std::string("\"") + field + "\""), std::string::npos)
+        << field << " = " << value.dump() << ": " << msg;
+  }
+  nlohmann::json missing = good;
+  missing.erase("score");
+  EXPECT_NE(error_of([&] { record_from_json(missing); }).find("\"score\""), std::string::npos);
+  nlohmann::json absent_optional = good;
+  absent_optional.erase("ranks");
+  EXPECT_EQ(record_from_json(absent_optional).ranks, 1);
 }
 
 // docs/ACCURACY.md's tables come from these checked-in results; this keeps the two in step.

@@ -4,7 +4,9 @@
 //    naming the file and the problem, never crash;
 //  - the real SmolLM2 model, when present.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <limits>
 
 #include <bit>
 #include <cmath>
@@ -424,6 +426,46 @@ TEST(GgufReader, GetterErrorsNameTheKey) {
   expect_msg([&] { f.get_int_or("t.f32", 0); }, "'t.f32' is a f32");
 }
 
+// Counts and ids from a file go through get_int_in: a value out of range is an error naming the
+// key and the range, never a silent wrap to a narrower type (4294967298 as int is 2).
+TEST(GgufReader, RangeCheckedIntegers) {
+  Spec s = valid_spec();
+  s.kvs.push_back(kv<uint64_t>("t.id", kU64, (uint64_t{1} << 32) + 2));
+  TempFile tf(build(s));
+  GgufFile f(tf.path());
+  const int64_t int_max = std::numeric_limits<int>::max();
+  EXPECT_EQ(f.get_int_in("t.u8", 0, 255), 200);
+  EXPECT_EQ(f.get_int_in("t.i8", -100, -100), -100);
+  EXPECT_EQ(f.get_int_in("t.u32", 1, 4000000000), 4000000000);
+  EXPECT_EQ(f.get_int_in_or("absent", 0, 10, 7), 7);
+  EXPECT_EQ(f.get_int_in_or("t.u16", 0, 60000, 7), 60000);
+  auto msg = [&](auto fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg([&] {
+              f.get_int_in("t.id", -1, int_max);
+            }).find("'t.id' = 4294967298 is outside [-1, 2147483647]"),
+            std::string::npos);
+  EXPECT_NE(
+      msg([&] { f.get_int_in("t.u64", 0, int_max); }).find("= 18446744073709551615 is outside"),
+      std::string::npos);
+  EXPECT_NE(msg([&] { f.get_int_in("t.u8", 0, 199); }).find("'t.u8' = 200 is outside [0, 199]"),
+            std::string::npos);
+  EXPECT_NE(msg([&] { f.get_int_in("t.i32", 0, int_max); }).find("= -2000000000 is outside"),
+            std::string::npos);
+  EXPECT_NE(msg([&] { f.get_int_in("t.u32", 5, -1); }).find("is outside [5, -1]"),
+            std::string::npos);  // an empty range holds nothing
+  EXPECT_NE(msg([&] { f.get_int_in("t.f32", 0, 1); }).find("'t.f32' is a f32"), std::string::npos);
+  EXPECT_NE(msg([&] { f.get_int_in_or("t.id", 0, 10, 7); }).find("outside [0, 10]"),
+            std::string::npos);
+  EXPECT_NE(msg([&] { f.get_int_in("nope", 0, 1); }).find("'nope' is missing"), std::string::npos);
+}
+
 TEST(GgufReader, HonoursGeneralAlignment) {
   Spec s = valid_spec();
   s.kvs.push_back(kv<uint32_t>("general.alignment", kU32, 64));
@@ -533,6 +575,19 @@ TEST(GgufHostile, LengthsLargerThanTheFile) {
   s = valid_spec();
   s.n_tensors = uint64_t{1} << 60;
   expect_load_error(s, "tensors, more than");
+}
+
+// Counts that the file's bytes could hold are still capped where each one costs far more memory
+// than its bytes: 25 MB of zeros claiming 2^20 + 1 tensors (a sparse file, no disk used).
+TEST(GgufHostile, MoreTensorsThanAnyModel) {
+  Spec s = valid_spec();
+  s.tensors.clear();
+  s.data.clear();
+  s.n_tensors = (uint64_t{1} << 20) + 1;
+  const Bytes head = build(s);
+  TempFile tf(head);
+  fs::resize_file(tf.path(), head.size() + *s.n_tensors * 24);
+  expect_load_error(tf.path(), "1048577 tensors, more than the limit of 1048576");
 }
 
 TEST(GgufHostile, BadMetadata) {

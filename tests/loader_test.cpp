@@ -3,6 +3,7 @@
 // and, for llama3_rope, only rope_freqs.weight); the real SmolLM2 GGUF loads; every broken input
 // throws starattn::Error with a message naming the problem.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -43,25 +44,25 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
 // Calls f(name, a, b) on every pair of corresponding weight vectors.
 template <typename F>
 void for_each_weight(const Weights& a, const Weights& b, F f) {
-  f("tok_embd", a.tok_embd, b.tok_embd);
+  f("tok_embd", a.tok_embd.to_f32(), b.tok_embd.to_f32());
   f("output_norm", a.output_norm, b.output_norm);
-  f("output", a.output, b.output);
+  f("output", a.output.to_f32(), b.output.to_f32());
   ASSERT_EQ(a.layers.size(), b.layers.size());
   for (size_t i = 0; i < a.layers.size(); ++i) {
     const LayerWeights &x = a.layers[i], &y = b.layers[i];
     const std::string p = "layer " + std::to_string(i) + " ";
     f(p + "attn_norm", x.attn_norm, y.attn_norm);
-    f(p + "wq", x.wq, y.wq);
-    f(p + "wk", x.wk, y.wk);
-    f(p + "wv", x.wv, y.wv);
+    f(p + "wq", x.wq.to_f32(), y.wq.to_f32());
+    f(p + "wk", x.wk.to_f32(), y.wk.to_f32());
+    f(p + "wv", x.wv.to_f32(), y.wv.to_f32());
     f(p + "bq", x.bq, y.bq);
     f(p + "bk", x.bk, y.bk);
     f(p + "bv", x.bv, y.bv);
-    f(p + "wo", x.wo, y.wo);
+    f(p + "wo", x.wo.to_f32(), y.wo.to_f32());
     f(p + "ffn_norm", x.ffn_norm, y.ffn_norm);
-    f(p + "w_gate", x.w_gate, y.w_gate);
-    f(p + "w_up", x.w_up, y.w_up);
-    f(p + "w_down", x.w_down, y.w_down);
+    f(p + "w_gate", x.w_gate.to_f32(), y.w_gate.to_f32());
+    f(p + "w_up", x.w_up.to_f32(), y.w_up.to_f32());
+    f(p + "w_down", x.w_down.to_f32(), y.w_down.to_f32());
   }
 }
 
@@ -88,15 +89,15 @@ TEST_P(TinyModel, ShapesFollowTheConfig) {
   const Model m = load_model(tiny_fixture(GetParam()));
   const ModelConfig& c = m.config;
   const size_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn;
-  EXPECT_EQ(m.weights.tok_embd.size(), c.vocab_size * d);
-  EXPECT_EQ(m.weights.lm_head().size(), c.vocab_size * d);
+  EXPECT_EQ(size_t(m.weights.tok_embd.size()), c.vocab_size * d);
+  EXPECT_EQ(size_t(m.weights.lm_head().size()), c.vocab_size * d);
   EXPECT_EQ(m.weights.output.empty(), c.tied_embeddings);
   ASSERT_EQ(m.weights.layers.size(), size_t(c.n_layers));
   for (const LayerWeights& l : m.weights.layers) {
-    EXPECT_EQ(l.wq.size(), q * d);
-    EXPECT_EQ(l.wk.size(), kv * d);
-    EXPECT_EQ(l.wo.size(), d * q);
-    EXPECT_EQ(l.w_down.size(), d * ffn);
+    EXPECT_EQ(size_t(l.wq.size()), q * d);
+    EXPECT_EQ(size_t(l.wk.size()), kv * d);
+    EXPECT_EQ(size_t(l.wo.size()), d * q);
+    EXPECT_EQ(size_t(l.w_down.size()), d * ffn);
     EXPECT_EQ(l.bq.size(), c.qkv_bias ? q : 0);
     EXPECT_EQ(l.bv.size(), c.qkv_bias ? kv : 0);
   }
@@ -180,7 +181,7 @@ TEST(Loader, LlamaGgufQkRowsArePermutedOnDisk) {
   const Model hf = load_model(dir);
   const GgufFile f(dir + "/model-f32.gguf");
   const std::vector<float> raw = f.read_f32(*f.find_tensor("blk.0.attn_k.weight"));
-  const std::vector<float>& wk = hf.weights.layers[0].wk;
+  const std::vector<float> wk = hf.weights.layers[0].wk.to_f32();
   const int hd = hf.config.head_dim, d = hf.config.d_model;
   EXPECT_NE(raw, wk);
   for (int h = 0; h < hf.config.n_kv_heads; ++h)
@@ -209,8 +210,8 @@ TEST(Loader, RealSmolLM2Gguf) {
   EXPECT_TRUE(c.tied_embeddings);
   EXPECT_FALSE(c.qkv_bias);
   EXPECT_FALSE(c.rope_scaling.llama3);
-  EXPECT_EQ(m.weights.tok_embd.size(), size_t(49152) * 576);
-  for (float x : m.weights.layers[29].w_down) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_EQ(m.weights.tok_embd.size(), int64_t{49152} * 576);
+  for (float x : m.weights.layers[29].w_down.to_f32()) ASSERT_TRUE(std::isfinite(x));
 }
 
 // ---- config.json variants ------------------------------------------------------------------
@@ -460,6 +461,77 @@ TEST(Loader, GgufErrors) {
 
   write_bytes(dir / "junk.gguf", "not a gguf file at all");
   EXPECT_FALSE(error_of([&] { load_model(dir / "junk.gguf"); }).empty());
+}
+
+// Counts are checked against the tensors that are there before anything is allocated per layer:
+// a lying block_count once allocated 288 bytes of empty layer per claimed layer (2.8 GB for a
+// 4.8 KB file claiming 10M, 618 GB for 2^31 - 1) before the first missing tensor was noticed.
+TEST(Loader, LyingLayerCounts) {
+  TempDir dir;
+  GgufBuilder b = gguf_copy("llama_gqa");
+  b.set_u32("llama.block_count", 1000);
+  b.write(dir / "layers.gguf");
+  expect_load_error(dir / "layers.gguf",
+                    "block_count is 1000 but tensor 'blk.2.attn_norm.weight' is missing");
+  for (const uint32_t n : {0u, 10'000'000u, 0x7fffffffu, 0xffffffffu}) {
+    b.set_u32("llama.block_count", n);
+    b.write(dir / "layers.gguf");
+    expect_load_error(dir / "layers.gguf",
+                      "'llama.block_count' = " + std::to_string(n) + " is outside [1, 65536]");
+  }
+  b = gguf_copy("llama_gqa");
+  b.set_u64("llama.attention.head_count", (uint64_t{1} << 32) + 6);  // 6 once cast to int
+  b.write(dir / "heads.gguf");
+  expect_load_error(dir / "heads.gguf", "= 4294967302 is outside [1, 65536]");
+
+  write_qwen2_folder(dir, [](StTensors&) {});
+  json j = tiny_hf_config("qwen2_bias");
+  for (const json& n : {json(1000), json(10'000'000), json(2147483647), json(77.9), json(1e300),
+                        json(18446744073709551615ull), json(-1)}) {
+    j["num_hidden_layers"] = n;
+    write_bytes(dir / "config.json", j.dump());
+    const std::string msg = error_of([&] { load_model(dir.path()); });
+    if (n == json(1000)) {
+      EXPECT_NE(msg.find("num_hidden_layers is 1000 but tensor "
+                         "'model.layers.2.input_layernorm.weight' is missing"),
+                std::string::npos)
+          << msg;
+    } else if (n.is_number_float()) {
+      EXPECT_NE(msg.find("'num_hidden_layers' is not an integer"), std::string::npos) << msg;
+    } else {
+      EXPECT_NE(msg.find("'num_hidden_layers' = " + n.dump() + " is outside [1, 65536]"),
+                std::string::npos)
+          << msg;
+    }
+  }
+  // Products of in-range counts must still fit the int fields they make.
+  j = tiny_hf_config("llama_gqa");
+  j["num_attention_heads"] = 65536;
+  j["num_key_value_heads"] = 65536;
+  j["head_dim"] = 65536;
+  expect_hf_error(j, "too many to index with int");
+}
+
+// config.json and the safetensors index are read whole, so they must be regular files within a
+// cap: a FIFO in their place once made the loader wait forever.
+TEST(Loader, ModelJsonFilesMustBeRegular) {
+  TempDir dir;
+  write_qwen2_folder(dir, [](StTensors&) {});
+  fs::remove(dir / "config.json");
+  ASSERT_EQ(::mkfifo((dir / "config.json").c_str(), 0600), 0);
+  expect_load_error(dir.path(), "is a FIFO");
+  fs::remove(dir / "config.json");
+  fs::create_directory(dir / "config.json");
+  expect_load_error(dir.path(), "is a directory");
+  fs::remove(dir / "config.json");
+  write_bytes(dir / "config.json", read_bytes(tiny_fixture("qwen2_bias") + "/config.json"));
+  ASSERT_EQ(::mkfifo((dir / "model.safetensors.index.json").c_str(), 0600), 0);
+  expect_load_error(dir.path(), "safetensors index");
+  fs::remove(dir / "model.safetensors.index.json");
+  // A config.json that is a loop of links: our error, not std::filesystem's exception.
+  fs::remove(dir / "config.json");
+  fs::create_symlink("config.json", dir / "config.json");
+  expect_load_error(dir.path(), "Too many levels of symbolic links");
 }
 
 TEST(Loader, GgufTiedDetectedByMissingOutput) {

@@ -88,7 +88,8 @@ using StTensors = std::map<std::string, StTensor>;
 
 inline StTensor st_f32(std::vector<int64_t> shape, const std::vector<float>& v) {
   StTensor t{"F32", std::move(shape), std::string(v.size() * 4, '\0')};
-  std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+  // An empty vector's data() may be null, and memcpy from null is undefined even for 0 bytes.
+  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
   return t;
 }
 
@@ -146,6 +147,9 @@ class GgufBuilder {
   }
   void set_u32(const std::string& key, uint32_t v) {
     kv_[key] = GgufValue{GgufValue::Type::U32, int64_t{v}, GgufValue::Type::U8};
+  }
+  void set_u64(const std::string& key, uint64_t v) {
+    kv_[key] = GgufValue{GgufValue::Type::U64, v, GgufValue::Type::U8};
   }
   void set_f32(const std::string& key, float v) {
     kv_[key] = GgufValue{GgufValue::Type::F32, double{v}, GgufValue::Type::U8};

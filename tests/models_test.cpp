@@ -95,20 +95,20 @@ TEST(Models, Q8_0GgufWithinTheFormatsRounding) {
       }
     }
   };
-  check("tok_embd", hf.weights.tok_embd, q8.weights.tok_embd, true);
+  check("tok_embd", hf.weights.tok_embd.to_f32(), q8.weights.tok_embd.to_f32(), true);
   check("output_norm", hf.weights.output_norm, q8.weights.output_norm, false);
   for (size_t i = 0; i < hf.weights.layers.size(); ++i) {
     const LayerWeights &x = hf.weights.layers[i], &y = q8.weights.layers[i];
     const std::string p = "layer " + std::to_string(i) + " ";
     check(p + "attn_norm", x.attn_norm, y.attn_norm, false);
     check(p + "ffn_norm", x.ffn_norm, y.ffn_norm, false);
-    check(p + "wq", x.wq, y.wq, true);
-    check(p + "wk", x.wk, y.wk, true);
-    check(p + "wv", x.wv, y.wv, true);
-    check(p + "wo", x.wo, y.wo, true);
-    check(p + "w_gate", x.w_gate, y.w_gate, true);
-    check(p + "w_up", x.w_up, y.w_up, true);
-    check(p + "w_down", x.w_down, y.w_down, true);
+    check(p + "wq", x.wq.to_f32(), y.wq.to_f32(), true);
+    check(p + "wk", x.wk.to_f32(), y.wk.to_f32(), true);
+    check(p + "wv", x.wv.to_f32(), y.wv.to_f32(), true);
+    check(p + "wo", x.wo.to_f32(), y.wo.to_f32(), true);
+    check(p + "w_gate", x.w_gate.to_f32(), y.w_gate.to_f32(), true);
+    check(p + "w_up", x.w_up.to_f32(), y.w_up.to_f32(), true);
+    check(p + "w_down", x.w_down.to_f32(), y.w_down.to_f32(), true);
   }
   EXPECT_GT(rounded, n / 2);  // the file really is quantised
 }

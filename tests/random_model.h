@@ -41,25 +41,28 @@ inline Model random_model(int heads, int kv_heads, int head_dim, bool bias, bool
   };
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
   Weights& w = m.weights;
-  w.tok_embd = r(c.vocab_size * d, 0.5f);
-  if (!tied) w.output = r(c.vocab_size * d, 0.05f);
+  const auto mat = [&](int64_t rows, int64_t cols, float sd) {
+    return WeightMatrix::f32(r(rows * cols, sd), rows, cols);
+  };
+  w.tok_embd = mat(c.vocab_size, d, 0.5f);
+  if (!tied) w.output = mat(c.vocab_size, d, 0.05f);
   w.output_norm = r(d, 0.1f, 1.0f);
   w.layers.resize(c.n_layers);
   for (LayerWeights& L : w.layers) {
     L.attn_norm = r(d, 0.1f, 1.0f);
     L.ffn_norm = r(d, 0.1f, 1.0f);
-    L.wq = r(q * d, 0.06f);
-    L.wk = r(kv * d, 0.06f);
-    L.wv = r(kv * d, 0.06f);
+    L.wq = mat(q, d, 0.06f);
+    L.wk = mat(kv, d, 0.06f);
+    L.wv = mat(kv, d, 0.06f);
     if (bias) {
       L.bq = r(q, 0.2f);
       L.bk = r(kv, 0.2f);
       L.bv = r(kv, 0.2f);
     }
-    L.wo = r(d * q, 0.04f);
-    L.w_gate = r(f * d, 0.06f);
-    L.w_up = r(f * d, 0.06f);
-    L.w_down = r(d * f, 0.05f);
+    L.wo = mat(d, q, 0.04f);
+    L.w_gate = mat(f, d, 0.06f);
+    L.w_up = mat(f, d, 0.06f);
+    L.w_down = mat(d, f, 0.05f);
   }
   return m;
 }

@@ -54,6 +54,20 @@ TEST(Safetensors, ConvertsF32F16Bf16) {
   EXPECT_EQ(f.find("missing"), nullptr);
 }
 
+// Zero-element tensors of each dtype, alone in a file whose data section is empty: nothing is
+// copied, and nothing may be copied to or from a null pointer (UBSan checks this).
+TEST(Safetensors, ZeroElementTensors) {
+  TempDir dir;
+  StTensors ts;
+  ts["a"] = st_f32({0}, {});
+  ts["b"] = {"F16", {3, 0}, ""};
+  ts["c"] = {"BF16", {0, 2}, ""};
+  st_write(dir / "empty.safetensors", ts);
+  const SafetensorsFile f(dir / "empty.safetensors");
+  for (const char* name : {"a", "b", "c"}) EXPECT_TRUE(f.read_f32(*f.find(name)).empty()) << name;
+  EXPECT_TRUE(st_read_all(dir / "empty.safetensors")["a"].bytes.empty());
+}
+
 TEST(Safetensors, ShardedFolderFindsEveryTensor) {
   // The llama_gqa fixture is split in two shards by transformers.
   const SafetensorsFolder st(tiny_fixture("llama_gqa"));
@@ -96,6 +110,13 @@ TEST(Safetensors, RejectsBrokenFiles) {
   std::memcpy(lying.data(), &huge, 8);
   write_bytes(p, lying);
   expect_bad_file(p, "header length 1099511627776 exceeds the file size");
+
+  // A header length the (sparse) file holds, but far more JSON than any real header.
+  const uint64_t big = (uint64_t{32} << 20) + 1;
+  std::memcpy(lying.data(), &big, 8);
+  write_bytes(p, lying);
+  fs::resize_file(p, big + 8);
+  expect_bad_file(p, "header length 33554433 is more than the limit");
 
   st_write(p, ts, [](nlohmann::json& h) { h["w"]["data_offsets"] = {0, 4000}; });
   expect_bad_file(p, "data_offsets [0, 4000] outside the data section of 80 bytes");

@@ -11,7 +11,7 @@ blas_inc=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' | head 
 g++ -std=c++20 -O3 -fopenmp -Wall -Wextra -Werror -I"$root/include" -I"$root/src" -I"$cuda/include" \
   -I"$blas_inc" -c "$root/bench/model/model_bench.cpp" -o "$out/model_bench.o"
 g++ -o "$out/model_bench" "$out/model_bench.o" -Wl,--as-needed "$build/libstarattn_lib.a" \
-  "$build/libstarattn_cuda.a" -L"$cuda/lib64" -lcublas -lcublasLt -lcudart -lnccl -lopenblas -lpcre2-8 \
+  "$build/libstarattn_cuda.a" "$build/libstarattn_lib.a" -L"$cuda/lib64" -lcublas -lcublasLt -lcudart -lnccl -lopenblas -lpcre2-8 \
   $(mpicxx --showme:link) -fopenmp -lpthread
 rm -f "$out/model_bench.o"
 echo "built $out/model_bench"

@@ -4,8 +4,9 @@
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
 // Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
 // CUDA events on the backend's stream, warm-up first, median of repeats.
-// Usage: model_bench [--tokens N] [--steps S] [--out file]; `file` gets "name|ms|rate|unit" lines
-// for hf_baseline.py's side-by-side table.
+// Usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] [--out file]; `file`
+// gets "name|ms|rate|unit" lines for hf_baseline.py's side-by-side table. --weights q8_0 / q4_k
+// makes the random matrices GGUF blocks of that type (the decode bytes are then the blocks').
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -194,7 +195,7 @@ void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs) {
   for (void* ptr : {(void*)x, (void*)w, (void*)y, (void*)acc}) SA_CUDA(cudaFree(ptr));
 }
 
-int run(int n, int steps, const char* out_path) {
+int run(int n, int steps, const char* out_path, GgmlType weights) {
   cudaDeviceProp prop{};
   SA_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, %.1f GiB\n", prop.name, prop.multiProcessorCount,
@@ -243,9 +244,10 @@ int run(int n, int steps, const char* out_path) {
   const double copy_tbs = rows[0].rate, gemm_tflops = rows[1].rate;
   breakdown(n, ts, s, copy_tbs);
 
-  CudaBackend b(llama31_8b_config(), 0, 1234);
+  CudaBackend b(llama31_8b_config(), 0, 1234, weights);
   std::printf("backend: %s, weights %.2f GB\n", b.name().c_str(), b.weight_bytes() / 1e9);
   const ModelConfig& c = b.config();
+  const double embedding_bytes = double(c.vocab_size) * double(ggml_row_bytes(weights, c.d_model));
   Timer tb(b.stream());  // the model's work runs on the backend's stream
   auto comm = make_local_comm();
   std::vector<int> ctx(n);
@@ -309,7 +311,7 @@ int run(int n, int steps, const char* out_path) {
             tok = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
         });
     // Bytes a step must read: every weight but the embedding table (one row of it), and the KV.
-    const double bytes = double(b.weight_bytes()) - 2.0 * c.vocab_size * c.d_model +
+    const double bytes = double(b.weight_bytes()) - embedding_bytes +
                          2.0 * c.n_layers * n * c.kv_dim() * 2;
     const char* how[] = {" (op by op)", " (graph)", " (graph, greedy)"};
     rows.push_back({"decode 1 token @ " + tag + how[mode], ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
@@ -325,7 +327,7 @@ int run(int n, int steps, const char* out_path) {
           b.logits(hidden.data(), 1, logits.data());
         },
         3, steps);
-    const double bytes = double(b.weight_bytes()) - 2.0 * c.vocab_size * c.d_model;
+    const double bytes = double(b.weight_bytes()) - embedding_bytes;
     rows.push_back({"decode 1 token without attention", ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
   }
 
@@ -352,6 +354,7 @@ int run(int n, int steps, const char* out_path) {
 int main(int argc, char** argv) {
   int n = 32768, steps = 32;
   const char* out = nullptr;
+  starattn::GgmlType weights = starattn::GgmlType::BF16;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--tokens"))
       n = std::atoi(argv[i + 1]);
@@ -359,13 +362,21 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--out"))
       out = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "q8_0"))
+      weights = starattn::GgmlType::Q8_0;
+    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "q4_k"))
+      weights = starattn::GgmlType::Q4_K;
+    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "bf16"))
+      weights = starattn::GgmlType::BF16;
     else {
-      std::fprintf(stderr, "usage: model_bench [--tokens N] [--steps S] [--out file]\n");
+      std::fprintf(stderr,
+                   "usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] "
+                   "[--out file]\n");
       return 2;
     }
   }
   try {
-    return starattn::run(n, steps, out);
+    return starattn::run(n, steps, out, weights);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "model_bench: %s\n", e.what());
     return 1;

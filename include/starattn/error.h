@@ -3,6 +3,8 @@
 // (under MPI it ends every rank).
 #pragma once
 
+#include <exception>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,22 @@ template <typename... Args>
   std::ostringstream s;
   (s << ... << std::forward<Args>(args));
   throw Error(s.str());
+}
+
+// The message of the exception being handled; call it only inside a catch block. Every kind of
+// exception gets one line: what() for standard ones (std::filesystem::filesystem_error names the
+// path), "out of memory" for std::bad_alloc, whose what() says nothing useful.
+inline std::string current_exception_message() {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return "out of memory";
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    return what.empty() ? "unknown error" : what;
+  } catch (...) {
+    return "unknown exception (not a std::exception)";
+  }
 }
 
 }  // namespace starattn

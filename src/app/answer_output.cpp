@@ -97,6 +97,7 @@ void print_result(bool json, const RunSummary& run, const GenerateResult& res,
     j["decode_s"] = t.decode_s;
     j["decode_ms_per_token"] = ms_tok;
     j["phase2_comm_s"] = t.comm_s;
+    j["weight_bytes"] = t.weight_bytes;
     if (!res.logprobs.empty()) j["logprobs"] = logprobs_json(tok, res.logprobs);
     for (const auto& [k, v] : extra.items()) j[k] = v;
     // Invalid UTF-8 from a model is replaced rather than failing the whole answer.
@@ -117,10 +118,10 @@ void print_result(bool json, const RunSummary& run, const GenerateResult& res,
   std::fprintf(stderr,
                "timing: %s on %d rank%s | load %.2f s | phase 1: %zu context tokens in %.2f s "
                "(%.1f tok/s) | query: %zu tokens in %.3f s | decode: %d tokens, %.1f ms/token "
-               "(%.1f tok/s) | phase-2 comm %.3f s\n",
+               "(%.1f tok/s) | phase-2 comm %.3f s | weights %s\n",
                attn_mode_name(rc.attn), run.ranks, run.ranks == 1 ? "" : "s", t.load_s, n_ctx,
                t.phase1_s, t.phase1_s > 0 ? n_ctx / t.phase1_s : 0.0, n_query, t.query_s, n_gen,
-               ms_tok, ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s);
+               ms_tok, ms_tok > 0 ? 1e3 / ms_tok : 0.0, t.comm_s, t.weights.c_str());
 }
 
 }  // namespace starattn::app

@@ -40,6 +40,8 @@ class AnswerStream {
 
 struct Timings {
   double load_s = 0, phase1_s = 0, query_s = 0, decode_s = 0, comm_s = 0;
+  size_t weight_bytes = 0;  // held by the backend
+  std::string weights;      // describe_weights, for the timing line
 };
 
 // The run's shape, for the JSON object and the timing line.

@@ -14,6 +14,7 @@
 #include "app/common.h"
 #include "app/kv_report.h"
 #include "app/ranks.h"
+#include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
@@ -33,6 +34,7 @@ struct BenchArgs {
   RunConfig run;
   std::string attn = "dense", anchor_mode = "shared", kv_type = "bf16";
   std::vector<int> sequences;  // --sequences: concurrent questions over one context
+  std::string weights_type = "native";
 };
 
 double median(std::vector<double> v) {
@@ -81,12 +83,17 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     SA_CHECK(a.decode >= 0, "--decode must be >= 0");
     SA_CHECK(a.query >= 1, "--query must be >= 1");
     for (int s : a.sequences) SA_CHECK(s >= 1 && s <= 1024, "--sequences must be in [1, 1024]");
-    lm = load_model_and_tokenizer(a.model);
-    backend = make_backend(a.device, *lm, comm);
+    SA_CHECK(!a.prefill.empty(), "--prefill needs at least one length");
     for (int n : a.prefill)
-      SA_CHECK(n > a.query && n + a.decode <= lm->model.config.max_positions, "--prefill size ", n,
-               " must be in ", a.query + 1, "..", lm->model.config.max_positions - a.decode);
-    a.run.resolved(a.prefill.empty() ? 1 : a.prefill[0], comm.size());
+      SA_CHECK(n > a.query, "--prefill size ", n, " must exceed --query (", a.query, ")");
+    a.run.check();  // -b/-a/--chunk
+    check_device(a.device);
+    lm = load_model_and_tokenizer(a.model, "", a.weights_type);
+    for (int n : a.prefill)
+      SA_CHECK(n + a.decode <= lm->model.config.max_positions, "--prefill size ", n, " must be in ",
+               a.query + 1, "..", lm->model.config.max_positions - a.decode);
+    for (int n : a.prefill) a.run.resolved(n - a.query, comm.size());
+    backend = make_backend(a.device, *lm, comm);
   });
   const ModelConfig& cfg = lm->model.config;
 
@@ -99,7 +106,11 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   const double gemm = on_cpu ? sgemm_gflops(2048, 5) : 0.0;
   nlohmann::json out;
   if (on_cpu) out["sgemm_gflops"] = gemm;
+  out["blas"] = cpu::blas_description();
   out["backend"] = backend->name();
+  out["weights_type"] = lm->weights_type;
+  out["weight_bytes"] = backend->weight_bytes();
+  out["weight_storage"] = backend->weight_storage();
   out["attn"] = attn_mode_name(a.run.attn);
   out["ranks"] = comm.size();
   {
@@ -117,10 +128,10 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   }
   if (root) {
     if (on_cpu)
-      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (OpenBLAS, %d threads)\n", gemm,
-                   omp_get_max_threads());
-    std::fprintf(stderr, "%s; attn %s, %d rank(s)\n", backend->name().c_str(),
-                 attn_mode_name(a.run.attn), comm.size());
+      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (%d threads; %s)\n", gemm,
+                   omp_get_max_threads(), cpu::blas_description().c_str());
+    std::fprintf(stderr, "%s; attn %s, %d rank(s); weights %s\n", backend->name().c_str(),
+                 attn_mode_name(a.run.attn), comm.size(), describe_weights(*backend).c_str());
     if (!a.json)
       std::printf("%-10s %8s %12s %12s %10s\n", "phase", "tokens", "time (s)", "tok/s",
                   on_cpu ? "% sgemm" : "TFLOP/s");
@@ -228,11 +239,14 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print the results as one JSON object");
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
       ->check(CLI::IsMember({"star", "ring", "dense"}))
       ->capture_default_str();

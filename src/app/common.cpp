@@ -2,12 +2,15 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -22,16 +25,34 @@ namespace starattn::app {
 
 namespace fs = std::filesystem;
 
-std::string default_model_path() {
-  const std::string rel = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (fs::exists(rel)) return rel;
-  // Also look next to the build folder, so `build/starattn` works from anywhere in the checkout.
+namespace {
+
+// What is at path, or file_type::not_found. Every other failure (no permission to search a
+// folder, a loop of symbolic links) is an Error naming it: the throwing std::filesystem calls
+// would raise filesystem_error instead, and from default_model_path that escapes before main
+// can handle anything.
+fs::file_status status_of(const std::string& path, const std::string& what) {
   std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  SA_CHECK(!ec || st.type() == fs::file_type::not_found, "cannot access ", what, " ", path, ": ",
+           ec.message());
+  return st;
+}
+
+}  // namespace
+
+std::string default_model_path() {
+  // Runs while the flags are declared, before any error handling: nothing here may throw, and
+  // an unreadable candidate is simply not the default.
+  const std::string rel = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::error_code ec;
+  if (fs::exists(rel, ec)) return rel;
+  // Also look next to the build folder, so `build/starattn` works from anywhere in the checkout.
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
          dir = dir.parent_path()) {
-      if (fs::exists(dir / rel)) return (dir / rel).string();
+      if (fs::exists(dir / rel, ec)) return (dir / rel).string();
     }
   }
   return rel;
@@ -40,12 +61,14 @@ std::string default_model_path() {
 namespace {
 
 Tokenizer load_tokenizer(const std::string& path) {
-  SA_CHECK(fs::exists(path), "tokenizer not found: ", path);
-  if (fs::is_directory(path)) {
+  const fs::file_status st = status_of(path, "tokenizer");
+  SA_CHECK(fs::exists(st), "tokenizer not found: ", path);
+  if (fs::is_directory(st)) {
     const fs::path dir(path);
     const fs::path config = dir / "tokenizer_config.json";
-    return Tokenizer::from_hf_json((dir / "tokenizer.json").string(),
-                                   fs::exists(config) ? config.string() : "");
+    return Tokenizer::from_hf_json(
+        (dir / "tokenizer.json").string(),
+        fs::exists(status_of(config.string(), "tokenizer config")) ? config.string() : "");
   }
   if (fs::path(path).extension() == ".json") return Tokenizer::from_hf_json(path);
   return Tokenizer::from_gguf(GgufFile(path));
@@ -53,28 +76,45 @@ Tokenizer load_tokenizer(const std::string& path) {
 
 }  // namespace
 
+CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value) {
+  return cmd
+      .add_option("--weights-type", value,
+                  "How weight matrices are held: native (a GGUF's quantised blocks as they are, "
+                  "read from the mapped file), f32 (expanded to fp32: the reference) or bf16; "
+                  "random models: bf16, q4_k or q8_0")
+      ->check(CLI::IsMember({"native", "f32", "bf16", "q4_k", "q8_0"}))
+      ->capture_default_str();
+}
+
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
-                                                      const std::string& tokenizer_path) {
+                                                      const std::string& tokenizer_path,
+                                                      const std::string& weights_type) {
   auto m = std::make_unique<LoadedModel>();
+  m->weights_type = weights_type;
   const std::string random_prefix = "random:";
   if (path.rfind(random_prefix, 0) == 0) {
     const std::string shape = path.substr(random_prefix.size());
     SA_CHECK(shape == "llama-3.1-8b", "unknown random model '", shape,
              "' (supported: random:llama-3.1-8b)");
+    // A random model has no file format of its own: native means bf16.
+    if (weights_type == "native" || weights_type == "f32") m->weights_type = "bf16";
 #ifdef STARATTN_HAVE_CUDA
     m->random = true;
     m->model.config = llama31_8b_config();
     // A random model has no tokenizer of its own: --tokenizer, else the default model's if present.
     const std::string tok = !tokenizer_path.empty() ? tokenizer_path : default_model_path();
-    if (!tokenizer_path.empty() || fs::exists(tok)) m->tokenizer = load_tokenizer(tok);
+    std::error_code ec;
+    if (!tokenizer_path.empty() || fs::exists(tok, ec)) m->tokenizer = load_tokenizer(tok);
     return m;
 #else
     fail("random models need the CUDA backend, and this build has none");
 #endif
   }
-  SA_CHECK(fs::exists(path), "model not found: ", path,
+  SA_CHECK(fs::exists(status_of(path, "model")), "model not found: ", path,
            " (run scripts/setup.sh to fetch the default model, or pass -m FILE.gguf|HF_FOLDER)");
-  m->model = load_model(path);
+  SA_CHECK(weights_type != "q4_k" && weights_type != "q8_0", "--weights-type ", weights_type,
+           " is for random models; a model file keeps its own types with native");
+  m->model = load_model(path, parse_weights_type(weights_type));
   m->tokenizer = load_tokenizer(tokenizer_path.empty() ? path : tokenizer_path);
   SA_CHECK(m->tokenizer.vocab_size() <= m->model.config.vocab_size, "tokenizer has ",
            m->tokenizer.vocab_size(), " tokens but the model's embedding has only ",
@@ -86,16 +126,41 @@ void set_threads(int n) {
   cpu::set_threads(n);
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m,
-                                      const Comm& comm) {
+int max_threads() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 256;  // 0: unknown; then only absurd counts are refused
+}
+
+CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const bool ok =
+            !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        return ok ? "" : "must be a non-negative integer, got " + value;
+      },
+      "UINT");
+}
+
+void check_device(const std::string& device) {
   SA_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
            "' (expected cpu, cuda or auto)");
 #ifdef STARATTN_HAVE_CUDA
+  SA_CHECK(device != "cuda" || cuda_device_count() > 0,
+           "--device cuda: no CUDA GPU is visible to this process");
+#else
+  SA_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend (nvcc was not found)");
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m,
+                                      [[maybe_unused]] const Comm& comm) {
+  check_device(device);
+#ifdef STARATTN_HAVE_CUDA
   const int gpus = cuda_device_count();
   if (device == "cuda" || (device == "auto" && gpus > 0)) {
-    SA_CHECK(gpus > 0, "--device cuda: no CUDA GPU is visible to this process");
     const int gpu = local_device_index(comm, gpus);
-    if (m.random) return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234);
+    if (m.random)
+      return make_cuda_random_backend(m.model.config, gpu, /*seed=*/1234, m.weights_type);
     return make_cuda_backend(m.model, gpu);
   }
 #else
@@ -111,6 +176,15 @@ std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend) {
   std::unique_ptr<TensorComm> t = make_tensor_comm(comm, backend, &note);
   if (!note.empty() && comm.rank() == 0) std::fprintf(stderr, "note: %s\n", note.c_str());
   return t;
+}
+
+std::string describe_weights(const Backend& backend) {
+  const auto mib = [](size_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+    return std::string(buf);
+  };
+  return mib(backend.weight_bytes()) + " (" + backend.weight_storage() + ")";
 }
 
 bool token_has_text(const LoadedModel& m, int id) {

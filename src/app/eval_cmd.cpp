@@ -20,6 +20,7 @@
 #include "eval/rng.h"
 #include "eval/tasks.h"
 #include "eval/text.h"
+#include "io/text_file.h"
 #include "starattn/error.h"
 
 namespace starattn::app {
@@ -32,8 +33,8 @@ using eval::Sample;
 struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
   eval::MethodSpec method;
-  std::string haystack, wordlist = eval::kDefaultWordList, system, label;
-  std::string progress = "auto", device = "cpu";
+  std::string haystack, wordlist = eval::kDefaultWordList, system, label, chat_template;
+  std::string progress = "auto", device = "cpu", weights_type = "native";
   int samples = 10, max_new = 0, threads = 0;
   uint64_t seed = 42;
   bool resume = false, faithful = false, report = false, dump = false;
@@ -44,8 +45,9 @@ struct EvalArgs {
       << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|'
       << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk << '|'
       << method.kv_type << '|' << haystack << '|' << wordlist << '|' << system << '|' << label
-      << '|' << samples << '|' << max_new << '|' << seed << '|' << device << '|' << resume
-      << faithful << report << dump;
+      << '|' << samples << '|' << max_new << '|' << seed << '|' << device << '|' << weights_type
+      << '|' << resume << faithful << report << dump;
+    s << '|' << chat_template;
     return s.str();
   }
 };
@@ -66,6 +68,9 @@ std::string fingerprint(const EvalArgs& a, const Tokenizer& tok) {
     << " words=" << fs::path(a.wordlist).filename().string() << " faithful=" << a.faithful
     << " max_new=" << a.max_new;
   if (!a.system.empty()) s << " system=" << a.system;
+  if (!a.chat_template.empty()) s << " chat_template=" << a.chat_template;
+  // Results from before the choice existed were computed with fp32 weights.
+  if (a.weights_type != "f32") s << " weights=" << a.weights_type;
   return s.str();
 }
 
@@ -106,10 +111,10 @@ class EvalProgress {
 eval::TaskEnv make_env(const EvalArgs& a, const Tokenizer& tok) {
   eval::TaskEnv env;
   env.tok = &tok;
-  env.format =
-      tok.chat_template().empty()
-          ? eval::PromptFormat::base()
-          : eval::PromptFormat::from_chat(parse_chat_template(tok.chat_template()), a.system);
+  env.format = tok.chat_template().empty() && a.chat_template.empty()
+                   ? eval::PromptFormat::base()
+                   : eval::PromptFormat::from_chat(
+                         ChatTemplate::for_tokenizer(tok, a.chat_template), a.system);
   env.faithful = a.faithful;
   env.seed = a.seed;
   // Loaded once, on first use; the lambdas own them.
@@ -214,14 +219,17 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   on_all_ranks(comm, [&] {
     check_same_on_all_ranks(comm, "arguments", a.describe());
     if (a.report) return;
+    // Every flag, and the haystack file (only rank 0 reads it), before the slow part.
     a.method.check();
     SA_CHECK(a.samples >= 1, "--samples must be at least 1");
     SA_CHECK(a.max_new >= 0, "--max-new must be >= 0");
     tasks = eval::parse_task_list(a.tasks);
     lengths = eval::parse_lengths(a.lengths);
-    // -b/-a at every length, before the slow part.
-    for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());
-    lm = load_model_and_tokenizer(a.model);
+    for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());  // -b/-a
+    check_device(a.device);
+    if (root && !a.haystack.empty())
+      check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
+    lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     for (int64_t len : lengths) {
       SA_CHECK(len <= lm->model.config.max_positions, "--length ", len,
                " exceeds the model's context of ", lm->model.config.max_positions, " tokens");
@@ -360,6 +368,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--samples", a->samples, "Samples per task per length")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the sample generator (same seed, same samples)")
+      ->check(non_negative_integer())
       ->capture_default_str();
   cmd->add_option("--attn", a->method.attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
@@ -410,13 +419,17 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "Column name of this run in the tables (default from --attn, -b, -a)");
   cmd->add_option("--haystack", a->haystack,
                   "Prose for the essay haystack (niah_single_2/3, multikey_1, multivalue, "
-                  "multiquery, qa1-qa3): a text file, or a .json with a \"text\" field (RULER's "
-                  "PaulGrahamEssays.json). Default: the King James Bible from Debian's bible-kjv");
+                  "multiquery, qa1-qa3): a regular text file of at most 1 GiB, or a .json with a "
+                  "\"text\" field (RULER's PaulGrahamEssays.json). Default: the King James Bible "
+                  "from Debian's bible-kjv");
   cmd->add_option("--wordlist", a->wordlist,
                   "Word list for keys and cwe, one word per line (Debian's wamerican by default)")
       ->capture_default_str();
   cmd->add_option("--system", a->system,
                   "System message for the chat template; empty = the template's own default");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
+                  "llama3, mistral) or a file with a Jinja template");
   cmd->add_flag("--faithful", a->faithful,
                 "Reproduce Star Attention's RULER quirks (\"You is a helpful assistant\", cwe "
                 "example as a second prompt, cwe 300/30 repeats at >= 4K, fwe over-length)");
@@ -425,10 +438,13 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_flag("--report", a->report,
                 "Only print the tables of OUT/results.jsonl (writes nothing; e.g. -o "
                 "tests/fixtures/eval/smollm2_2048 for the tables of docs/ACCURACY.md)");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--progress", a->progress,
                   "Progress and ETA on stderr: auto/on (redrawn on a terminal, a line per sample "
                   "otherwise) or off")

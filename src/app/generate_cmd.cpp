@@ -3,18 +3,20 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "app/answer_output.h"
 #include "app/chat_session.h"
 #include "app/common.h"
 #include "app/kv_report.h"
 #include "app/ranks.h"
+#include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
+#include "io/text_file.h"
 #include "starattn/error.h"
 #include "tokenizer/conversation.h"
 #include "tokenizer/prompt.h"
@@ -24,7 +26,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model, tokenizer;
-  std::string prompt, prompt_file, context_file, query, system;
+  std::string prompt, prompt_file, context_file, query, system, chat_template;
   int n_predict = 128;
   SamplerOptions sampler;
   int logprobs = 0;
@@ -38,6 +40,7 @@ struct GenerateArgs {
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared", anchor_source = "first", kv_type = "bf16";
   std::string progress = "auto";
+  std::string weights_type = "native";
 
   // Everything that must agree across ranks, as one line.
   std::string describe() const {
@@ -45,21 +48,18 @@ struct GenerateArgs {
     s << model << '|' << tokenizer << '|' << prompt << '|' << prompt_file << '|' << context_file
       << '|' << query << '|' << system << '|' << n_predict << '|' << sampler.temperature << '|'
       << sampler.top_k << '|' << sampler.top_p << '|' << sampler.seed << '|' << chat << '|'
-      << device << '|' << run.describe();
+      << device << '|' << weights_type << '|' << run.describe();
     s << '|' << sampler.min_p << '|' << sampler.repeat_penalty << '|' << sampler.repeat_last_n
       << '|' << logprobs << '|' << interactive << '|' << ctx_size << '|' << stops.size();
     for (const std::string& stop : stops) s << '|' << stop.size() << ':' << stop;
+    s << '|' << chat_template;
     return s.str();
   }
 };
 
+// Regular files up to kMaxTextFileBytes: /dev/zero, a FIFO or a directory is refused, not read.
 std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  SA_CHECK(f.good(), "cannot open ", what, " ", path);
-  std::ostringstream s;
-  s << f.rdbuf();
-  SA_CHECK(!f.bad(), "cannot read ", what, " ", path);
-  return s.str();
+  return read_regular_file(path, what, kMaxTextFileBytes);
 }
 
 // The context and query texts from the flags (-p/-f run the whole prompt as the query).
@@ -91,8 +91,11 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   std::vector<int> ctx_ids, q_ids;
   std::unique_ptr<Conversation> conversation;  // --interactive
   RunConfig rc;
+  std::string context, query;
+  // Every flag and input file first, agreed on before the slow load.
   on_all_ranks(comm, [&] {
     check_same_on_all_ranks(comm, "arguments", a.describe());
+    fault_point(comm, "args");
     SA_CHECK(a.n_predict >= 0, "-n must be >= 0, got ", a.n_predict);
     Sampler check(a.sampler);  // validates the sampling flags before the slow load
     SA_CHECK(a.logprobs >= 0 && a.logprobs <= kMaxTopLogprobs, "--logprobs must be in 0..",
@@ -101,22 +104,33 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              "--logprobs needs --json (the log-probabilities are part "
              "of the JSON output)");
     const StopStrings check_stops(a.stops);  // validates --stop
+    a.run.check();                           // -b/-a/--chunk
+    check_device(a.device);
+    if (!a.interactive) {
+      std::tie(context, query) = prompt_texts(a);
+    } else if (!a.context_file.empty()) {
+      context = read_text_file(a.context_file, "context file");
+      SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
+    }
+  });
+  on_all_ranks(comm, [&] {
     const double t0 = now_seconds();
-    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    fault_point(comm, "load");
+    lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     const Tokenizer& tok = lm->tokenizer;
     if (a.interactive) {
-      std::string context;
-      if (!a.context_file.empty()) {
-        context = read_text_file(a.context_file, "context file");
-        SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
-      }
-      conversation = std::make_unique<Conversation>(tok, std::move(context), a.system);
+      conversation = std::make_unique<Conversation>(
+          tok, ChatTemplate::for_tokenizer(tok, a.chat_template), std::move(context), a.system);
       ctx_ids = conversation->context_ids();
     } else {
-      const auto [context, query] = prompt_texts(a);
-      PromptIds ids = build_prompt_ids(tok, context, query, a.chat, a.system);
+      PromptIds ids =
+          a.chat || !a.chat_template.empty()
+              ? build_prompt_ids(tok, context, query,
+                                 ChatTemplate::for_tokenizer(tok, a.chat_template), a.system)
+              : build_prompt_ids(tok, context, query, false, a.system);
+      context = std::string();  // the text may be large; only its tokens are needed from here
       ctx_ids = std::move(ids.context);
       q_ids = std::move(ids.query);
       const int64_t total = static_cast<int64_t>(ctx_ids.size() + q_ids.size()) + a.n_predict;
@@ -126,8 +140,11 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
                " tokens; shorten the input or lower -n");
     }
     rc = a.run.resolved(static_cast<int64_t>(ctx_ids.size()), comm.size());
+    fault_point(comm, "backend");
     backend = make_backend(a.device, *lm, comm);
     t.load_s = now_seconds() - t0;
+    t.weight_bytes = backend->weight_bytes();
+    t.weights = describe_weights(*backend);
   });
   const Tokenizer& tok = lm->tokenizer;
   if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
@@ -176,7 +193,9 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   req.should_stop = [&] { return answer.stopped(); };
   // Outside on_all_ranks: NCCL's setup is collective, and a failure in it must end the job
   // (run_on_ranks) rather than wait for an agreement the other ranks cannot reach.
+  fault_point(comm, "tensor_comm");
   const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
+  fault_point(comm, "generate");
   const GenerateResult res = generate(*backend, comm, rc, req, tensors.get());
   t.phase1_s = res.phase1_s;
   t.query_s = res.query_s;
@@ -185,8 +204,12 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   if (!root) return 0;
   answer.finish();
   print_result(a.json, {rc, comm.size(), req.context.size(), req.query.size()}, res, answer, tok, t,
-               a.json ? kv_memory_json(*backend, rc.kv_type, static_cast<int>(chunk))
-                      : nlohmann::json::object());
+               [&] {
+                 nlohmann::json extra = {{"weights_type", a.weights_type},
+                                         {"blas", cpu::blas_description()}};
+                 if (a.json) extra.update(kv_memory_json(*backend, rc.kv_type, static_cast<int>(chunk)));
+                 return extra;
+               }());
   return 0;
 }
 
@@ -212,9 +235,11 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json "
                   "(random models have none of their own)");
   auto* p = cmd->add_option("-p,--prompt", a->prompt, "Prompt text");
-  auto* f = cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file");
+  auto* f = cmd->add_option("-f,--file", a->prompt_file,
+                            "Read the prompt from a file (a regular file of at most 1 GiB)");
   auto* c = cmd->add_option("--context-file", a->context_file,
-                            "Long context (a document) to answer --query about");
+                            "Long context (a document) to answer --query about: a regular file "
+                            "of at most 1 GiB");
   auto* q = cmd->add_option(
       "--query", a->query, "Question about --context-file (with --interactive: the first message)");
   p->excludes(f)->excludes(c);
@@ -254,10 +279,15 @@ std::function<int()> add_generate_command(CLI::App& app) {
   cmd->add_option("--repeat-last-n", a->sampler.repeat_last_n,
                   "Tokens --repeat-penalty looks back over, prompt included; 0 = all")
       ->capture_default_str();
-  cmd->add_option("--seed", a->sampler.seed, "Random seed for sampling")->capture_default_str();
+  cmd->add_option("--seed", a->sampler.seed, "Random seed for sampling")
+      ->check(non_negative_integer())
+      ->capture_default_str();
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's (implies --chat): a built-in name "
+                  "(chatml, llama2, llama3, mistral) or a file with a Jinja template");
   cmd->add_option("--stop", a->stops,
                   "Stop when the text contains this string (repeatable; not printed, and nothing "
                   "that could still become one is shown early). A newline in bash: --stop $'\\n'")
@@ -277,11 +307,14 @@ std::function<int()> add_generate_command(CLI::App& app) {
                 "and with --logprobs N: logprobs "
                 "(per token: id, token, bytes, logprob, top_logprobs [{id, token, bytes, "
                 "logprob}])");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device,
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "
                   "dense (exact, one host)")

@@ -1,45 +1,61 @@
 #include "app/ranks.h"
 
-#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <new>
 #include <string>
-#include <vector>
+#include <system_error>
 
 namespace starattn::app {
 
 void on_all_ranks(Comm& comm, const std::function<void()>& fn) {
-  std::string err;
-  try {
-    fn();
-  } catch (const Error& e) {
-    err = e.what();
-    if (err.empty()) err = "unknown error";
-  }
-  if (comm.size() == 1) {
-    if (!err.empty()) throw AgreedError(err, true);
-    return;
-  }
-  const int mine = err.empty() ? 0 : 1;
-  std::vector<int> failed(comm.size());
-  comm.allgather(&mine, failed.data(), sizeof(int));
-  const auto first = std::find(failed.begin(), failed.end(), 1);
-  if (first == failed.end()) return;
-  const int root = static_cast<int>(first - failed.begin());
-  broadcast_string(comm, err, root);
-  throw AgreedError("rank " + std::to_string(root) + ": " + err, comm.rank() == 0);
+  agree_on_success(comm, fn);
 }
 
 int run_on_ranks(Comm& comm, const std::function<int()>& body) {
   try {
     return body();
-  } catch (const AgreedError& e) {
-    if (e.should_print()) std::fprintf(stderr, "starattn: error: %s\n", e.what());
+  } catch (const AgreedFailure& e) {
+    if (comm.rank() == 0) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "starattn: error: %s\n", e.what());
+    }
     return 1;
-  } catch (const Error& e) {
+  } catch (...) {
     if (comm.size() == 1) throw;
-    comm.abort_all(e.what(), 1);
+    // Other ranks may be waiting in a collective this rank will never join: end them all.
+    comm.abort_all(current_exception_message(), 1);
   }
   return 1;  // not reached: abort_all ends the job (GCC does not trust [[noreturn]] on virtuals)
+}
+
+void fault_point(const Comm& comm, const char* stage) {
+  const char* spec = std::getenv("STARATTN_FAULT");
+  if (spec == nullptr) return;
+  const std::string s = spec;
+  const size_t a = s.find(':'), b = a == std::string::npos ? a : s.find(':', a + 1);
+  SA_CHECK(b != std::string::npos, "STARATTN_FAULT='", s, "' is not STAGE:RANK:KIND");
+  const std::string want_stage = s.substr(0, a), kind = s.substr(b + 1);
+  const int rank = std::atoi(s.substr(a + 1, b - a - 1).c_str());
+  if (want_stage != stage || rank != comm.rank()) return;
+  // The wall-clock time of the fault, so that a test can time how long the other ranks take to
+  // end from here (tests/mpi/startup_fault_test.sh), whatever the start-up before it cost.
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::fprintf(stderr, "starattn: fault injection: rank %d fails at %s, unix time %.3f\n",
+               comm.rank(), stage, now);
+  std::fflush(stderr);
+  const std::string what = std::string("injected fault at ") + stage;
+  if (kind == "error") fail(what);
+  if (kind == "filesystem")
+    throw std::filesystem::filesystem_error(what, "models",
+                                            std::make_error_code(std::errc::permission_denied));
+  if (kind == "bad_alloc") throw std::bad_alloc();
+  if (kind == "kill") std::raise(SIGKILL);
+  fail("STARATTN_FAULT: unknown kind '", kind, "' (error, filesystem, bad_alloc or kill)");
 }
 
 }  // namespace starattn::app

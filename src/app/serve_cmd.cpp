@@ -21,8 +21,8 @@ namespace starattn::app {
 namespace {
 
 struct ServeArgs {
-  std::string model, tokenizer, alias;
-  std::string device = "cpu";
+  std::string model, tokenizer, alias, chat_template;
+  std::string device = "cpu", weights_type = "native";
   int threads = 0;
   RunConfig run;
   std::string attn = "star", anchor_mode = "shared", kv_type = "bf16";
@@ -33,8 +33,9 @@ struct ServeArgs {
 
   std::string describe() const {
     std::ostringstream s;
-    s << model << '|' << tokenizer << '|' << device << '|' << run.describe() << '|'
-      << sched.parallel << '|' << sched.step_tokens << '|' << context_memory_gib;
+    s << model << '|' << tokenizer << '|' << chat_template << '|' << device << '|' << weights_type
+      << '|' << run.describe() << '|' << sched.parallel << '|' << sched.step_tokens << '|'
+      << context_memory_gib;
     return s.str();
   }
 };
@@ -45,13 +46,15 @@ extern "C" void on_signal(int) {
   g_signals.fetch_add(1);
 }
 
-// The model's chat template as a renderer, or none when the template is missing or not one
-// starattn can render (then only /v1/completions serves).
-serve::RenderChat chat_renderer(const Tokenizer& tok, std::string* why) {
+// The chat template as a renderer (the model's, or --chat-template), or none when the model has
+// no template starattn can render (then only /v1/completions serves).
+serve::RenderChat chat_renderer(const Tokenizer& tok, const std::string& override_template,
+                                std::string* why) {
   try {
-    const ChatTemplate t = parse_chat_template(tok.chat_template());
-    return [t](const std::vector<ChatMessage>& m, bool gen) { return render_chat(t, m, gen); };
+    const ChatTemplate t = ChatTemplate::for_tokenizer(tok, override_template);
+    return [t](const std::vector<ChatMessage>& m, bool gen) { return t.render(m, gen); };
   } catch (const Error& e) {
+    if (!override_template.empty()) throw;  // asked for by name: a bad one is an error
     *why = e.what();
     return nullptr;
   }
@@ -84,11 +87,13 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     SA_CHECK(a.sched.parallel >= 1 && a.sched.parallel <= 4096, "--parallel must be in [1, 4096]");
     SA_CHECK(a.sched.max_queue >= 0, "--max-queue must be >= 0");
     SA_CHECK(a.sched.step_tokens >= 0, "--step-tokens must be >= 0");
-    SA_CHECK(a.max_body_mib > 0 && a.max_body_mib <= 1 << 20, "--max-body must be in (0, 1048576] MiB");
+    SA_CHECK(a.max_body_mib > 0 && a.max_body_mib <= 1 << 20,
+             "--max-body must be in (0, 1048576] MiB");
     SA_CHECK(a.context_memory_gib >= 0, "--context-memory must be >= 0");
     SA_CHECK(a.http.port >= 0 && a.http.port <= 65535, "--port must be in [0, 65535]");
     (void)a.run.resolved(1, comm.size());  // checks -b, -a and --chunk before the slow load
-    lm = load_model_and_tokenizer(a.model, a.tokenizer);
+    check_device(a.device);
+    lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     backend = make_backend(a.device, *lm, comm);
@@ -114,7 +119,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
   model.id = model_id(a);
   model.tok = &lm->tokenizer;
   std::string why_no_chat;
-  model.render = chat_renderer(lm->tokenizer, &why_no_chat);
+  model.render = chat_renderer(lm->tokenizer, a.chat_template, &why_no_chat);
   model.max_positions = lm->model.config.max_positions;
   model.rc = a.run;
   model.ranks = comm.size();
@@ -171,6 +176,9 @@ std::function<int()> add_serve_command(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer,
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json");
   cmd->add_option("--alias", a->alias, "Model name clients use (default: the file's name)");
+  cmd->add_option("--chat-template", a->chat_template,
+                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
+                  "llama3, mistral) or a file with a Jinja template");
   cmd->add_option("--host", a->http.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->http.port, "Port to listen on; 0 = any free port (printed)")
       ->capture_default_str();
@@ -191,7 +199,10 @@ std::function<int()> add_serve_command(CLI::App& app) {
                   "KV budget per rank for cached contexts and sequences, in GiB; 0 = what is "
                   "free (GPU: after weights and workspace; CPU: half of the free memory)")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  add_weights_type_option(*cmd, a->weights_type);
+  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--device", a->device,
                   "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))

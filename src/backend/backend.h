@@ -35,6 +35,10 @@ class Backend {
     return {type, config().n_kv_heads, config().head_dim,
             static_cast<int>(dtype_bytes(act_dtype()))};
   }
+  // Bytes of the model's weights this backend holds, and how they are stored ("Q4_1 x210, Q8_0
+  // x1"), for reports.
+  virtual size_t weight_bytes() const = 0;
+  virtual std::string weight_storage() const = 0;
 
   // Memory plan, before any KV cache exists: this rank will hold kv_rows rows of KV (all layers)
   // of kv_type and run at most max_tokens tokens per forward call. A backend with bounded memory

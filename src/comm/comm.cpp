@@ -1,6 +1,8 @@
 // Comm helpers that need only the interface: the default choice of comm, argument agreement.
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
+#include <limits>
 #include <vector>
 
 #include "comm/comm.h"
@@ -36,6 +38,39 @@ std::string excerpt(const std::string& s, size_t at) {
 }
 
 }  // namespace
+
+void agree_on_success(Comm& comm, const std::function<void()>& fn, double failed_wait_s) {
+  std::string err;
+  std::exception_ptr failure;
+  bool agreed = false;  // fn's own agreement failed: every rank holds the same AgreedFailure
+  int agreed_rank = 0;
+  try {
+    fn();
+  } catch (const AgreedFailure& e) {
+    err = e.what();
+    agreed = true;
+    agreed_rank = e.failed_rank();
+  } catch (...) {
+    err = current_exception_message();
+    failure = std::current_exception();
+  }
+  if (comm.size() == 1) {
+    if (!err.empty()) throw AgreedFailure(err, 0);
+    return;
+  }
+  const int mine = err.empty() ? 0 : 1;
+  std::vector<int> failed(static_cast<size_t>(comm.size()));
+  // Ranks that succeeded wait as long as it takes: a failed rank ends the job if it cannot wait.
+  const double wait = failure ? failed_wait_s : std::numeric_limits<double>::infinity();
+  if (!comm.allgather_within(&mine, failed.data(), sizeof(int), wait))
+    std::rethrow_exception(failure);
+  const auto first = std::find(failed.begin(), failed.end(), 1);
+  if (first == failed.end()) return;
+  if (agreed) throw AgreedFailure(err, agreed_rank);  // already the same on every rank
+  const int root = static_cast<int>(first - failed.begin());
+  broadcast_string(comm, err, root);
+  throw AgreedFailure("rank " + std::to_string(root) + ": " + err, root);
+}
 
 void check_same_on_all_ranks(Comm& comm, const std::string& what, const std::string& value) {
   // Every rank compares itself with rank 0, then all learn every verdict, so all throw together.

@@ -18,10 +18,13 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include "starattn/error.h"
 
 namespace starattn {
 
@@ -50,6 +53,13 @@ class Comm {
   virtual void reduce_sum(float* data, size_t count, int root) = 0;  // in place; valid on root only
   // recv: [size * bytes_each], rank r's block at r * bytes_each. send may alias its own block.
   virtual void allgather(const void* send, void* recv, size_t bytes_each) = 0;
+  // As allgather, but gives up after `seconds` (infinity: never) and returns false; the
+  // operation is then still pending and this Comm must not be used again: end the job
+  // (abort_all). Every rank must call this one, not allgather, to match (MPI does not match a
+  // blocking collective with a nonblocking one). For agreeing on failures, where a rank that has
+  // failed must not wait forever for ranks still busy. At most INT_MAX bytes each.
+  virtual bool allgather_within(const void* send, void* recv, size_t bytes_each,
+                                double seconds) = 0;
   // As allgather, but only root's recv is written; other ranks may pass recv = nullptr.
   virtual void gather(const void* send, void* recv, size_t bytes_each, int root) = 0;
   // Point to point. The receiver's size must equal the sender's exactly (checked: Error).
@@ -90,6 +100,31 @@ std::unique_ptr<Comm> make_default_comm();
 // Throws starattn::Error on every rank (none hangs) unless `value` is identical on all ranks; the
 // message names `what` and the first rank that differs from rank 0, with both values (shortened).
 void check_same_on_all_ranks(Comm& comm, const std::string& what, const std::string& value);
+
+// Thrown on every rank by agree_on_success when the function failed on some rank; the message is
+// the same on every rank.
+class AgreedFailure : public Error {
+ public:
+  AgreedFailure(const std::string& what, int failed_rank)
+      : Error(what), failed_rank_(failed_rank) {}
+  int failed_rank() const { return failed_rank_; }
+
+ private:
+  int failed_rank_;
+};
+
+// Runs fn on this rank, then every rank learns whether fn threw on any rank: any exception, not
+// only starattn::Error (std::bad_alloc, std::filesystem::filesystem_error, ...). When none did,
+// every rank returns; otherwise every rank throws AgreedFailure with the message of the lowest
+// failing rank (as "rank R: message" when there are several ranks), so that all can stop together
+// instead of some waiting in a collective for a rank that has left.
+// A rank whose fn failed waits at most `failed_wait_s` for the others to arrive (they may be
+// busy for minutes, loading a model); past that it rethrows its own exception, and the caller
+// must end the job with it (Comm::abort_all), since the agreement is left pending.
+// Every rank must call it at the same point. fn may run collectives only before anything in it
+// that can fail on one rank alone: a rank that throws early skips the rest of fn, so its later
+// collectives would not pair.
+void agree_on_success(Comm& comm, const std::function<void()>& fn, double failed_wait_s = 4.0);
 
 // The device this rank uses when its host has n_devices of them (n_devices > 0): ranks on a host
 // take them in turn by local rank, so mpirun, srun and other launchers all give each its own.

@@ -36,6 +36,10 @@ class LocalComm final : public Comm {
     check_ptr("reduce_sum", data, count);
   }
 
+  bool allgather_within(const void* send, void* recv, size_t bytes_each, double) override {
+    copy("allgather", send, recv, bytes_each);
+    return true;
+  }
   void allgather(const void* send, void* recv, size_t bytes_each) override {
     copy("allgather", send, recv, bytes_each);
   }

@@ -177,6 +177,32 @@ class MpiComm final : public Comm {
     }
   }
 
+  // One nonblocking allgather, tested until it completes or the deadline passes.
+  bool allgather_within(const void* send, void* recv, size_t bytes_each, double seconds) override {
+    check_ptr("allgather_within", send, bytes_each);
+    check_ptr("allgather_within", recv, bytes_each);
+    SA_CHECK(bytes_each <= static_cast<size_t>(INT_MAX), "Comm::allgather_within: ", bytes_each,
+             " bytes per rank is more than one MPI call carries");
+    const auto* s = static_cast<const char*>(send);
+    auto* r = static_cast<char*>(recv);
+    const bool in_place = bytes_each > 0 && s == r + rank_ * bytes_each;
+    const int n = static_cast<int>(bytes_each);
+    MPI_Request req = MPI_REQUEST_NULL;
+    SA_MPI_CHECK(
+        MPI_Iallgather(in_place ? MPI_IN_PLACE : s, n, MPI_BYTE, r, n, MPI_BYTE, comm_, &req));
+    using clock = std::chrono::steady_clock;
+    const auto start = clock::now();
+    for (;;) {
+      int done = 0;
+      SA_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+      if (done) return true;
+      if (std::chrono::duration<double>(clock::now() - start).count() > seconds) return false;
+      // Waiting here is for start-up and failures, not the hot path: a short sleep keeps the
+      // CPU free for ranks still at work on this host.
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
   void gather(const void* send, void* recv, size_t bytes_each, int root) override {
     check_rank("gather", "root", root);
     check_ptr("gather", send, bytes_each);

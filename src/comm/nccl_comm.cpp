@@ -39,9 +39,16 @@ class NcclTensorComm : public TensorComm {
     // NVLink multicast (NVLS) stays off: on shared hosts a program using it can put every GPU
     // out of service. Forced, not defaulted, whatever the caller's environment says.
     setenv("NCCL_NVLS_ENABLE", "0", 1);
-    SA_CUDA(cudaSetDevice(b_.device()));
     ncclUniqueId id{};
-    if (rank_ == 0) SA_NCCL(ncclGetUniqueId(&id));
+    // ncclCommInitRank waits, with no timeout, until every rank has joined. So every rank first
+    // gets ready (its GPU selected, rank 0's unique id made) and all agree that all are: a rank
+    // that fails here makes every rank throw the same AgreedFailure, instead of leaving the
+    // others inside NCCL waiting for it. A failure inside the init itself ends the job through
+    // the app's abort (Comm::abort_all), which mpirun turns into the end of every rank.
+    agree_on_success(control, [&] {
+      SA_CUDA(cudaSetDevice(b_.device()));
+      if (rank_ == 0) SA_NCCL(ncclGetUniqueId(&id));
+    });
     control.broadcast(&id, sizeof id, 0);
     SA_NCCL(ncclCommInitRank(&comm_, size_, id, rank_));
     SA_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -6,14 +6,21 @@
 
 namespace starattn {
 
-RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
-  SA_CHECK(ranks >= 1, "no ranks");
+void RunConfig::check() const {
   SA_CHECK(chunk >= 0, "--chunk must be at least 1 (or 0 for the device's default), got ", chunk);
-  RunConfig r = *this;
-  if (attn != AttnMode::Star) return r;
+  if (attn != AttnMode::Star) return;
   SA_CHECK(block_size >= 1 || block_size == -1, "--block-size must be at least 1, got ",
            block_size);
   SA_CHECK(anchor_size >= -1, "--anchor-size must be >= 0, got ", anchor_size);
+  SA_CHECK(block_size == -1 || anchor_size <= block_size, "--anchor-size (", anchor_size,
+           ") must not exceed --block-size (", block_size, ")");
+}
+
+RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
+  SA_CHECK(ranks >= 1, "no ranks");
+  check();
+  RunConfig r = *this;
+  if (attn != AttnMode::Star) return r;
   if (r.block_size == -1) r.block_size = n_context > 0 ? (n_context + ranks - 1) / ranks : 1;
   if (r.anchor_size < 0) r.anchor_size = r.block_size;
   SA_CHECK(r.anchor_size <= r.block_size, "--anchor-size (", r.anchor_size,

@@ -50,6 +50,9 @@ struct RunConfig {
   // half the bytes of bf16 (kv_format.h). Every KV row is quantised once, as it is written.
   KvType kv_type = KvType::Act;
 
+  // Checks what needs no context length (the signs of -b and -a, -a <= -b when both are given,
+  // --chunk), so that a bad flag is reported before anything slow; resolved() checks it too.
+  void check() const;
   // Fills the defaults for a context of n tokens over `ranks` ranks and checks the values;
   // throws starattn::Error naming the flag at fault.
   RunConfig resolved(int64_t n_context, int ranks) const;

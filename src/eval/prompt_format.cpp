@@ -14,7 +14,7 @@ PromptFormat PromptFormat::from_chat(const ChatTemplate& tmpl, const std::string
   msgs.push_back({"user", m1});
   msgs.push_back({"assistant", m2});
   msgs.push_back({"user", m3});
-  const std::string full = render_chat(tmpl, msgs, /*add_generation_prompt=*/true);
+  const std::string full = tmpl.render(msgs, /*add_generation_prompt=*/true);
   const size_t a = full.find(m1), b = full.find(m2), c = full.find(m3);
   SA_CHECK(
       a != std::string::npos && b != std::string::npos && c != std::string::npos && a < b && b < c,
@@ -29,7 +29,8 @@ PromptFormat PromptFormat::from_chat(const ChatTemplate& tmpl, const std::string
 }
 
 PromptFormat PromptFormat::sa_llama3() {
-  return from_chat(ChatTemplate{ChatFormat::Llama3, ""}, "You are a helpful assistant.");
+  return from_chat(ChatTemplate::builtin("llama3", "<|begin_of_text|>", "<|eot_id|>"),
+                   "You are a helpful assistant.");
 }
 
 PromptFormat PromptFormat::base() {

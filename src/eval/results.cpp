@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "io/text_file.h"
 #include "starattn/error.h"
 
 namespace starattn::eval {
@@ -77,48 +79,106 @@ nlohmann::json to_json(const Record& r) {
   return j;
 }
 
-Record record_from_json(const nlohmann::json& j) {
-  for (const char* f : {"id", "task", "length", "index", "method", "fingerprint", "attn", "score",
-                        "outputs", "pred"}) {
-    SA_CHECK(j.contains(f), "result line without the field \"", f, "\"");
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+
+const json* field(const json& j, const char* key, bool required) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    SA_CHECK(!required, "result line without the field \"", key, "\"");
+    return nullptr;
   }
+  return &*it;
+}
+
+// An integer field in [lo, hi]. A float (77.9, 1e300) or a value out of range is the file's
+// error: nlohmann's get<int64_t>() would truncate the one and make the other undefined.
+int64_t int_field(const json& j, const char* key, int64_t lo, int64_t hi, bool required,
+                  int64_t def = 0) {
+  const json* v = field(j, key, required);
+  if (!v) return def;
+  SA_CHECK(v->is_number_integer(), "\"", key, "\" is ", v->dump(), ", not an integer");
+  // Unsigned values are compared as unsigned, so one above int64's range cannot wrap.
+  const bool in_range = v->is_number_unsigned()
+                            ? v->get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                  static_cast<int64_t>(v->get<uint64_t>()) >= lo
+                            : v->get<int64_t>() >= lo && v->get<int64_t>() <= hi;
+  SA_CHECK(in_range, "\"", key, "\" = ", v->dump(), " is outside [", lo, ", ", hi, "]");
+  return v->get<int64_t>();
+}
+
+// A finite number field in [lo, hi].
+double number_field(const json& j, const char* key, double lo, double hi, bool required) {
+  const json* v = field(j, key, required);
+  if (!v) return 0.0;
+  SA_CHECK(v->is_number(), "\"", key, "\" is ", v->dump(), ", not a number");
+  const double x = v->get<double>();
+  SA_CHECK(std::isfinite(x) && x >= lo && x <= hi, "\"", key, "\" = ", v->dump(), " is outside [",
+           lo, ", ", hi, "]");
+  return x;
+}
+
+std::string string_field(const json& j, const char* key, bool required) {
+  const json* v = field(j, key, required);
+  if (!v) return "";
+  SA_CHECK(v->is_string(), "\"", key, "\" is ", v->dump(), ", not a string");
+  return v->get<std::string>();
+}
+
+}  // namespace
+
+Record record_from_json(const json& j) {
+  SA_CHECK(j.is_object(), "a result line is not a JSON object");
   Record r;
-  r.id = j["id"];
-  r.task = j["task"];
-  r.length = j["length"];
-  r.index = j["index"];
-  r.method = j["method"];
-  r.fingerprint = j["fingerprint"];
-  r.attn = j["attn"];
-  r.block_size = j.value("block_size", int64_t{0});
-  r.anchor_size = j.value("anchor_size", int64_t{0});
-  r.anchor_mode = j.value("anchor_mode", std::string());
-  r.anchor_source = j.value("anchor_source", std::string("first"));
-  r.ranks = j.value("ranks", 1);
-  r.context_tokens = j.value("context_tokens", int64_t{0});
-  r.query_tokens = j.value("query_tokens", int64_t{0});
-  r.max_new_tokens = j.value("max_new_tokens", 0);
-  r.gen_tokens = j.value("gen_tokens", 0);
-  r.pred = j["pred"];
-  r.refs = j["outputs"].get<std::vector<std::string>>();
-  r.score = j["score"];
-  r.phase1_s = j.value("phase1_s", 0.0);
-  r.query_s = j.value("query_s", 0.0);
-  r.decode_s = j.value("decode_s", 0.0);
+  r.id = string_field(j, "id", true);
+  r.task = string_field(j, "task", true);
+  r.length = int_field(j, "length", 1, kMaxInt, true);
+  r.index = int_field(j, "index", 0, kMaxInt, true);
+  r.method = string_field(j, "method", true);
+  r.fingerprint = string_field(j, "fingerprint", true);
+  r.attn = string_field(j, "attn", true);
+  r.block_size = int_field(j, "block_size", 0, kMaxInt, false);
+  r.anchor_size = int_field(j, "anchor_size", 0, kMaxInt, false);
+  r.anchor_mode = string_field(j, "anchor_mode", false);
+  r.anchor_source = string_field(j, "anchor_source", false);
+  if (r.anchor_source.empty()) r.anchor_source = "first";
+  r.ranks = static_cast<int>(int_field(j, "ranks", 1, kMaxInt, false, 1));
+  r.context_tokens = int_field(j, "context_tokens", 0, kMaxInt, false);
+  r.query_tokens = int_field(j, "query_tokens", 0, kMaxInt, false);
+  r.max_new_tokens = static_cast<int>(int_field(j, "max_new_tokens", 0, kMaxInt, false));
+  r.gen_tokens = static_cast<int>(int_field(j, "gen_tokens", 0, kMaxInt, false));
+  r.pred = string_field(j, "pred", true);
+  const json* refs = field(j, "outputs", true);
+  SA_CHECK(refs->is_array(), "\"outputs\" is not a list of strings");
+  for (const json& x : *refs) {
+    SA_CHECK(x.is_string(), "\"outputs\" holds ", x.dump(), ", not a string");
+    r.refs.push_back(x.get<std::string>());
+  }
+  r.score = number_field(j, "score", 0.0, 1.0, true);
+  // Seconds: finite and non-negative, at most a year.
+  constexpr double kMaxSeconds = 366.0 * 24 * 3600;
+  r.phase1_s = number_field(j, "phase1_s", 0.0, kMaxSeconds, false);
+  r.query_s = number_field(j, "query_s", 0.0, kMaxSeconds, false);
+  r.decode_s = number_field(j, "decode_s", 0.0, kMaxSeconds, false);
   return r;
 }
 
 std::vector<Record> read_records(const std::string& path, bool* dropped_tail) {
   if (dropped_tail) *dropped_tail = false;
   std::vector<Record> out;
-  std::ifstream f(path, std::ios::binary);
-  if (!f.good()) return out;
+  std::error_code ec;
+  if (!fs::exists(path, ec) && !ec) return out;  // no results yet
+  // A regular file within the cap: a results path naming a FIFO or /dev/zero is refused.
+  std::istringstream f(read_regular_file(path, "results file", kMaxTextFileBytes));
   std::vector<std::string> lines;
   for (std::string line; std::getline(f, line);) {
     if (!line.empty()) lines.push_back(line);
   }
   for (size_t i = 0; i < lines.size(); ++i) {
-    const auto j = nlohmann::json::parse(lines[i], nullptr, /*allow_exceptions=*/false);
+    const auto j = json::parse(lines[i], nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() && i + 1 == lines.size()) {
       if (dropped_tail) *dropped_tail = true;  // the run was killed while writing this line
       break;

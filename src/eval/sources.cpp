@@ -3,12 +3,12 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_set>
 
 #include "eval/text.h"
+#include "io/text_file.h"
 #include "starattn/error.h"
 
 namespace starattn::eval {
@@ -16,13 +16,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  SA_CHECK(f.good(), "cannot open ", path);
-  std::ostringstream s;
-  s << f.rdbuf();
-  SA_CHECK(!f.bad(), "cannot read ", path);
-  return s.str();
+// Regular files only, within the size cap: /dev/zero or a FIFO given as a haystack must not
+// run until memory fails or wait forever.
+std::string read_file(const std::string& path, const char* what) {
+  return read_regular_file(path, what, kMaxTextFileBytes);
+}
+
+// Non-throwing: a path that cannot be searched counts as absent here, and read_file says why.
+bool present(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
 }
 
 bool plain_word(const std::string& w) {
@@ -54,11 +57,11 @@ const char* kKjvHelp =
 }  // namespace
 
 std::vector<std::string> load_word_list(const std::string& path) {
-  SA_CHECK(fs::exists(path), "word list ", path,
+  SA_CHECK(present(path), "word list ", path,
            " not found: the key words and the cwe words come from a word list; install Debian's "
            "wamerican (apt-get install wamerican; scripts/setup.sh does) or pass --wordlist FILE "
            "(one word per line)");
-  std::istringstream in(read_file(path));
+  std::istringstream in(read_file(path, "word list"));
   std::vector<std::string> words;
   std::unordered_set<std::string> seen;
   for (std::string line; std::getline(in, line);) {
@@ -84,9 +87,9 @@ Haystack load_kjv_haystack() {
   const char* data = "/usr/lib/bible.data";
   bool have_program = false;
   for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"}) {
-    have_program = have_program || fs::exists(fs::path(dir) / "bible");
+    have_program = have_program || present(fs::path(dir) / "bible");
   }
-  SA_CHECK(have_program && fs::exists(data), kKjvHelp);
+  SA_CHECK(have_program && present(data), kKjvHelp);
   // -f: one verse per line with its reference; the range is the whole book.
   FILE* p = ::popen("bible -f -p /usr/lib -d bible.data gen1:1-rev22:21 2>/dev/null", "r");
   SA_CHECK(p != nullptr, "cannot start `bible`: ", kKjvHelp);
@@ -100,8 +103,8 @@ Haystack load_kjv_haystack() {
 }
 
 Haystack load_text_haystack(const std::string& path) {
-  SA_CHECK(fs::exists(path), "haystack file ", path, " not found");
-  std::string text = read_file(path);
+  SA_CHECK(present(path), "haystack file ", path, " not found");
+  std::string text = read_file(path, "haystack file");
   if (fs::path(path).extension() == ".json") {
     const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     SA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "haystack ", path,

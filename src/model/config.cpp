@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <cstdint>
+#include <limits>
+
 #include "starattn/error.h"
 
 namespace starattn {
@@ -13,6 +16,9 @@ void ModelConfig::validate() const {
            " query heads are not a multiple of ", n_kv_heads, " kv heads");
   SA_CHECK(head_dim > 0 && head_dim % 2 == 0,
            "model config: head_dim must be even and positive, got ", head_dim);
+  SA_CHECK(int64_t{n_heads} * head_dim <= std::numeric_limits<int>::max(),
+           "model config: ", n_heads, " query heads of ", head_dim,
+           " dimensions are too many to index with int");
   SA_CHECK(d_ffn > 0, "model config: FFN size must be positive, got ", d_ffn);
   SA_CHECK(vocab_size > 0, "model config: vocab size must be positive, got ", vocab_size);
   SA_CHECK(rope_theta > 0, "model config: rope theta must be positive");

@@ -31,5 +31,7 @@ const char* ggml_type_id_name(uint32_t id);
 // IEEE half and bfloat16 bit patterns to fp32, exactly (NaNs stay NaN, subnormals kept).
 float fp16_to_fp32(uint16_t h);
 float bf16_to_fp32(uint16_t h);
+// fp32 to the nearest bfloat16 (ties to even); NaNs stay NaN (made quiet).
+uint16_t fp32_to_bf16(float f);
 
 }  // namespace starattn

@@ -24,8 +24,11 @@ constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 constexpr uint64_t kDefaultAlignment = 32;
 // Caps that keep a small hostile file from costing gigabytes of GgufValue (about 50 bytes each):
 // real vocabularies are a few hundred thousand entries, and real arrays nest once at most.
-constexpr uint64_t kMaxArrayElems = uint64_t{1} << 24;
-constexpr uint64_t kMaxTotalValues = uint64_t{1} << 25;
+constexpr uint64_t kMaxArrayElems = uint64_t{1} << 22;
+constexpr uint64_t kMaxTotalValues = uint64_t{1} << 23;  // at most ~0.4 GB of GgufValue
+// Real models have a few hundred to a few thousand tensors; each costs about 200 bytes of table
+// and index, so a file of nothing but tensor records must not become gigabytes either.
+constexpr uint64_t kMaxTensors = uint64_t{1} << 20;
 constexpr int kMaxNesting = 8;
 
 using VT = GgufValue::Type;
@@ -323,6 +326,8 @@ void GgufFile::parse() {
   if (n_tensors > cur.remaining() / 24)
     fail(path_, ": header claims ", n_tensors, " tensors, more than the ", cur.remaining(),
          " remaining bytes can hold");
+  if (n_tensors > kMaxTensors)
+    fail(path_, ": header claims ", n_tensors, " tensors, more than the limit of ", kMaxTensors);
   tensors_.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
@@ -428,6 +433,27 @@ int64_t GgufFile::get_int(const std::string& key) const {
   return int_of(*this, key, require(*this, key));
 }
 
+int64_t GgufFile::get_int_in(const std::string& key, int64_t lo, int64_t hi) const {
+  const GgufValue& v = require(*this, key);
+  if (!v.is_integer()) wrong_type(*this, key, v, "an integer");
+  // Unsigned values are compared as unsigned: one above int64's range is above any hi, and gets
+  // the same message rather than wrapping to a negative number.
+  const auto* u = std::get_if<uint64_t>(&v.value);
+  bool in_range = false;
+  if (u) {
+    in_range =
+        hi >= 0 && *u <= static_cast<uint64_t>(hi) && (lo <= 0 || *u >= static_cast<uint64_t>(lo));
+  } else {
+    const int64_t x = std::get<int64_t>(v.value);
+    in_range = x >= lo && x <= hi;
+  }
+  if (!in_range) {
+    const std::string shown = u ? std::to_string(*u) : std::to_string(std::get<int64_t>(v.value));
+    fail(path_, ": metadata key '", key, "' = ", shown, " is outside [", lo, ", ", hi, "]");
+  }
+  return u ? static_cast<int64_t>(*u) : std::get<int64_t>(v.value);
+}
+
 double GgufFile::get_float(const std::string& key) const {
   const GgufValue& v = require(*this, key);
   if (!is_number(v)) wrong_type(*this, key, v, "a number");
@@ -466,6 +492,10 @@ std::vector<double> GgufFile::get_float_array(const std::string& key) const {
 
 int64_t GgufFile::get_int_or(const std::string& key, int64_t def) const {
   return find(key) ? get_int(key) : def;
+}
+
+int64_t GgufFile::get_int_in_or(const std::string& key, int64_t lo, int64_t hi, int64_t def) const {
+  return find(key) ? get_int_in(key, lo, hi) : def;
 }
 
 double GgufFile::get_float_or(const std::string& key, double def) const {

@@ -73,8 +73,12 @@ class GgufFile {
   std::vector<std::string> get_string_array(const std::string& key) const;
   std::vector<int64_t> get_int_array(const std::string& key) const;
   std::vector<double> get_float_array(const std::string& key) const;
-  // Getters with a default for optional keys (still throw on a wrong type).
+  // An integer in [lo, hi]: throws Error naming the key and the range when it is outside (a
+  // count or an id from a file must be checked before it is used, or cast to a narrower type).
+  int64_t get_int_in(const std::string& key, int64_t lo, int64_t hi) const;
+  // Getters with a default for optional keys (still throw on a wrong type or range).
   int64_t get_int_or(const std::string& key, int64_t def) const;
+  int64_t get_int_in_or(const std::string& key, int64_t lo, int64_t hi, int64_t def) const;
   double get_float_or(const std::string& key, double def) const;
   std::string get_string_or(const std::string& key, const std::string& def) const;
 

@@ -1,10 +1,11 @@
 // One entry point for models on disk: a GGUF file (llama.cpp) or a Hugging Face folder
-// (config.json + safetensors). Both give the same ModelConfig and the same fp32 Weights in the
-// Hugging Face layout (see weights.h), so the forward pass never knows where a model came from.
+// (config.json + safetensors). Both give the same ModelConfig and the same Weights in the Hugging
+// Face layout (see weights.h), so the forward pass never knows where a model came from.
 //
 // Supported: HF LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM; GGUF general.architecture
-// "llama" (Mistral GGUFs say "llama" too) and "qwen2". Quantised GGUF tensors are dequantised at
-// load. Nothing is printed; every problem throws starattn::Error with a one-line message.
+// "llama" (Mistral GGUFs say "llama" too) and "qwen2". How matrices are stored is the caller's
+// choice (WeightsType): fp32, bf16, or a GGUF's quantised blocks read in place from the mapped
+// file. Nothing is printed; every problem throws starattn::Error with a one-line message.
 //
 // Conventions a reader of the code must know:
 // - llama.cpp's converter permutes llama-arch Q/K rows (and biases) within each head for its
@@ -42,8 +43,9 @@ struct Model {
   Weights weights;
 };
 
-// A directory is read as a Hugging Face folder, a file as GGUF.
-Model load_model(const std::string& path);
+// A directory is read as a Hugging Face folder, a file as GGUF. F32 (the default) expands every
+// matrix to fp32: the reference path. A Hugging Face folder's matrices are fp32 under Native.
+Model load_model(const std::string& path, WeightsType weights = WeightsType::F32);
 
 // Parses a Hugging Face config.json (already read as JSON); the result is validated.
 ModelConfig config_from_hf(const nlohmann::json& config);

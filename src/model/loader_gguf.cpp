@@ -1,8 +1,12 @@
 // GGUF half of the model loader: llama.cpp metadata keys and tensor names -> ModelConfig, Weights.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "model/gguf.h"
 #include "model/loader_jobs.h"
@@ -12,16 +16,19 @@ namespace starattn {
 namespace {
 
 using loader_detail::LoadJob;
+using loader_detail::matrix_from_f32;
 using loader_detail::shape_string;
 
-int gguf_int(const GgufFile& f, const std::string& key) {
-  const int64_t v = f.get_int(key);
-  SA_CHECK(v >= 0 && v <= std::numeric_limits<int>::max(), f.path(), ": ", key, " = ", v,
-           " is out of range");
-  return static_cast<int>(v);
+using loader_detail::kMaxCount;
+using loader_detail::kMaxInt;
+using loader_detail::kMaxWidth;
+
+// Model sizes from GGUF metadata, as int (ModelConfig's type), within the loader's bounds.
+int gguf_int(const GgufFile& f, const std::string& key, int64_t hi) {
+  return static_cast<int>(f.get_int_in(key, 1, hi));
 }
-int gguf_int_or(const GgufFile& f, const std::string& key, int def) {
-  return f.find(key) ? gguf_int(f, key) : def;
+int gguf_int_or(const GgufFile& f, const std::string& key, int64_t hi, int def) {
+  return static_cast<int>(f.get_int_in_or(key, 1, hi, def));
 }
 
 // RoPE scaling from {arch}.rope.scaling.* keys. llama.cpp defines type, factor and
@@ -36,7 +43,7 @@ void rope_from_keys(const GgufFile& f, const std::string& p, ModelConfig& c) {
   RopeScaling& s = c.rope_scaling;
   s.llama3 = true;
   s.factor = static_cast<float>(f.get_float(p + "rope.scaling.factor"));
-  s.original_max_positions = gguf_int(f, p + "rope.scaling.original_context_length");
+  s.original_max_positions = gguf_int(f, p + "rope.scaling.original_context_length", kMaxInt);
   s.low_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.low_freq_factor", 1.0));
   s.high_freq_factor = static_cast<float>(f.get_float_or(p + "rope.scaling.high_freq_factor", 4.0));
   SA_CHECK(s.factor >= 1 && s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor &&
@@ -102,15 +109,36 @@ void rope_from_freqs(const GgufFile& f, const GgufTensorInfo& t, ModelConfig& c)
 }
 
 // Undoes llama.cpp's permute() of llama-arch Q/K rows: within each head of hd rows, GGUF row
-// 2i+j holds HF row j*(hd/2)+i. w: [heads * hd, cols].
-std::vector<float> unpermute_rows(const std::vector<float>& w, int heads, int64_t cols) {
-  std::vector<float> out(w.size());
-  const int64_t hd = static_cast<int64_t>(w.size()) / cols / heads;
+// 2i+j holds HF row j*(hd/2)+i. Rows are moved whole, as bytes, so this serves fp32 values and
+// quantised blocks alike (a block never spans two rows). src: [heads * hd rows of row_bytes].
+std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row_bytes, int heads) {
+  std::vector<uint8_t> out(static_cast<size_t>(rows) * row_bytes);
+  const int64_t hd = rows / heads;
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < hd / 2; ++i)
       for (int64_t j = 0; j < 2; ++j)
-        std::memcpy(&out[((h * hd) + j * (hd / 2) + i) * cols], &w[((h * hd) + 2 * i + j) * cols],
-                    cols * sizeof(float));
+        std::memcpy(&out[((h * hd) + j * (hd / 2) + i) * row_bytes],
+                    &src[((h * hd) + 2 * i + j) * row_bytes], row_bytes);
+  return out;
+}
+
+// Tells the kernel this process will not read [p, p + n) of the mapped file again (the rows were
+// copied): its clean pages leave the resident set instead of counting twice. Only whole pages
+// inside the range, so neighbouring tensors keep theirs; a later read would fault them back in.
+void drop_mapped_pages(const uint8_t* p, size_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// The same on fp32 values v: [rows, v.size() / rows] (a bias is rows of one value).
+std::vector<float> unpermute_values(const std::vector<float>& v, int64_t rows, int heads) {
+  const size_t row_bytes = rows ? v.size() / static_cast<size_t>(rows) * 4 : 0;
+  const std::vector<uint8_t> b =
+      unpermute_rows(reinterpret_cast<const uint8_t*>(v.data()), rows, row_bytes, heads);
+  std::vector<float> out(v.size());
+  if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());
   return out;
 }
 
@@ -123,22 +151,22 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   ModelConfig c;
   c.arch = arch;
   const std::string p = arch + ".";
-  c.n_layers = gguf_int(f, p + "block_count");
-  c.d_model = gguf_int(f, p + "embedding_length");
-  c.n_heads = gguf_int(f, p + "attention.head_count");
-  c.n_kv_heads = gguf_int_or(f, p + "attention.head_count_kv", c.n_heads);
-  c.d_ffn = gguf_int(f, p + "feed_forward_length");
-  c.max_positions = gguf_int(f, p + "context_length");
+  c.n_layers = gguf_int(f, p + "block_count", kMaxCount);
+  c.d_model = gguf_int(f, p + "embedding_length", kMaxWidth);
+  c.n_heads = gguf_int(f, p + "attention.head_count", kMaxCount);
+  c.n_kv_heads = gguf_int_or(f, p + "attention.head_count_kv", kMaxCount, c.n_heads);
+  c.d_ffn = gguf_int(f, p + "feed_forward_length", kMaxWidth);
+  c.max_positions = gguf_int(f, p + "context_length", kMaxInt);
   c.rms_eps = static_cast<float>(f.get_float(p + "attention.layer_norm_rms_epsilon"));
   c.rope_theta = static_cast<float>(f.get_float_or(p + "rope.freq_base", 10000.0));
-  SA_CHECK(f.find(p + "attention.key_length") || (c.n_heads > 0 && c.d_model % c.n_heads == 0),
-           f.path(), ": embedding_length ", c.d_model, " is not a multiple of head_count ",
-           c.n_heads, " and attention.key_length is not given");
-  c.head_dim = gguf_int_or(f, p + "attention.key_length", c.n_heads ? c.d_model / c.n_heads : 0);
-  const int v_dim = gguf_int_or(f, p + "attention.value_length", c.head_dim);
+  SA_CHECK(f.find(p + "attention.key_length") || c.d_model % c.n_heads == 0, f.path(),
+           ": embedding_length ", c.d_model, " is not a multiple of head_count ", c.n_heads,
+           " and attention.key_length is not given");
+  c.head_dim = gguf_int_or(f, p + "attention.key_length", kMaxCount, c.d_model / c.n_heads);
+  const int v_dim = gguf_int_or(f, p + "attention.value_length", kMaxCount, c.head_dim);
   SA_CHECK(v_dim == c.head_dim, f.path(), ": value head size ", v_dim,
            " differs from key head size ", c.head_dim, "; not supported");
-  const int rope_dim = gguf_int_or(f, p + "rope.dimension_count", c.head_dim);
+  const int rope_dim = gguf_int_or(f, p + "rope.dimension_count", kMaxCount, c.head_dim);
   SA_CHECK(rope_dim == c.head_dim, f.path(), ": RoPE on ", rope_dim, " of ", c.head_dim,
            " head dimensions (partial rotary) is not supported");
 
@@ -149,7 +177,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
            ": token_embd.weight has dims ", shape_string(embd->dims),
            ", expected [embedding_length, vocab]");
   c.vocab_size = static_cast<int>(embd->dims[1]);
-  const int vocab_key = gguf_int_or(f, p + "vocab_size", c.vocab_size);
+  const int vocab_key = gguf_int_or(f, p + "vocab_size", kMaxInt, c.vocab_size);
   SA_CHECK(vocab_key == c.vocab_size, f.path(), ": ", p, "vocab_size = ", vocab_key,
            " but token_embd.weight has ", c.vocab_size, " rows");
   // llama.cpp's convention (and transformers' reading of it): no output.weight means tied.
@@ -166,8 +194,10 @@ ModelConfig config_from_gguf(const GgufFile& f) {
 
 namespace loader_detail {
 
-Model load_gguf(const std::string& path) {
-  const GgufFile f(path);
+Model load_gguf(const std::string& path, WeightsType weights) {
+  // Native weights point into the file's mapping, which lives as long as the last of them.
+  const auto file = std::make_shared<const GgufFile>(path);
+  const GgufFile& f = *file;
   Model m;
   m.config = config_from_gguf(f);
   const ModelConfig& c = m.config;
@@ -176,43 +206,78 @@ Model load_gguf(const std::string& path) {
 
   std::vector<LoadJob> jobs;
   // hf_shape: [out, in] (or [n]); GGUF dims list the same sizes row length first.
-  auto add = [&](const std::string& name, std::vector<float>* dst, std::vector<int64_t> hf_shape,
-                 int unpermute_heads = 0) {
+  auto find = [&](const std::string& name, const std::vector<int64_t>& hf_shape) {
     const GgufTensorInfo* t = f.find_tensor(name);
     SA_CHECK(t, "tensor '", name, "' is missing from '", path, "'");
     const std::vector<int64_t> want(hf_shape.rbegin(), hf_shape.rend());
     SA_CHECK(t->dims == want, "tensor '", name, "' in '", path, "' has dims ",
              shape_string(t->dims), " but the config implies ", shape_string(want),
              " (ggml order, row length first)");
-    const int64_t cols = hf_shape.size() == 2 ? hf_shape[1] : 1;
+    return t;
+  };
+  auto add = [&](const std::string& name, std::vector<float>* dst, std::vector<int64_t> hf_shape,
+                 int unpermute_heads = 0) {
+    const GgufTensorInfo* t = find(name, hf_shape);
     const int heads = permuted ? unpermute_heads : 0;
-    jobs.push_back({name, dst, [&f, t, heads, cols] {
+    jobs.push_back({name, dst, [&f, t, heads] {
                       std::vector<float> v = f.read_f32(*t);
-                      return heads ? unpermute_rows(v, heads, cols) : v;
+                      return heads ? unpermute_values(v, static_cast<int64_t>(v.size()), heads) : v;
                     }});
   };
+  auto add_matrix = [&](const std::string& name, WeightMatrix* dst, std::vector<int64_t> hf_shape,
+                        int unpermute_heads = 0) {
+    const GgufTensorInfo* t = find(name, hf_shape);
+    const int heads = permuted ? unpermute_heads : 0;
+    const int64_t rows = hf_shape[0], cols = hf_shape[1];
+    LoadJob job{name};
+    job.matrix = dst;
+    job.read_matrix = [&f, file, t, heads, rows, cols, weights] {
+      const uint8_t* src = f.tensor_data(*t);
+      // fp32 is read in place only when the file aligns it for float loads.
+      const bool in_place = weights == WeightsType::Native && kept_native(t->type) &&
+                            (t->type != GgmlType::F32 || reinterpret_cast<uintptr_t>(src) % 4 == 0);
+      if (in_place && !heads) return WeightMatrix::borrowed(t->type, rows, cols, src, file);
+      if (in_place) {
+        WeightMatrix m = WeightMatrix::owned(
+            t->type, rows, cols, unpermute_rows(src, rows, ggml_row_bytes(t->type, cols), heads));
+        drop_mapped_pages(src, m.bytes());
+        return m;
+      }
+      std::vector<float> v = f.read_f32(*t);
+      if (heads) v = unpermute_values(v, rows, heads);
+      return matrix_from_f32(std::move(v), rows, cols, weights);
+    };
+    jobs.push_back(std::move(job));
+  };
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ffn = c.d_ffn, vocab = c.vocab_size;
-  add("token_embd.weight", &m.weights.tok_embd, {vocab, d});
+  add_matrix("token_embd.weight", &m.weights.tok_embd, {vocab, d});
   add("output_norm.weight", &m.weights.output_norm, {d});
-  if (!c.tied_embeddings) add("output.weight", &m.weights.output, {vocab, d});
+  if (!c.tied_embeddings) add_matrix("output.weight", &m.weights.output, {vocab, d});
+  // block_count is a claim of the file: every block must have its first tensor there before a
+  // slot is made for each, or a lying count in a tiny file allocates gigabytes of empty layers.
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string first = "blk." + std::to_string(i) + ".attn_norm.weight";
+    SA_CHECK(f.find_tensor(first), "'", path, "': block_count is ", c.n_layers, " but tensor '",
+             first, "' is missing");
+  }
   m.weights.layers.resize(c.n_layers);
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights& l = m.weights.layers[i];
     const std::string p = "blk." + std::to_string(i) + ".";
     add(p + "attn_norm.weight", &l.attn_norm, {d});
-    add(p + "attn_q.weight", &l.wq, {q, d}, c.n_heads);
-    add(p + "attn_k.weight", &l.wk, {kv, d}, c.n_kv_heads);
-    add(p + "attn_v.weight", &l.wv, {kv, d});
+    add_matrix(p + "attn_q.weight", &l.wq, {q, d}, c.n_heads);
+    add_matrix(p + "attn_k.weight", &l.wk, {kv, d}, c.n_kv_heads);
+    add_matrix(p + "attn_v.weight", &l.wv, {kv, d});
     if (c.qkv_bias) {
       add(p + "attn_q.bias", &l.bq, {q}, c.n_heads);  // the converter permutes biases too
       add(p + "attn_k.bias", &l.bk, {kv}, c.n_kv_heads);
       add(p + "attn_v.bias", &l.bv, {kv});
     }
-    add(p + "attn_output.weight", &l.wo, {d, q});
+    add_matrix(p + "attn_output.weight", &l.wo, {d, q});
     add(p + "ffn_norm.weight", &l.ffn_norm, {d});
-    add(p + "ffn_gate.weight", &l.w_gate, {ffn, d});
-    add(p + "ffn_up.weight", &l.w_up, {ffn, d});
-    add(p + "ffn_down.weight", &l.w_down, {d, ffn});
+    add_matrix(p + "ffn_gate.weight", &l.w_gate, {ffn, d});
+    add_matrix(p + "ffn_up.weight", &l.w_up, {ffn, d});
+    add_matrix(p + "ffn_down.weight", &l.w_down, {d, ffn});
     // Weights has no slot for an output-projection bias; a zero one changes nothing.
     if (const GgufTensorInfo* t = f.find_tensor(p + "attn_output.bias")) {
       const std::vector<float> b = f.read_f32(*t);

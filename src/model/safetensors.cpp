@@ -10,10 +10,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "io/text_file.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -126,6 +126,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     std::memcpy(&header_len, map_, 8);
     SA_CHECK(header_len <= map_size_ - 8, "'", path, "': header length ", header_len,
              " exceeds the file size of ", map_size_, " bytes (truncated or not safetensors)");
+    // Parsed JSON takes ten times its text or more; real headers are well under a megabyte.
+    constexpr uint64_t kMaxHeaderBytes = uint64_t{32} << 20;
+    SA_CHECK(header_len <= kMaxHeaderBytes, "'", path, "': header length ", header_len,
+             " is more than the limit of ", kMaxHeaderBytes, " bytes");
     data_offset_ = 8 + static_cast<size_t>(header_len);
     const char* h = reinterpret_cast<const char*>(map_ + 8);
     json header = json::parse(h, h + header_len, nullptr, /*allow_exceptions=*/false);
@@ -156,7 +160,8 @@ std::vector<float> SafetensorsFile::read_f32(const SafetensorsTensor& t) const {
   const uint8_t* src = map_ + data_offset_ + t.begin;
   // Data offsets need not be aligned, hence memcpy rather than casting the pointer.
   if (t.dtype == "F32") {
-    std::memcpy(out.data(), src, static_cast<size_t>(n) * 4);
+    // A zero-element tensor leaves out.data() null, and memcpy to null is undefined even for 0.
+    if (n > 0) std::memcpy(out.data(), src, static_cast<size_t>(n) * 4);
   } else if (t.dtype == "F16" || t.dtype == "BF16") {
     const bool bf16 = t.dtype == "BF16";
     for (int64_t i = 0; i < n; ++i) {
@@ -184,10 +189,18 @@ SafetensorsFolder::SafetensorsFolder(const std::string& dir) : dir_(dir) {
                f->path(), "'");
     }
   };
-  if (fs::exists(index_path)) {
-    std::ifstream in(index_path);
-    SA_CHECK(in, "cannot read '", index_path.string(), "'");
-    json index = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  // Non-throwing: a folder that cannot be searched is our Error, not a filesystem_error.
+  auto present = [](const fs::path& p) {
+    std::error_code ec;
+    const bool yes = fs::exists(p, ec);
+    SA_CHECK(!ec || ec == std::errc::no_such_file_or_directory, "cannot access '", p.string(),
+             "': ", ec.message());
+    return yes;
+  };
+  if (present(index_path)) {
+    json index = json::parse(
+        read_regular_file(index_path.string(), "safetensors index", kMaxJsonFileBytes), nullptr,
+        /*allow_exceptions=*/false);
     SA_CHECK(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
              "'", index_path.string(), "' is not valid JSON with a weight_map object");
     std::map<std::string, std::string> shards;  // shard file -> one tensor it should hold
@@ -208,7 +221,7 @@ SafetensorsFolder::SafetensorsFolder(const std::string& dir) : dir_(dir) {
           "'", index_path.string(), "' places tensor '", name, "' in '", shard.get<std::string>(),
           "', but that shard does not hold it");
     }
-  } else if (fs::exists(single_path)) {
+  } else if (present(single_path)) {
     add_file(single_path);
   } else {
     fail("no model.safetensors or model.safetensors.index.json in '", dir, "'");

@@ -91,7 +91,12 @@ void HttpServer::routes() {
   const ServeOptions& so = scheduler_.options();
   const int threads = opt_.threads > 0 ? opt_.threads : std::max(32, so.parallel + so.max_queue + 16);
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  s.set_keep_alive_timeout(5);
+  // Longer than clients keep an idle connection (httpx, under the openai client: 5 s; aiohttp:
+  // 15 s), so the client always lets go first. With equal timeouts the server's clock, started
+  // when it sent the reply, runs out first, and a request sent on the closing connection is
+  // lost to the client as a reset.
+  s.set_keep_alive_timeout(30);
+  s.set_keep_alive_max_count(1000);
   s.set_read_timeout(30);
 
   s.set_pre_routing_handler([this](const Request& req, Response& res) {

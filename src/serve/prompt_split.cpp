@@ -1,6 +1,7 @@
 #include "serve/prompt_split.h"
 
 #include "serve/http_error.h"
+#include "tokenizer/prompt.h"
 
 namespace starattn::serve {
 namespace {
@@ -84,13 +85,7 @@ PromptParts split_completion(const std::string& prompt) {
 }
 
 std::vector<int> context_ids(const Tokenizer& tok, const std::string& text) {
-  std::vector<int> ids;
-  if (tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-  const std::vector<int> t = tok.encode(text);
-  // A template that starts with the BOS text already carries it; do not add a second one.
-  if (!ids.empty() && !t.empty() && t[0] == ids[0]) ids.clear();
-  ids.insert(ids.end(), t.begin(), t.end());
-  return ids;
+  return encode_prompt_start(tok, text);
 }
 
 }  // namespace starattn::serve

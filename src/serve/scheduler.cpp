@@ -242,15 +242,17 @@ void Scheduler::admit(Plan& plan) {
     const std::shared_ptr<Job>& job = *it;
     ContextEntry& e = *job->context;
     ContextEntry::State state;
+    bool gone;
     {
       std::lock_guard<std::mutex> lock(registry_.mutex());
       state = e.state;
-      if (e.deleted && state != ContextEntry::State::Ready) {
-        job->fail(404, "not_found_error", "context " + e.id + " was deleted");
-        drop_job(job);
-        it = waiting_.erase(it);
-        continue;
-      }
+      gone = e.deleted && state != ContextEntry::State::Ready;
+    }
+    if (gone) {  // deleted before its phase 1 ran
+      job->fail(404, "not_found_error", "context " + e.id + " was deleted");
+      drop_job(job);
+      it = waiting_.erase(it);
+      continue;
     }
     if (state != ContextEntry::State::Ready) {
       ++it;  // waits for its phase 1

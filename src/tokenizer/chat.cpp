@@ -1,114 +1,119 @@
 #include "tokenizer/chat.h"
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "starattn/error.h"
-#include "tokenizer/utf8.h"
+#include "tokenizer/jinja/template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace starattn {
 
 namespace {
 
-bool has(const std::string& s, const char* what) {
-  return s.find(what) != std::string::npos;
+// Real chat templates are tens of kilobytes; a model file's could be anything.
+constexpr size_t kMaxTemplateBytes = size_t{1} << 20;
+
+std::string override_hint() {
+  std::string names;
+  for (const auto& n : ChatTemplate::builtin_names()) names += (names.empty() ? "" : ", ") + n;
+  return "pass --chat-template NAME|FILE to use another template (built-ins: " + names + ")";
 }
 
-// Undoes the escapes a Jinja string literal may hold (\n, \t, \', \", \\).
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      char e = s[++i];
-      out += e == 'n' ? '\n' : e == 't' ? '\t' : e;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// A ChatML template's built-in system prompt: the first literal
-// '<|im_start|>system\n...<|im_end|>' whose body is plain text, not an expression.
-std::string chatml_default_system(const std::string& t) {
-  const std::string open = "<|im_start|>system", close = "<|im_end|>";
-  for (size_t at = t.find(open); at != std::string::npos; at = t.find(open, at + 1)) {
-    size_t body = at + open.size();
-    if (t.compare(body, 1, "\n") == 0) {
-      body += 1;
-    } else if (t.compare(body, 2, "\\n") == 0) {
-      body += 2;
-    } else {
-      continue;
-    }
-    size_t end = t.find(close, body);
-    if (end == std::string::npos) break;
-    std::string text = t.substr(body, end - body);
-    if (text.find_first_of("'\"{}+") == std::string::npos) return unescape(text);
-  }
-  return "";
-}
-
-// Jinja's `trim` filter is Python's str.strip(): it removes str.isspace() code points.
-std::string py_strip(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e) {
-    char32_t cp;
-    size_t n = utf8::next(s, b, &cp);
-    if (cp == utf8::kInvalid || !utf8::is_python_space(cp)) break;
-    b += n;
-  }
-  while (e > b) {
-    size_t p = e - 1;  // lead byte of the last character
-    while (p > b && e - p < 4 && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80) --p;
-    char32_t cp;
-    if (p + utf8::next(s, p, &cp) != e || cp == utf8::kInvalid || !utf8::is_python_space(cp)) {
-      break;
-    }
-    e = p;
-  }
-  return s.substr(b, e - b);
+// Limits scale with the conversation: a long document passes through the template, and a
+// template may copy it a few times (trim, split, concatenation), but not without bound.
+jinja::RenderOptions render_options(size_t input_bytes, const std::function<std::tm()>& now) {
+  jinja::RenderOptions o;
+  o.limits.max_bytes = (size_t{64} << 20) + 16 * input_bytes;
+  o.limits.max_steps = 20'000'000 + static_cast<int64_t>(input_bytes);
+  o.now = now;
+  return o;
 }
 
 }  // namespace
 
-ChatTemplate parse_chat_template(const std::string& t) {
-  SA_CHECK(!t.empty(), "the model has no chat template (tokenizer.chat_template is empty)");
-  if (has(t, "<|im_start|>") && has(t, "<|im_end|>")) {
-    SA_CHECK(!has(t, "<think>"),
-             "ChatML chat template with <think> reasoning blocks is not "
-             "supported");
-    return ChatTemplate{ChatFormat::ChatML, chatml_default_system(t)};
+ChatTemplate ChatTemplate::parse(const std::string& source, std::string bos_token,
+                                 std::string eos_token) {
+  SA_CHECK(!source.empty(), "the chat template is empty; ", override_hint());
+  SA_CHECK(source.size() <= kMaxTemplateBytes, "the chat template has ", source.size(),
+           " bytes, more than the ", kMaxTemplateBytes, " a chat template may have; ",
+           override_hint());
+  ChatTemplate t;
+  try {
+    t.tmpl_ = std::make_shared<const jinja::Template>(source);
+  } catch (const Error& e) {
+    fail("chat template: ", e.what(), "; ", override_hint());
   }
-  if (has(t, "<|start_header_id|>") && has(t, "<|eot_id|>")) {
-    SA_CHECK(!has(t, "Cutting Knowledge Date") && !has(t, "date_string"),
-             "Llama-3.1+ chat template (system header with dates and tools) is not supported; "
-             "only the Llama-3 instruct template");
-    return ChatTemplate{ChatFormat::Llama3, ""};
+  t.source_ = source;
+  t.bos_ = std::move(bos_token);
+  t.eos_ = std::move(eos_token);
+  if (!t.bos_.empty()) {
+    // Whether the template writes BOS itself, seen on the smallest conversation; a template
+    // that refuses it is taken not to.
+    try {
+      t.starts_with_bos_ = t.render({{"user", "Hi"}}, true).rfind(t.bos_, 0) == 0;
+    } catch (const Error&) {
+      t.starts_with_bos_ = false;
+    }
   }
-  fail("unrecognised chat template (neither ChatML <|im_start|> nor Llama-3 <|start_header_id|>): ",
-       t.substr(0, 80), t.size() > 80 ? "..." : "");
+  return t;
 }
 
-std::string render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& msgs,
-                        bool add_generation_prompt) {
-  SA_CHECK(!msgs.empty(), "cannot render an empty conversation");
-  std::string out;
-  switch (tmpl.format) {
-    case ChatFormat::ChatML:
-      if (msgs[0].role != "system" && !tmpl.default_system.empty()) {
-        out += "<|im_start|>system\n" + tmpl.default_system + "<|im_end|>\n";
-      }
-      for (const auto& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-      if (add_generation_prompt) out += "<|im_start|>assistant\n";
-      return out;
-    case ChatFormat::Llama3:
-      out = "<|begin_of_text|>";
-      for (const auto& m : msgs) {
-        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + py_strip(m.content) +
-               "<|eot_id|>";
-      }
-      if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-      return out;
+ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok,
+                                         const std::string& override_name_or_file) {
+  std::string bos = tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "";
+  std::string eos = tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : "";
+  const std::string& o = override_name_or_file;
+  if (o.empty()) {
+    SA_CHECK(!tok.chat_template().empty(),
+             "the model has no chat template (tokenizer.chat_template is empty); ",
+             override_hint());
+    return parse(tok.chat_template(), std::move(bos), std::move(eos));
   }
-  fail("render_chat: unknown ChatFormat ", static_cast<int>(tmpl.format));
+  for (const auto& name : builtin_names()) {
+    if (o == name) return builtin(name, std::move(bos), std::move(eos));
+  }
+  std::ifstream f(o, std::ios::binary);
+  SA_CHECK(f.good(), "--chat-template ", o, ": neither a built-in template nor a readable file; ",
+           override_hint());
+  std::ostringstream text;
+  text << f.rdbuf();
+  SA_CHECK(!f.bad(), "cannot read the chat template file ", o);
+  const std::string src = text.str();
+  SA_CHECK(!src.empty(), "the chat template file ", o, " is empty");
+  try {
+    return parse(src, std::move(bos), std::move(eos));
+  } catch (const Error& e) {
+    fail(o, ": ", e.what());
+  }
+}
+
+std::string ChatTemplate::render(const std::vector<ChatMessage>& msgs,
+                                 bool add_generation_prompt) const {
+  SA_CHECK(tmpl_, "ChatTemplate: no template (make one with parse, builtin or for_tokenizer)");
+  SA_CHECK(!msgs.empty(), "cannot render an empty conversation");
+  // The variables transformers' apply_chat_template passes: the messages, no tools or
+  // documents, the generation flag and the tokenizer's special tokens that are set.
+  nlohmann::ordered_json vars;
+  vars["messages"] = nlohmann::ordered_json::array();
+  size_t bytes = source_.size();
+  for (const auto& m : msgs) {
+    vars["messages"].push_back({{"role", m.role}, {"content", m.content}});
+    bytes += m.role.size() + m.content.size();
+  }
+  vars["tools"] = nullptr;
+  vars["documents"] = nullptr;
+  vars["add_generation_prompt"] = add_generation_prompt;
+  if (!bos_.empty()) vars["bos_token"] = bos_;
+  if (!eos_.empty()) vars["eos_token"] = eos_;
+  try {
+    return tmpl_->render(vars, render_options(bytes, now_));
+  } catch (const jinja::RaisedError& e) {
+    fail("the chat template refused the conversation: ", e.what());
+  } catch (const Error& e) {
+    fail("chat template: ", e.what(), "; ", override_hint());
+  }
 }
 
 }  // namespace starattn

@@ -1,16 +1,20 @@
 #include "tokenizer/conversation.h"
 
 #include "starattn/error.h"
+#include "tokenizer/prompt.h"
 
 namespace starattn {
 
 std::string Conversation::render(const std::vector<ChatMessage>& msgs) const {
-  return render_chat(parse_chat_template(tok_.chat_template()), msgs,
-                     /*add_generation_prompt=*/true);
+  return tmpl_.render(msgs, /*add_generation_prompt=*/true);
 }
 
 Conversation::Conversation(const Tokenizer& tok, std::string context, std::string system)
-    : tok_(tok), context_(std::move(context)) {
+    : Conversation(tok, ChatTemplate::for_tokenizer(tok), std::move(context), std::move(system)) {}
+
+Conversation::Conversation(const Tokenizer& tok, ChatTemplate tmpl, std::string context,
+                           std::string system)
+    : tok_(tok), tmpl_(std::move(tmpl)), context_(std::move(context)) {
   if (!system.empty()) msgs_.push_back({"system", std::move(system)});
   // Render the first user message with a marker where the question will go; phase 1 is the
   // text before it (build_prompt_ids cuts the same way).
@@ -21,11 +25,7 @@ Conversation::Conversation(const Tokenizer& tok, std::string context, std::strin
   const size_t cut = full.find(marker);
   SA_CHECK(cut != std::string::npos, "chat template lost the prompt text");
   rendered_ = full.substr(0, cut);
-  if (tok_.add_bos()) context_ids_.push_back(tok_.bos_id());
-  const std::vector<int> c = tok_.encode(rendered_);
-  // A template that starts with the BOS text already carries it; do not add a second one.
-  if (!context_ids_.empty() && !c.empty() && c[0] == context_ids_[0]) context_ids_.clear();
-  context_ids_.insert(context_ids_.end(), c.begin(), c.end());
+  context_ids_ = encode_prompt_start(tok_, rendered_);
 }
 
 std::vector<int> Conversation::add_user(const std::string& text) {

@@ -20,8 +20,10 @@ namespace starattn {
 class Conversation {
  public:
   // context ("" for none) opens the first user message, followed by a blank line; system ("" for
-  // none) is the system message. Throws Error when the tokenizer has no usable chat template.
+  // none) is the system message. The template is the model's own (throws Error when the
+  // tokenizer has none it can render) or `tmpl`.
   Conversation(const Tokenizer& tok, std::string context, std::string system);
+  Conversation(const Tokenizer& tok, ChatTemplate tmpl, std::string context, std::string system);
 
   // Phase 1: BOS (when the tokenizer wants one and the template does not write it) and the
   // rendered text up to the end of the context (the template's prefix alone when there is none).
@@ -44,6 +46,7 @@ class Conversation {
   std::string render(const std::vector<ChatMessage>& msgs) const;
 
   const Tokenizer& tok_;
+  ChatTemplate tmpl_;
   std::string context_;
   std::vector<ChatMessage> msgs_;
   std::string rendered_;

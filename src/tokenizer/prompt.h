@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
 
 namespace starattn {
@@ -19,8 +20,17 @@ struct PromptIds {
 };
 
 // context may be empty (then everything runs as the query). With chat = false the context and the
-// query are joined by a blank line. Throws Error for an empty query.
+// query are joined by a blank line; with chat = true they are one user message (context, a blank
+// line, query) in the model's chat template. Throws Error for an empty query.
 PromptIds build_prompt_ids(const Tokenizer& tok, const std::string& context,
                            const std::string& query, bool chat, const std::string& system = "");
+// The same with a given chat template (the model's, a built-in or one from a file).
+PromptIds build_prompt_ids(const Tokenizer& tok, const std::string& context,
+                           const std::string& query, const ChatTemplate& tmpl,
+                           const std::string& system = "");
+
+// Token ids of text that starts a prompt: BOS first when the tokenizer wants one, unless the
+// text (a chat template's rendering) already begins with it.
+std::vector<int> encode_prompt_start(const Tokenizer& tok, const std::string& text);
 
 }  // namespace starattn

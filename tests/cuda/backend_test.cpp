@@ -15,8 +15,8 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_factory.h"
-#include "cuda/cuda_test_util.h"
 #include "comm/comm.h"
+#include "cuda/cuda_test_util.h"
 #include "engine/engine.h"
 #include "model/loader.h"
 #include "random_model.h"
@@ -105,6 +105,53 @@ TEST_P(TinyFixture, ForwardMatchesCpuAndTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(CudaBackend, TinyFixture,
                          testing::Values("llama_gqa", "qwen2_bias", "llama3_rope"));
+
+TEST(CudaBackend, NativeQ8_0WeightsMatchCpu) {
+  // The Q8_0 GGUF with its blocks kept: on the GPU they stay blocks (tok_embd, fused q|k|v, ...)
+  // and every product reads them; the CPU twin is the f32 path on the same values.
+  SA_REQUIRE_GPU();
+  const std::string dir = test::tiny_model_dir("llama32_tied");
+  const Model native = load_model(dir + "/model-q8_0.gguf", WeightsType::Native);
+  const Model f32 = load_model(dir + "/model-q8_0.gguf", WeightsType::F32);
+  const std::vector<int> ids = test::read_json(dir + "/ids.json").get<std::vector<int>>();
+  CpuBackend cpu(f32.config, f32.weights);
+  const std::vector<float> want = all_logits_host_attention(cpu, ids);
+  const std::unique_ptr<Backend> gpu = make_cuda_backend(native, 0);
+  EXPECT_NE(gpu->weight_storage().find("Q8_0"), std::string::npos) << gpu->weight_storage();
+  EXPECT_EQ(gpu->weight_storage().find("BF16"), std::string::npos) << gpu->weight_storage();
+  const std::unique_ptr<Backend> gpu_bf16 = make_cuda_backend(f32, 0);
+  EXPECT_LT(gpu->weight_bytes() * 3, gpu_bf16->weight_bytes() * 2);
+  // Many rows (the dequantised tiles), then one row at a time (the quantised GEMV).
+  EXPECT_LT(test::rel_l2(all_logits_host_attention(*gpu, ids), want), kTol);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::vector<float> l = all_logits_host_attention(*gpu, {ids[i]});
+    const std::vector<float> w = all_logits_host_attention(cpu, {ids[i]});
+    EXPECT_LT(test::rel_l2(l, w), kTol) << "token " << i;
+  }
+}
+
+TEST(CudaBackend, RandomQuantisedWeightsRun) {
+  SA_REQUIRE_GPU();
+  ModelConfig c = test::random_model(8, 2, 128, false, false, 1).config;
+  c.n_layers = 3;
+  auto comm = make_local_comm();
+  size_t bf16_bytes = 0;
+  for (const char* type : {"bf16", "q8_0", "q4_k"}) {
+    const std::unique_ptr<Backend> b = make_cuda_random_backend(c, 0, 7, type);
+    if (std::string(type) == "bf16") bf16_bytes = b->weight_bytes();
+    if (std::string(type) != "bf16") EXPECT_LT(b->weight_bytes(), bf16_bytes * 0.6) << type;
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    std::vector<int> ctx(300);
+    for (int i = 0; i < 300; ++i) ctx[i] = (i * 37) % c.vocab_size;
+    Engine e(*b, *comm, rc.resolved(300, 1), 300, 8);
+    e.encode_context(ctx);
+    std::vector<float> logits = e.run({1, 2, 3});
+    for (int step = 0; step < 4; ++step) logits = e.run({step + 5});  // decode, recorded graphs
+    for (float x : logits) ASSERT_TRUE(std::isfinite(x)) << type;
+  }
+  EXPECT_THROW(make_cuda_random_backend(c, 0, 7, "q6_k"), Error);
+}
 
 struct GpuModel {
   int heads, kv_heads, head_dim;
@@ -343,6 +390,40 @@ TEST(CudaBackend, SmolLM2MatchesCpu) {
     return e.run_all_logits(std::vector<int>(ids.begin() + 590, ids.end()));
   };
   EXPECT_LT(test::rel_l2(run(*gpu), run(cpu)), kTol);
+}
+
+TEST(CudaBackend, SmolLM2NativeMatchesCpu) {
+  // The Q4_1 file's blocks on the GPU (Q8_0 embedding, Q4_1 layers) against the CPU's f32 path:
+  // a prefill through the dequantised tiles, then decode steps through the quantised GEMV, each
+  // replayed from a recorded graph after the first.
+  SA_REQUIRE_GPU();
+  const std::string path = test::smollm2_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "SmolLM2 is not in models/: skipped";
+  const Model f32 = load_model(path, WeightsType::F32);
+  const Model native = load_model(path, WeightsType::Native);
+  CpuBackend cpu(f32.config, f32.weights);
+  const std::unique_ptr<Backend> gpu = make_cuda_backend(native, 0);
+  EXPECT_LT(gpu->weight_bytes(), std::filesystem::file_size(path));
+  auto comm = make_local_comm();
+  std::vector<int> ids(600);
+  std::mt19937 rng(2);
+  for (int& t : ids) t = static_cast<int>(rng() % 20000);
+  const auto run = [&](Backend& b) {
+    RunConfig rc;
+    rc.attn = AttnMode::Dense;
+    Engine e(b, *comm, rc.resolved(590, 1), 590, 10);
+    e.encode_context(std::vector<int>(ids.begin(), ids.begin() + 590));
+    std::vector<float> all;
+    for (int i = 590; i < 600; ++i) {
+      const std::vector<float> l = e.run({ids[i]});
+      all.insert(all.end(), l.begin(), l.end());
+    }
+    return all;
+  };
+  EXPECT_LT(test::rel_l2(run(*gpu), run(cpu)), kTol);
+  const auto* cuda = dynamic_cast<const CudaBackend*>(gpu.get());
+  ASSERT_NE(cuda, nullptr);
+  EXPECT_GT(cuda->replayed_steps(), 0);
 }
 
 }  // namespace

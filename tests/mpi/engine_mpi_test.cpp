@@ -6,7 +6,8 @@
 //   each again with an fp8 KV cache (fewer cases), whose logits stay near the full cache's.
 // On CPU ranks, one rank doing the same arithmetic twice (star with one block vs dense, the
 // anchor modes vs recompute) must give the same bits, in either KV type.
-// Each rank computes the single-process reference itself with a local Comm.
+// Each rank computes the single-process reference itself with a local Comm. The CPU runs cover
+// fp32 weights and Q8_0 blocks kept as they are (the quantised kernels).
 //
 // `engine_mpi_test` runs them on CPU ranks (ctest, CI). `engine_mpi_test cuda` runs them on one
 // GPU per rank with tensors over NCCL (scripts/gpu-check.sh, mpirun -np 2 or more), with bf16
@@ -378,6 +379,10 @@ int main(int argc, char** argv) {
         engine_invariants(*comm, load_model(dir + "llama_gqa"), "llama_gqa", kv);
         engine_invariants(*comm, load_model(dir + "qwen2_bias"), "qwen2_bias", kv);
       }
+      // Q8_0 blocks kept (--weights-type native): the CPU's quantised kernels on every rank.
+      engine_invariants(*comm,
+                        load_model(dir + "llama32_tied/model-q8_0.gguf", WeightsType::Native),
+                        "llama32_tied Q8_0 native", KvType::Act);
     }
   } catch (const Error& e) {
     comm->abort_all(e.what(), 1);

@@ -20,6 +20,7 @@ message; the exit code is non-zero.
 """
 import argparse
 import asyncio
+import atexit
 import http.client
 import json
 import os
@@ -32,13 +33,24 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-DOC = os.path.join(ROOT, "examples", "harbor_report.txt")
+REPORT = os.path.join(ROOT, "examples", "harbor_report.txt")
+DOC = f"/tmp/starattn_serve_doc_{os.getpid()}.txt"  # written by main()
 QUESTIONS = [
     "What is the password for the north gate?",
     "What did the Lantern carry on day 1?",
     "Where did the Windrose come from on day 2?",
 ]
 N_TOKENS = 24
+
+
+def write_test_document():
+    """DOC: the report's first days and the day the north gate's password is set (about 1300
+    tokens), so that each of the many encodes the tests make takes seconds on a small CI machine."""
+    paragraphs = open(REPORT).read().split("\n\n")
+    keep = paragraphs[:12] + [p for p in paragraphs[12:] if "password" in p]
+    with open(DOC, "w") as f:
+        f.write("\n\n".join(keep))
+    atexit.register(os.remove, DOC)
 
 
 def check(cond, msg):
@@ -170,7 +182,7 @@ def context_flow(args, srv, np):
     before = srv.metrics()
     # As the README shows it: the openai client's own POST.
     ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
-    check(ctx["tokens"] > 4000 and ctx["id"].startswith("ctx-") and ctx["seconds"] > 0,
+    check(ctx["tokens"] > 1000 and ctx["id"].startswith("ctx-") and ctx["seconds"] > 0,
           f"context reply {ctx}")
     after_encode = srv.metrics()
     encoded = after_encode["starattn_phase1_tokens_total"] - before["starattn_phase1_tokens_total"]
@@ -205,6 +217,37 @@ def context_flow(args, srv, np):
         raise AssertionError("a deleted context still answered")
     except openai.NotFoundError:
         pass
+
+
+def phase1_does_not_stall(srv, c, model):
+    """While a new context is encoded, a running answer keeps getting tokens: one phase-1 call
+    (a chunk) per scheduler iteration, then a step of the running sequences."""
+    import threading
+    stamps = []
+
+    def stream():
+        for ch in c.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Count from 1 to 300."}],
+                max_tokens=400, temperature=0, stream=True):
+            if ch.choices and ch.choices[0].delta.content:
+                stamps.append(time.time())
+
+    t = threading.Thread(target=stream)
+    t.start()
+    while len(stamps) < 3:
+        time.sleep(0.05)
+    # Other days of the report: as long as DOC, not yet encoded.
+    doc = "\n\n".join(open(REPORT).read().split("\n\n")[12:26])
+    t0 = time.time()
+    ctx = c.post("/contexts", body={"text": doc}, cast_to=object)
+    t1 = time.time()
+    t.join()
+    during = [x for x in stamps if t0 <= x <= t1]
+    print(f"phase 1 of {ctx['tokens']} tokens took {t1 - t0:.1f} s; the running answer got "
+          f"{len(during)} tokens meanwhile")
+    check(ctx["seconds"] > 0 and len(during) >= 5,
+          f"the running answer stalled while a context was encoded ({len(during)} tokens in "
+          f"{t1 - t0:.1f} s)")
 
 
 def scenario_api(args):
@@ -263,6 +306,7 @@ def scenario_api(args):
                   t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
                   and t.logprob <= 0, f"logprob entry {t}")
         context_flow(args, srv, 1)
+        phase1_does_not_stall(srv, c, model)
         # Automatic reuse: a plain client sends the document again with another question.
         doc = open(DOC).read()
         m0 = srv.metrics()
@@ -278,7 +322,7 @@ def scenario_api(args):
               "the first plain request should encode the document")
         check(m2["starattn_phase1_tokens_total"] == m1["starattn_phase1_tokens_total"],
               "the second plain request re-encoded the document")
-        check(second.usage.prompt_tokens_details.cached_tokens > 4000,
+        check(second.usage.prompt_tokens_details.cached_tokens > 1000,
               f"second usage {second.usage}")
         check(first.usage.prompt_tokens_details.cached_tokens == 0, f"first usage {first.usage}")
         check(srv.stop() == 0, f"SIGTERM should stop the server cleanly:\n{srv.output()}")
@@ -484,6 +528,7 @@ def main():
     if not os.path.exists(args.model):
         print(f"SKIP: no {args.model} (run scripts/setup.sh)")
         return 0
+    write_test_document()
     try:
         import openai  # noqa: F401
     except ImportError:

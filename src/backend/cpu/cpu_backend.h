@@ -12,11 +12,15 @@ namespace starattn {
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend(const ModelConfig& config, const Weights& weights) : fwd_(config, weights) {}
+  // The weights are used where they are (not copied) and must outlive the backend.
+  CpuBackend(const ModelConfig& config, const Weights& weights)
+      : weights_(weights), fwd_(config, weights) {}
 
   const ModelConfig& config() const override { return fwd_.config(); }
   std::string name() const override { return "cpu"; }
   DType act_dtype() const override { return DType::F32; }
+  size_t weight_bytes() const override { return weights_.bytes(); }
+  std::string weight_storage() const override { return weights_.storage_summary(); }
 
   // MemAvailable of /proc/meminfo (what the kernel can give without swapping), 0 if unreadable.
   size_t memory_available() const override;
@@ -48,6 +52,7 @@ class CpuBackend : public Backend {
   }
 
  private:
+  const Weights& weights_;
   CpuForward fwd_;
 };
 

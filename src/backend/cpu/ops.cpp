@@ -1,4 +1,6 @@
 #include "backend/cpu/ops.h"
+
+#include "backend/cpu/quant_matmul.h"
 #include "backend/cpu/threads.h"
 
 #include <cblas.h>
@@ -8,6 +10,16 @@
 #include <cmath>
 
 namespace starattn::cpu {
+namespace {
+
+// y[n, out] += bias[out] on every row.
+void add_bias(float* y, const float* bias, int n, int out) {
+#pragma omp parallel for schedule(static) if (n > 16)
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < out; ++j) y[static_cast<int64_t>(i) * out + j] += bias[j];
+}
+
+}  // namespace
 
 void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out) {
   blas_single_threaded();
@@ -28,11 +40,17 @@ void linear(const float* x, const float* w, const float* bias, float* y, int n, 
                   y + o0, out);
     }
   }
-  if (bias) {
-#pragma omp parallel for schedule(static) if (n > 16)
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < out; ++j) y[static_cast<int64_t>(i) * out + j] += bias[j];
+  if (bias) add_bias(y, bias, n, out);
+}
+
+void linear(const float* x, const WeightMatrix& w, const float* bias, float* y, int n) {
+  const int in = static_cast<int>(w.cols()), out = static_cast<int>(w.rows());
+  if (w.type() == GgmlType::F32) {
+    linear(x, w.f32(), bias, y, n, in, out);
+    return;
   }
+  linear_blocks(x, w, y, n);
+  if (bias) add_bias(y, bias, n, out);
 }
 
 void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps) {

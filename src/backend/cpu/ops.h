@@ -5,11 +5,15 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/weights.h"
 
 namespace starattn::cpu {
 
 // y[n, out] = x[n, in] @ w[out, in]^T (+ bias[out] when not null). OpenBLAS sgemm.
 void linear(const float* x, const float* w, const float* bias, float* y, int n, int in, int out);
+// The same for a matrix in any storage: fp32 through the overload above (the reference), bf16 and
+// quantised blocks through linear_blocks (quant_matmul.h). x[n, w.cols()], y[n, w.rows()].
+void linear(const float* x, const WeightMatrix& w, const float* bias, float* y, int n);
 
 // y[n, d] = x / rms(x) * w, per row.
 void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps);

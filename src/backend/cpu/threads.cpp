@@ -1,5 +1,7 @@
 #include "backend/cpu/threads.h"
 
+#include "backend/cpu/blas_core.h"
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -9,7 +11,12 @@ namespace starattn::cpu {
 
 void blas_single_threaded() {
   static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
+  // Naming blas_note() keeps blas_core.cpp, whose start-up code chooses OpenBLAS's kernels, in
+  // every program that uses the CPU backend.
+  std::call_once(once, [] {
+    (void)blas_note();
+    openblas_set_num_threads(1);
+  });
 }
 
 void set_threads(int n) {

@@ -13,6 +13,7 @@
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/kv_write.h"
+#include "backend/cuda/quant_gemv.h"
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
@@ -40,6 +41,32 @@ std::string gib(size_t bytes) {
   return buf;
 }
 
+// The device storage of a fused matrix made of `parts`: their common type when the GPU has
+// kernels for it (the blocks are uploaded as they are), else bf16.
+GgmlType device_type(std::initializer_list<const WeightMatrix*> parts) {
+  const GgmlType t = (*parts.begin())->type();
+  for (const WeightMatrix* m : parts)
+    if (m->type() != t) return GgmlType::BF16;
+  return cuda::quant_supported(t) ? t : GgmlType::BF16;
+}
+
+cuda::WeightTypes device_types(const ModelConfig& c, const Weights& w) {
+  cuda::WeightTypes t;
+  t.tok_embd = device_type({&w.tok_embd});
+  t.output = c.tied_embeddings ? t.tok_embd : device_type({&w.lm_head()});
+  for (const LayerWeights& l : w.layers)
+    t.layers.push_back({device_type({&l.wq, &l.wk, &l.wv}), device_type({&l.wo}),
+                        device_type({&l.w_gate, &l.w_up}), device_type({&l.w_down})});
+  return t;
+}
+
+cuda::WeightTypes uniform_types(const ModelConfig& c, GgmlType t) {
+  cuda::WeightTypes w;
+  w.tok_embd = w.output = t;
+  w.layers.assign(c.n_layers, {t, t, t, t});
+  return w;
+}
+
 uint64_t mix_seed(uint64_t seed, uint64_t i) {
   uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
   h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -51,7 +78,10 @@ uint64_t mix_seed(uint64_t seed, uint64_t i) {
 
 CudaBackend::CudaBackend(const ModelConfig& config, const Weights& weights, int device) {
   try {
-    init(config, device);
+    SA_CHECK(static_cast<int>(weights.layers.size()) == config.n_layers,
+             "cuda backend: ", weights.layers.size(), " layers of weights for a ", config.n_layers,
+             "-layer model");
+    init(config, device, device_types(config, weights));
     upload_weights(weights);
   } catch (...) {
     free_all();  // a throwing constructor runs no destructor
@@ -59,9 +89,12 @@ CudaBackend::CudaBackend(const ModelConfig& config, const Weights& weights, int 
   }
 }
 
-CudaBackend::CudaBackend(const ModelConfig& config, int device, uint64_t seed) {
+CudaBackend::CudaBackend(const ModelConfig& config, int device, uint64_t seed, GgmlType matrices) {
   try {
-    init(config, device);
+    SA_CHECK(matrices == GgmlType::BF16 || cuda::quant_supported(matrices),
+             "cuda backend: random weights of type ", ggml_type_name(matrices),
+             " are not supported (bf16, Q8_0, Q4_0, Q4_1, Q4_K)");
+    init(config, device, uniform_types(config, matrices));
     random_weights(seed);
   } catch (...) {
     free_all();
@@ -88,7 +121,7 @@ void CudaBackend::free_all() noexcept {
   stream_ = nullptr;
 }
 
-void CudaBackend::init(const ModelConfig& config, int device) {
+void CudaBackend::init(const ModelConfig& config, int device, const cuda::WeightTypes& types) {
   c_ = config;
   device_ = device;
   SA_CHECK(c_.n_layers > 0 && c_.d_model > 0 && c_.n_heads > 0 && c_.n_kv_heads > 0 &&
@@ -111,8 +144,9 @@ void CudaBackend::init(const ModelConfig& config, int device) {
 
   // Weights are taken here, so they are checked alone first (the KV cache and workspace are
   // checked by plan_memory once the engine knows the context).
-  wl_ = cuda::weight_layout(c_);
-  const size_t needed = wl_.total + cuda::kReserveBytes + cuda::Gemm::kWorkspaceBytes;
+  wl_ = cuda::weight_layout(c_, types);
+  const size_t needed = wl_.total + cuda::kReserveBytes + cuda::Gemm::kWorkspaceBytes +
+                        (wl_.quantised ? cuda::kDequantScratchBytes : 0);
   const size_t free = free_bytes();
   SA_CHECK(needed <= free, name_, ": the model needs ", gib(needed), " (weights ", gib(wl_.total),
            " plus ", gib(needed - wl_.total), " working memory) but the GPU has ", gib(free),
@@ -128,16 +162,36 @@ void CudaBackend::init(const ModelConfig& config, int device) {
 
 void CudaBackend::upload_weights(const Weights& w) {
   const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
-  std::vector<uint16_t> stage;
-  // Appends rows of a host fp32 matrix, converted to bf16, to the staging buffer.
-  const auto add = [&](const std::vector<float>& m, int64_t count, const char* what) {
-    SA_CHECK(static_cast<int64_t>(m.size()) == count, "cuda backend: weight ", what, " has ",
-             m.size(), " values, expected ", count);
-    for (float x : m) stage.push_back(to_bf16_bits(x));
+  std::vector<uint8_t> stage;
+  // Appends a host matrix [rows, cols] to the staging buffer in the device storage `type`: its
+  // blocks as they are, or bf16 (converted a slice of rows at a time, so no fp32 copy of a whole
+  // matrix is made).
+  const auto add = [&](const WeightMatrix& m, int64_t rows, int64_t cols, GgmlType type,
+                       const char* what) {
+    SA_CHECK(m.rows() == rows && m.cols() == cols, "cuda backend: weight ", what, " is [", m.rows(),
+             ", ", m.cols(), "], expected [", rows, ", ", cols, "]");
+    if (type != GgmlType::BF16) {
+      SA_CHECK(m.type() == type, "cuda backend: weight ", what, " is ", ggml_type_name(m.type()),
+               ", expected ", ggml_type_name(type));
+      stage.insert(stage.end(), m.data(), m.data() + m.bytes());
+      return;
+    }
+    constexpr int64_t kSlice = 1024;
+    std::vector<float> rows_f32(static_cast<size_t>(std::min(kSlice, rows) * cols));
+    for (int64_t r0 = 0; r0 < rows; r0 += kSlice) {
+      const int64_t n = std::min(kSlice, rows - r0);
+      m.dequantize_rows(r0, n, rows_f32.data());
+      const size_t at = stage.size();
+      stage.resize(at + static_cast<size_t>(n * cols) * 2);
+      for (int64_t i = 0; i < n * cols; ++i) {
+        const uint16_t b = to_bf16_bits(rows_f32[i]);
+        std::memcpy(&stage[at + 2 * i], &b, 2);
+      }
+    }
   };
   // from_host returns once the pageable source is staged, so `stage` and locals may be reused.
-  const auto put_bf16 = [&](size_t offset) {
-    from_host(wptr<char>(offset), stage.data(), stage.size() * 2);
+  const auto put = [&](size_t offset) {
+    from_host(wptr<char>(offset), stage.data(), stage.size());
     stage.clear();
   };
   const auto put_f32 = [&](size_t offset, const std::vector<float>& v, int64_t count,
@@ -147,18 +201,18 @@ void CudaBackend::upload_weights(const Weights& w) {
     from_host(wptr<char>(offset), v.data(), v.size() * 4);
   };
 
-  SA_CHECK(static_cast<int>(w.layers.size()) == c_.n_layers, "cuda backend: ", w.layers.size(),
-           " layers of weights for a ", c_.n_layers, "-layer model");
-  add(w.tok_embd, int64_t{c_.vocab_size} * d, "tok_embd");
-  put_bf16(wl_.tok_embd);
+  const cuda::WeightTypes& t = wl_.types;
+  add(w.tok_embd, c_.vocab_size, d, t.tok_embd, "tok_embd");
+  put(wl_.tok_embd);
   if (!c_.tied_embeddings) {
-    add(w.lm_head(), int64_t{c_.vocab_size} * d, "output");
-    put_bf16(wl_.output);
+    add(w.lm_head(), c_.vocab_size, d, t.output, "output");
+    put(wl_.output);
   }
   put_f32(wl_.output_norm, w.output_norm, d, "output_norm");
   for (int l = 0; l < c_.n_layers; ++l) {
     const LayerWeights& L = w.layers[l];
     const cuda::WeightLayout::Layer& o = wl_.layers[l];
+    const cuda::WeightTypes::Layer& lt = t.layers[l];
     put_f32(o.attn_norm, L.attn_norm, d, "attn_norm");
     put_f32(o.ffn_norm, L.ffn_norm, d, "ffn_norm");
     if (c_.qkv_bias) {
@@ -166,19 +220,33 @@ void CudaBackend::upload_weights(const Weights& w) {
       for (const auto* v : {&L.bq, &L.bk, &L.bv}) b.insert(b.end(), v->begin(), v->end());
       put_f32(o.bqkv, b, q + 2 * kv, "q/k/v bias");
     }
-    add(L.wq, q * d, "wq");
-    add(L.wk, kv * d, "wk");
-    add(L.wv, kv * d, "wv");
-    put_bf16(o.wqkv);
-    add(L.wo, d * q, "wo");
-    put_bf16(o.wo);
-    add(L.w_gate, f * d, "w_gate");
-    add(L.w_up, f * d, "w_up");
-    put_bf16(o.wgu);
-    add(L.w_down, d * f, "w_down");
-    put_bf16(o.wdown);
+    // Rows are whole blocks, so fused matrices are their parts' rows one after the other.
+    add(L.wq, q, d, lt.wqkv, "wq");
+    add(L.wk, kv, d, lt.wqkv, "wk");
+    add(L.wv, kv, d, lt.wqkv, "wv");
+    put(o.wqkv);
+    add(L.wo, d, q, lt.wo, "wo");
+    put(o.wo);
+    add(L.w_gate, f, d, lt.wgu, "w_gate");
+    add(L.w_up, f, d, lt.wgu, "w_up");
+    put(o.wgu);
+    add(L.w_down, d, f, lt.wdown, "w_down");
+    put(o.wdown);
   }
   synchronize();
+}
+
+std::string CudaBackend::weight_storage() const {
+  std::map<std::string, int> count;
+  const auto note = [&](GgmlType t) { ++count[ggml_type_name(t)]; };
+  note(wl_.types.tok_embd);
+  if (!c_.tied_embeddings) note(wl_.types.output);
+  for (const cuda::WeightTypes::Layer& l : wl_.types.layers)
+    for (GgmlType t : {l.wqkv, l.wo, l.wgu, l.wdown}) note(t);
+  std::string s;
+  for (const auto& [name, n] : count)
+    s += (s.empty() ? "" : ", ") + name + " x" + std::to_string(n);
+  return s + " on the GPU; q|k|v and gate|up fused";
 }
 
 void CudaBackend::random_weights(uint64_t seed) {
@@ -198,17 +266,26 @@ void CudaBackend::random_weights(uint64_t seed) {
     p.half_width = stddev * sqrt3;
     cuda::random_fill(p, stream_);
   };
-  fill(wl_.tok_embd, int64_t{c_.vocab_size} * d, true, 0.0f, std_w);
-  if (!c_.tied_embeddings) fill(wl_.output, int64_t{c_.vocab_size} * d, true, 0.0f, std_w);
+  // A matrix [rows, cols] in its storage: uniform bf16 values, or random blocks.
+  const auto matrix = [&](size_t offset, int64_t rows, int64_t cols, GgmlType type) {
+    if (type == GgmlType::BF16) return fill(offset, rows * cols, true, 0.0f, std_w);
+    cuda::random_blocks(type, wptr<uint8_t>(offset), rows * cols / ggml_block_elems(type),
+                        mix_seed(seed, tensor++), stream_);
+  };
+  const cuda::WeightTypes& t = wl_.types;
+  matrix(wl_.tok_embd, c_.vocab_size, d, t.tok_embd);
+  if (!c_.tied_embeddings) matrix(wl_.output, c_.vocab_size, d, t.output);
   fill(wl_.output_norm, d, false, 1.0f, 0.05f);
-  for (const cuda::WeightLayout::Layer& o : wl_.layers) {
+  for (int l = 0; l < c_.n_layers; ++l) {
+    const cuda::WeightLayout::Layer& o = wl_.layers[l];
+    const cuda::WeightTypes::Layer& lt = t.layers[l];
     fill(o.attn_norm, d, false, 1.0f, 0.05f);
     fill(o.ffn_norm, d, false, 1.0f, 0.05f);
     if (c_.qkv_bias) fill(o.bqkv, q + 2 * kv, false, 0.0f, std_w);
-    fill(o.wqkv, (q + 2 * kv) * d, true, 0.0f, std_w);
-    fill(o.wo, d * q, true, 0.0f, std_w);
-    fill(o.wgu, 2 * f * d, true, 0.0f, std_w);
-    fill(o.wdown, d * f, true, 0.0f, std_w);
+    matrix(o.wqkv, q + 2 * kv, d, lt.wqkv);
+    matrix(o.wo, d, q, lt.wo);
+    matrix(o.wgu, 2 * f, d, lt.wgu);
+    matrix(o.wdown, d, f, lt.wdown);
   }
   synchronize();
 }
@@ -233,7 +310,8 @@ size_t CudaBackend::usable_bytes() const {
 void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
   SA_CUDA(cudaSetDevice(device_));
   const cuda::MemoryNeed need =
-      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes());
+      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(),
+                        wl_.quantised);
   const size_t available = usable_bytes();
   if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
   reserve_workspace(max_tokens);
@@ -242,7 +320,7 @@ void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
 int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
   SA_CUDA(cudaSetDevice(device_));
   return cuda::kv_rows_that_fit(c_, wl_.total, max_tokens, kv_row_format(kv_type).row_bytes(),
-                                usable_bytes());
+                                usable_bytes(), wl_.quantised);
 }
 
 size_t CudaBackend::logits_ws_offset(LogitsPart part) const {
@@ -469,7 +547,20 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
   bf16* gu = sptr<bf16>(sl_.gu);
   bf16* act = sptr<bf16>(sl_.act);
 
-  cuda::embedding({d_tokens, wptr<bf16>(wl_.tok_embd), x, n, c_.d_model, c_.vocab_size}, stream_);
+  if (wl_.types.tok_embd == GgmlType::BF16) {
+    cuda::embedding({d_tokens, wptr<bf16>(wl_.tok_embd), x, n, c_.d_model, c_.vocab_size}, stream_);
+  } else {
+    cuda::EmbeddingQuantParams e;
+    e.tokens = d_tokens;
+    e.table = wptr<uint8_t>(wl_.tok_embd);
+    e.type = wl_.types.tok_embd;
+    e.row_bytes = static_cast<int64_t>(ggml_row_bytes(e.type, c_.d_model));
+    e.out = x;
+    e.n = n;
+    e.d = c_.d_model;
+    e.vocab = c_.vocab_size;
+    cuda::embedding_quant(e, stream_);
+  }
   cuda::rope_table({d_pos, inv_freq_, cos, sin, n, half}, stream_);
 
   const auto norm = [&](size_t w_offset, const float* in, bf16* out_bf16, float* out_f32,
@@ -484,9 +575,9 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
     p.eps = c_.rms_eps;
     cuda::rmsnorm(p, stream_);
   };
-  const auto linear = [&](const bf16* in, int64_t in_dim, size_t w_offset, int64_t out_dim,
-                          bf16* out_bf16, float* out_f32, int rows) {
-    cuda::LinearParams p = linear_params(in, in_dim, w_offset, out_dim, rows);
+  const auto linear = [&](const bf16* in, int64_t in_dim, size_t w_offset, GgmlType w_type,
+                          int64_t out_dim, bf16* out_bf16, float* out_f32, int rows) {
+    cuda::LinearParams p = linear_params(in, in_dim, w_offset, w_type, out_dim, rows);
     p.y_bf16 = out_bf16;
     p.y_f32 = out_f32;
     p.accumulate = out_f32 != nullptr;  // fp32 outputs are always the residual stream
@@ -495,8 +586,9 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
 
   for (int l = 0; l < c_.n_layers; ++l) {
     const cuda::WeightLayout::Layer& o = wl_.layers[l];
+    const cuda::WeightTypes::Layer& t = wl_.types.layers[l];
     norm(o.attn_norm, x, h, nullptr, n);
-    linear(h, d, o.wqkv, qkv_dim, qkv, nullptr, n);
+    linear(h, d, o.wqkv, t.wqkv, qkv_dim, qkv, nullptr, n);
     cuda::QkvRopeParams r;
     r.qkv = qkv;
     r.qkv_stride = qkv_dim;
@@ -512,21 +604,21 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
     r.head_dim = c_.head_dim;
     cuda::qkv_rope(r, stream_);
     hook.attend(l, n, qb, kb, vb, att);
-    linear(att, q, o.wo, d, nullptr, x, n);
+    linear(att, q, o.wo, t.wo, d, nullptr, x, n);
 
     norm(o.ffn_norm, x, h, nullptr, n);
     for (int r0 = 0; r0 < n; r0 += cuda::kFfnRows) {
       const int m = std::min(cuda::kFfnRows, n - r0);
-      cuda::LinearParams p = linear_params(h + r0 * d, d, o.wgu, 2 * f, m);
+      cuda::LinearParams p = linear_params(h + r0 * d, d, o.wgu, t.wgu, 2 * f, m);
       p.y_bf16 = act;  // gate|up straight into SwiGLU
       p.y_stride = f;
       if (cuda::gemv_supported(p)) {  // decode: one kernel, no [m, 2f] round trip
         cuda::gemv_swiglu(p, stream_);
       } else {
-        linear(h + r0 * d, d, o.wgu, 2 * f, gu, nullptr, m);
+        linear(h + r0 * d, d, o.wgu, t.wgu, 2 * f, gu, nullptr, m);
         cuda::swiglu({gu, 2 * f, act, m, c_.d_ffn}, stream_);
       }
-      linear(act, f, o.wdown, d, nullptr, x + r0 * d, m);
+      linear(act, f, o.wdown, t.wdown, d, nullptr, x + r0 * d, m);
     }
   }
 
@@ -545,11 +637,17 @@ void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
 }
 
 cuda::LinearParams CudaBackend::linear_params(const bf16* in, int64_t in_dim, size_t w_offset,
-                                              int64_t out_dim, int rows) const {
+                                              GgmlType w_type, int64_t out_dim, int rows) const {
   cuda::LinearParams p;
   p.x = in;
   p.x_stride = in_dim;
-  p.w = wptr<bf16>(w_offset);
+  if (w_type == GgmlType::BF16) {
+    p.w = wptr<bf16>(w_offset);
+  } else {
+    p.wq = wptr<uint8_t>(w_offset);
+    p.wq_type = w_type;
+    p.wq_row_bytes = static_cast<int64_t>(ggml_row_bytes(w_type, in_dim));
+  }
   p.y_stride = out_dim;
   p.n = rows;
   p.in = static_cast<int>(in_dim);
@@ -558,7 +656,8 @@ cuda::LinearParams CudaBackend::linear_params(const bf16* in, int64_t in_dim, si
 }
 
 void CudaBackend::lm_head(const bf16* h, float* y, int rows) {
-  cuda::LinearParams p = linear_params(h, c_.d_model, wl_.output, c_.vocab_size, rows);
+  cuda::LinearParams p =
+      linear_params(h, c_.d_model, wl_.output, wl_.types.output, c_.vocab_size, rows);
   p.y_f32 = y;
   gemm_->linear(p);
 }

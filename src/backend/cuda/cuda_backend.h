@@ -1,9 +1,11 @@
 // The CUDA backend: one GPU, one stream. Weights, activations and KV live in device memory in bf16
-// (norm weights, biases, the residual stream and log-sum-exps in fp32; a KV cache may be FP8
-// E4M3, quantised by write_kv_rows and read directly by the attention kernels); every GEMM
-// accumulates in fp32 (cuBLAS). One-token phase-2 steps are recorded once as a CUDA graph and
-// replayed (without it, launch gaps cost about 0.4 ms of an 8 ms step at 32K on an H100). The
-// forward pass per layer:
+// (norm weights, biases, the residual stream and log-sum-exps in fp32); weight matrices loaded
+// with --weights-type native stay in their GGUF blocks where the GPU has kernels for the type
+// (quant_gemv.h: read block by block in decode, dequantised tile by tile before the GEMMs of a
+// prefill); a KV cache may be FP8 E4M3, quantised by write_kv_rows and read directly by the
+// attention kernels; every GEMM accumulates in fp32 (cuBLAS). One-token phase-2 steps are recorded
+// once as a CUDA graph and replayed (without it, launch gaps cost about 0.4 ms of an 8 ms step at
+// 32K on an H100). The forward pass per layer:
 //   x (fp32) -> RMSNorm -> h (bf16) -> [Q|K|V] GEMM -> bias + RoPE + split -> q, k, v
 //   -> hook.attend -> att -> x += att · Wo^T (inside the GEMM)
 //   -> RMSNorm -> h -> [gate|up] GEMM -> SwiGLU -> x += act · Wdown^T   (FFN in kFfnRows chunks)
@@ -28,10 +30,14 @@ namespace starattn {
 
 class CudaBackend : public Backend {
  public:
-  // Uploads host fp32 weights once, as bf16 (norms and biases stay fp32).
+  // Uploads the host weights once: quantised matrices of a type with GPU kernels as they are
+  // (fused q|k|v and gate|up when their parts share the type), the others as bf16 (norms and
+  // biases stay fp32).
   CudaBackend(const ModelConfig& config, const Weights& weights, int device);
   // Random weights made on the device (std ~0.02, norms ~1): for speed runs, nothing on the host.
-  CudaBackend(const ModelConfig& config, int device, uint64_t seed);
+  // Matrices are bf16, or random blocks of `matrices` (a type quant_supported() takes).
+  CudaBackend(const ModelConfig& config, int device, uint64_t seed,
+              GgmlType matrices = GgmlType::BF16);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -75,14 +81,16 @@ class CudaBackend : public Backend {
 
   int device() const { return device_; }
   cudaStream_t stream() const { return stream_; }
-  size_t weight_bytes() const { return wl_.total; }
+  size_t weight_bytes() const override { return wl_.total; }
+  std::string weight_storage() const override;
   // One-token forwards run by replaying a recorded graph so far (for tests and benchmarks).
   int64_t replayed_steps() const { return replayed_; }
   // Waits for everything queued on the backend's stream.
   void synchronize() override;
 
  private:
-  void init(const ModelConfig& config, int device);  // device, stream, cuBLAS, weight arena
+  // Device, stream, cuBLAS, weight arena in the given storage.
+  void init(const ModelConfig& config, int device, const cuda::WeightTypes& types);
   void free_all() noexcept;
   void upload_weights(const Weights& w);
   void random_weights(uint64_t seed);
@@ -101,10 +109,10 @@ class CudaBackend : public Backend {
   T* logits_ws_at(LogitsPart part) const {
     return reinterpret_cast<T*>(static_cast<char*>(logits_ws_) + logits_ws_offset(part));
   }
-  // y[rows, out_dim] = in[rows, in_dim] · W^T for the weight at w_offset; the caller sets the
-  // output (y_bf16 or y_f32, accumulate).
+  // y[rows, out_dim] = in[rows, in_dim] · W^T for the weight at w_offset, stored as w_type; the
+  // caller sets the output (y_bf16 or y_f32, accumulate).
   cuda::LinearParams linear_params(const __nv_bfloat16* in, int64_t in_dim, size_t w_offset,
-                                   int64_t out_dim, int rows) const;
+                                   GgmlType w_type, int64_t out_dim, int rows) const;
   // logits y[rows, vocab] (fp32, device) from bf16 hidden rows h (device).
   void lm_head(const __nv_bfloat16* h, float* y, int rows);
   // Checks the tokens and puts them and their positions in the workspace.

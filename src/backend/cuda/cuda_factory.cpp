@@ -4,6 +4,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "model/loader.h"
+#include "starattn/error.h"
 
 namespace starattn {
 
@@ -21,8 +22,15 @@ std::unique_ptr<Backend> make_cuda_backend(const Model& model, int device) {
 }
 
 std::unique_ptr<Backend> make_cuda_random_backend(const ModelConfig& config, int device,
-                                                  uint64_t seed) {
-  return std::make_unique<CudaBackend>(config, device, seed);
+                                                  uint64_t seed, const std::string& matrices) {
+  static const std::pair<const char*, GgmlType> kTypes[] = {{"bf16", GgmlType::BF16},
+                                                            {"q8_0", GgmlType::Q8_0},
+                                                            {"q4_0", GgmlType::Q4_0},
+                                                            {"q4_1", GgmlType::Q4_1},
+                                                            {"q4_k", GgmlType::Q4_K}};
+  for (const auto& [name, type] : kTypes)
+    if (matrices == name) return std::make_unique<CudaBackend>(config, device, seed, type);
+  fail("random weights of type '", matrices, "' are not supported (bf16, q8_0, q4_0, q4_1, q4_k)");
 }
 
 int cuda_backend_device(const Backend& backend) {

@@ -1,7 +1,10 @@
 #include "backend/cuda/gemm.h"
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/quant_gemv.h"
 #include "starattn/error.h"
 
 namespace starattn::cuda {
@@ -35,6 +38,7 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
 Gemm::~Gemm() {
   (void)cublasDestroy(handle_);
   (void)cudaFree(workspace_);
+  (void)cudaFree(scratch_);
 }
 
 void Gemm::linear(const LinearParams& p) {
@@ -44,12 +48,48 @@ void Gemm::linear(const LinearParams& p) {
     gemv(p, stream_);
     return;
   }
+  if (p.wq) {
+    linear_dequantised(p);
+    return;
+  }
   linear_cublas(p);
+}
+
+void Gemm::linear_dequantised(const LinearParams& p) {
+  SA_CHECK(quant_supported(p.wq_type), "linear: no GPU kernels for weights of type ",
+           ggml_type_name(p.wq_type));
+  const int64_t row_bytes = int64_t{p.in} * 2;
+  // Tiles of a multiple of 64 rows keep each tile's output columns aligned for cuBLAS.
+  int64_t tile = std::max<int64_t>(1, static_cast<int64_t>(scratch_bytes_) / row_bytes);
+  tile = tile >= p.out ? p.out : std::max<int64_t>(std::min<int64_t>(tile, 64), tile / 64 * 64);
+  if (!scratch_ || scratch_taken_ < static_cast<size_t>(tile * row_bytes)) {
+    // The one stream orders this after any product still reading the old block.
+    SA_CUDA(cudaStreamSynchronize(stream_));
+    (void)cudaFree(scratch_);
+    scratch_ = nullptr;
+    scratch_taken_ = 0;
+    SA_CUDA(cudaMalloc(&scratch_, static_cast<size_t>(tile * row_bytes)));
+    scratch_taken_ = static_cast<size_t>(tile * row_bytes);
+  }
+  auto* w = static_cast<__nv_bfloat16*>(scratch_);
+  for (int64_t r0 = 0; r0 < p.out; r0 += tile) {
+    const int m = static_cast<int>(std::min<int64_t>(tile, p.out - r0));
+    // Stream order: this tile's dequantisation waits for the previous tile's GEMM.
+    dequantize_rows(p.wq_type, p.wq, p.wq_row_bytes, r0, m, p.in, w, stream_);
+    LinearParams t = p;
+    t.wq = nullptr;
+    t.w = w;
+    t.out = m;
+    if (t.y_bf16) t.y_bf16 += r0;
+    if (t.y_f32) t.y_f32 += r0;
+    linear_cublas(t);
+  }
 }
 
 void Gemm::linear_cublas(const LinearParams& p) {
   if (p.n == 0 || p.out == 0) return;
   check(p);
+  SA_CHECK(p.w && !p.wq, "linear_cublas: needs bf16 weights");
   const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
   // Column-major view: Y^T[out, n] = W[out, in] · X^T[in, n], with W stored as W^T[in, out]
   // (leading dimension in) and X^T stored as [in, n] (leading dimension x_stride).

@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/quant_gemv.h"
 #include "starattn/error.h"
 
 namespace starattn::cuda {
@@ -130,6 +131,7 @@ int sm_count() {
 }  // namespace
 
 bool gemv_supported(const LinearParams& p) {
+  if (p.wq) return gemv_quant_supported(p);
   const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   return p.n >= 1 && p.n <= kGemvMaxRows && p.in % 8 == 0 && p.x_stride % 8 == 0 && aligned(p.x) &&
          aligned(p.w);
@@ -162,12 +164,14 @@ void launch_gemv(const LinearParams& p, cudaStream_t stream) {
 }  // namespace
 
 void gemv(const LinearParams& p, cudaStream_t stream) {
+  if (p.wq) return gemv_quant(p, stream);
   launch_gemv<false>(p, stream);
 }
 
 void gemv_swiglu(const LinearParams& p, cudaStream_t stream) {
   SA_CHECK(p.out % 2 == 0 && p.y_bf16 && !p.y_f32 && p.y_stride >= p.out / 2,
            "gemv_swiglu: needs an even output count and a bf16 result of half of it");
+  if (p.wq) return gemv_quant_swiglu(p, stream);
   launch_gemv<true>(p, stream);
 }
 

@@ -12,7 +12,8 @@ namespace starattn::cuda {
 inline constexpr int kGemvMaxRows = 8;
 
 // Whether gemv() takes these parameters: 1..kGemvMaxRows rows, in and both strides multiples of
-// 8 elements, x and W 16-byte aligned.
+// 8 elements, x and W 16-byte aligned. A quantised W (p.wq) goes to gemv_quant (quant_gemv.h),
+// with its own conditions.
 bool gemv_supported(const LinearParams& p);
 void gemv(const LinearParams& p, cudaStream_t stream);
 // The FFN's gate/up projection and SwiGLU in one kernel: with W = [W_gate; W_up] ([out, in],

@@ -35,22 +35,32 @@ std::string gib(size_t bytes) {
 
 }  // namespace
 
-WeightLayout weight_layout(const ModelConfig& c) {
+WeightLayout weight_layout(const ModelConfig& c, const WeightTypes& types) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
   Arena a;
   WeightLayout w;
-  w.tok_embd = a.take(sz(c.vocab_size, d, 2));
-  w.output = c.tied_embeddings ? w.tok_embd : a.take(sz(c.vocab_size, d, 2));
+  w.types = types;
+  w.types.layers.resize(c.n_layers);
+  // rows of `cols` elements stored as t (whole blocks, checked when the weights are uploaded).
+  const auto matrix = [&](int64_t rows, int64_t cols, GgmlType t) {
+    w.quantised = w.quantised || t != GgmlType::BF16;
+    return sz(rows) * ggml_row_bytes(t, cols);
+  };
+  w.tok_embd = a.take(matrix(c.vocab_size, d, w.types.tok_embd));
+  if (c.tied_embeddings) w.types.output = w.types.tok_embd;
+  w.output = c.tied_embeddings ? w.tok_embd : a.take(matrix(c.vocab_size, d, w.types.output));
   w.output_norm = a.take(sz(d, 4));
   w.layers.resize(c.n_layers);
-  for (WeightLayout::Layer& l : w.layers) {
+  for (int i = 0; i < c.n_layers; ++i) {
+    WeightLayout::Layer& l = w.layers[i];
+    const WeightTypes::Layer& t = w.types.layers[i];
     l.attn_norm = a.take(sz(d, 4));
     l.ffn_norm = a.take(sz(d, 4));
     l.bqkv = c.qkv_bias ? a.take(sz(q + 2 * kv, 4)) : 0;
-    l.wqkv = a.take(sz(q + 2 * kv, d, 2));
-    l.wo = a.take(sz(d, q, 2));
-    l.wgu = a.take(sz(2 * f, d, 2));
-    l.wdown = a.take(sz(d, f, 2));
+    l.wqkv = a.take(matrix(q + 2 * kv, d, t.wqkv));
+    l.wo = a.take(matrix(d, q, t.wo));
+    l.wgu = a.take(matrix(2 * f, d, t.wgu));
+    l.wdown = a.take(matrix(d, f, t.wdown));
   }
   w.total = a.end();
   return w;
@@ -101,18 +111,19 @@ size_t kv_cache_bytes(const ModelConfig& c, int64_t rows, size_t row_bytes) {
 }
 
 MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens,
-                       size_t kv_row_bytes) {
+                       size_t kv_row_bytes, bool quantised) {
   MemoryNeed m;
   m.weights = weight_bytes;
   m.kv = kv_cache_bytes(c, kv_rows, kv_row_bytes);
   m.workspace = workspace_layout(c, max_tokens).total + logits_workspace_bytes(c) +
-                engine_scratch_bytes(c, max_tokens) + kReserveBytes;
+                engine_scratch_bytes(c, max_tokens) + kReserveBytes +
+                (quantised ? kDequantScratchBytes : 0);
   return m;
 }
 
 int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_tokens,
-                         size_t kv_row_bytes, size_t available) {
-  const MemoryNeed base = memory_need(c, weight_bytes, 0, max_tokens, kv_row_bytes);
+                         size_t kv_row_bytes, size_t available, bool quantised) {
+  const MemoryNeed base = memory_need(c, weight_bytes, 0, max_tokens, kv_row_bytes, quantised);
   if (base.total() >= available || kv_row_bytes == 0) return 0;
   // Each of the 2 * n_layers allocations gets a whole number of pages.
   const size_t per_array = (available - base.total()) / (2 * static_cast<size_t>(c.n_layers));

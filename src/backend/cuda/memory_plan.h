@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/ggml_types.h"
 
 namespace starattn::cuda {
 
@@ -20,23 +21,40 @@ inline constexpr int kLogitRows = 128;
 // Kept free for what is not counted exactly: the split-KV decode's partials, cuBLAS internals,
 // the allocator's rounding of many buffers.
 inline constexpr size_t kReserveBytes = size_t{384} << 20;
+// The bf16 tile of dequantised weight rows for products of many rows with a quantised matrix
+// (gemm.h); 8192 rows of the 8B shape's 4096 columns, so each tile's GEMM still runs at full rate.
+inline constexpr size_t kDequantScratchBytes = size_t{64} << 20;
+
+// How each device matrix is stored: BF16, or a quantised type the GPU has kernels for
+// (quant_gemv.h), its rows whole blocks as in the file. One type per fused matrix.
+struct WeightTypes {
+  struct Layer {
+    GgmlType wqkv = GgmlType::BF16, wo = GgmlType::BF16, wgu = GgmlType::BF16,
+             wdown = GgmlType::BF16;
+  };
+  GgmlType tok_embd = GgmlType::BF16, output = GgmlType::BF16;
+  std::vector<Layer> layers;  // empty: all BF16
+};
 
 // Byte offsets of every weight in one device allocation (each aligned to 256 bytes). Matrices are
-// bf16 [out, in]; norm weights and biases fp32. Q, K, V are fused into wqkv [q + 2 kv, d] and
-// gate, up into wgu [2 f, d], so each is one GEMM.
+// [out, in] in their WeightTypes storage (bf16 by default), at their real size; norm weights and
+// biases fp32. Q, K, V are fused into wqkv [q + 2 kv, d] and gate, up into wgu [2 f, d], so each
+// is one GEMM.
 struct WeightLayout {
   struct Layer {
     size_t attn_norm, ffn_norm;  // fp32 [d]
     size_t bqkv;                 // fp32 [q + 2 kv]; only with qkv_bias
     size_t wqkv, wo, wgu, wdown;
   };
-  size_t tok_embd = 0;     // bf16 [vocab, d]
-  size_t output = 0;       // bf16 [vocab, d]; equals tok_embd when tied
+  size_t tok_embd = 0;     // [vocab, d]
+  size_t output = 0;       // [vocab, d]; equals tok_embd when tied
   size_t output_norm = 0;  // fp32 [d]
   std::vector<Layer> layers;
+  WeightTypes types;       // as given, with one entry per layer
+  bool quantised = false;  // any matrix not bf16 (its products need the dequantisation scratch)
   size_t total = 0;
 };
-WeightLayout weight_layout(const ModelConfig& c);
+WeightLayout weight_layout(const ModelConfig& c, const WeightTypes& types = {});
 
 // Byte offsets of the forward pass's buffers for up to `rows` tokens, in one allocation. The
 // attention-side buffers (qkv, q, k, v; att aliases qkv, dead after RoPE) and the FFN-side ones
@@ -67,12 +85,14 @@ struct MemoryNeed {
   size_t weights = 0, kv = 0, workspace = 0;
   size_t total() const { return weights + kv + workspace; }
 };
+// kv_row_bytes: one KV row (KvRowFormat::row_bytes). quantised: the weights have quantised
+// matrices, whose many-row products take a dequantisation scratch (kDequantScratchBytes).
 MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens,
-                       size_t kv_row_bytes);
+                       size_t kv_row_bytes, bool quantised = false);
 // The most KV rows whose need (memory_need) fits in `available` bytes; 0 when not even the
 // weights and workspace do.
 int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_tokens,
-                         size_t kv_row_bytes, size_t available);
+                         size_t kv_row_bytes, size_t available, bool quantised = false);
 
 // "<who>: needs X GiB (weights W, KV K, workspace S) but the GPU has F GiB free; use more ranks,
 // a smaller --block-size, a shorter context or --kv-type fp8"

@@ -1,0 +1,65 @@
+// Kernels of the CPU backend for weights kept in their GGUF blocks (and bf16), one set per
+// storage type, in two builds: a scalar one (quant_scalar.cpp, any x86-64 or other CPU) and an
+// AVX2/FMA/F16C one (quant_avx2.cpp), chosen at run time (kernels()).
+//
+// Matrix-vector products (decode) quantise the fp32 activation to 8 bits once, in blocks of 32
+// (ActBlock), and take integer dot products with the weights' blocks, as llama.cpp does: on this
+// project's CPUs that ran 1.3-1.6x faster than unpacking the weights to fp32 and using FMAs
+// (bench/cpu_quant/NOTES.md). The error this adds is bounded per element by half an activation
+// step, d/2 with d = max|x| / 127 over the element's block of 32; quant_test.cpp checks the
+// kernels against dequantise-then-fp32 within that bound.
+//
+// Layouts are ggml's (ggml_types.cpp states each block); rows are whole blocks (weights.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "model/ggml_types.h"
+
+namespace starattn::cpu::quant {
+
+// 32 activations as x[i] ~= d * q[i]; sum of q over each half (the weights' offsets need them).
+struct ActBlock {
+  float d = 0;          // max|x| / 127 over the block (0 for an all-zero block)
+  float dsum = 0;       // d * (sum[0] + sum[1])
+  int16_t sum[2] = {};  // sum of q[0..15], of q[16..31]
+  int8_t q[32] = {};    // round-to-nearest-even of x / d, in [-127, 127]
+};
+inline constexpr int kActBlock = 32;
+// A block whose max|x| is below this is quantised as zeros (and a block holding a NaN or an Inf
+// as d = NaN, so that it reaches the output).
+inline constexpr float kTinyAct = 1e-30f;
+
+// One storage type's kernels. w points at rows of row_bytes bytes, each `cols` elements.
+struct TypeKernels {
+  // y[r] = dot(row r, x) for r in [0, rows), x given as cols / 32 ActBlocks. (nullptr for types
+  // that take fp32 activations: bf16.)
+  void (*gemv_q8)(const uint8_t* w, size_t row_bytes, const ActBlock* x, int64_t cols, float* y,
+                  int64_t rows) = nullptr;
+  // y[r] = dot(row r, x) with fp32 x [cols]; for types whose products need no quantised x.
+  void (*gemv_f32)(const uint8_t* w, size_t row_bytes, const float* x, int64_t cols, float* y,
+                   int64_t rows) = nullptr;
+  // out[rows, cols] = the rows as fp32.
+  void (*dequantize)(const uint8_t* w, size_t row_bytes, int64_t cols, float* out,
+                     int64_t rows) = nullptr;
+};
+
+struct KernelSet {
+  const char* name;  // "avx2" or "scalar"
+  // x[cols] (cols % 32 == 0) -> cols / 32 blocks.
+  void (*quantize_act)(const float* x, int64_t cols, ActBlock* out);
+  TypeKernels q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, bf16;
+  const TypeKernels* of(GgmlType t) const;  // nullptr for a type without kernels
+};
+
+const KernelSet& scalar_kernels();
+// The AVX2 set when this build has one and the CPU has AVX2, FMA and F16C; else nullptr.
+const KernelSet* avx2_kernels();
+// The AVX2 set without the CPU check (quant_avx2.cpp; nullptr when not built).
+const KernelSet* avx2_kernels_unchecked();
+// The AVX2 set when the CPU has AVX2, FMA and F16C, else the scalar one. STARATTN_CPU_KERNELS=
+// scalar forces the scalar set (for comparisons).
+const KernelSet& kernels();
+
+}  // namespace starattn::cpu::quant
