@@ -207,7 +207,8 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
                [&] {
                  nlohmann::json extra = {{"weights_type", a.weights_type},
                                          {"blas", cpu::blas_description()}};
-                 if (a.json) extra.update(kv_memory_json(*backend, rc.kv_type, static_cast<int>(chunk)));
+                 if (a.json)
+                   extra.update(kv_memory_json(*backend, rc.kv_type, static_cast<int>(chunk)));
                  return extra;
                }());
   return 0;

@@ -309,9 +309,8 @@ size_t CudaBackend::usable_bytes() const {
 
 void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
   SA_CUDA(cudaSetDevice(device_));
-  const cuda::MemoryNeed need =
-      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(),
-                        wl_.quantised);
+  const cuda::MemoryNeed need = cuda::memory_need(
+      c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(), wl_.quantised);
   const size_t available = usable_bytes();
   if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
   reserve_workspace(max_tokens);
