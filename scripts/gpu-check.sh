@@ -15,7 +15,7 @@
 #                                      the KV capacity of each, and a 1M-token star run (-b 32768)
 #                                      with fp8 KV.
 #
-# SECTIONS (default "tests attention model serve batch fp8") picks what `run` does:
+# SECTIONS (default "tests attention model serve batch quant fp8") picks what `run` does:
 #   tests      the GPU test binary
 #   attention  the attention kernels' benchmark against PyTorch SDPA
 #   model      the model benchmark at 32K against HF transformers
@@ -24,6 +24,7 @@
 #              server with the openai client (bench/serve/serve_bench.py; its wheels in .whl/)
 #   batch      S = 1, 8, 32, 64 questions over one 128K context decoded together (bench
 #              --sequences), beside HF transformers' batched decode (bench/batch/hf_batched.py)
+#   quant      the model benchmark with its matrices in Q4_K and Q8_0 blocks
 #   fp8        what `gpu-check.sh fp8` runs (above)
 #
 # Logs go to $OUT when set (the device tool brings them back), else to DIR.
@@ -57,7 +58,7 @@ fi
 
 log=${OUT:-$dir}
 mkdir -p "$log"
-sections=" ${SECTIONS:-tests attention model serve batch fp8} "
+sections=" ${SECTIONS:-tests attention model serve batch quant fp8} "
 want() { [[ $sections == *" $1 "* ]]; }
 export STARATTN_SOURCE_DIR=$PWD  # the tests' fixtures, wherever the tree was copied
 summary=()
@@ -172,12 +173,14 @@ if want batch; then
   summary+=("batch: see $log/batch.log")
 fi
 
+if want quant; then
 echo "== model benchmark with the matrices in GGUF blocks (decode and prefill against bf16 above)"
 for wt in q4_k q8_0; do
   timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --weights "$wt" --out "$log/model_$wt.txt" \
     2>&1 | tee "$log/model_bench_$wt.log" | grep -E "^backend:|^prefill dense|^decode 1 token"
   summary+=("model bench $wt: rc=${PIPESTATUS[0]}")
 done
+fi
 
 if want fp8; then
   fp8_checks

@@ -1,5 +1,5 @@
 // attention_cpu against a naive fp64 reference, and the merge of partial results against one
-// attention over the union of the keys (DESIGN.md §7).
+// attention over the union of the keys.
 #include <gtest/gtest.h>
 
 #include <algorithm>

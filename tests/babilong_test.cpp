@@ -472,8 +472,9 @@ TEST(Babilong, CommandLine) {
     std::ofstream f(dir + "/prose.txt");
     f << join(made_up_prose().words, " ");
   }
-  const std::string out = run_cli("eval --tasks babilong --length 1024 --samples 1 --haystack " +
-                                      dir + "/prose.txt --dump-samples -o " + dir,
+  const std::string out = run_cli("eval -m " + test::real_model_path() +
+                                      " --tasks babilong --length 1024 --samples 1 " +
+                                      "--haystack " + dir + "/prose.txt --dump-samples -o " + dir,
                                   &code);
   ASSERT_EQ(code, 0) << out;
   std::ifstream in(dir + "/samples.jsonl");

@@ -1,4 +1,4 @@
-// Star Attention engine invariants on one process (DESIGN.md §7); tests/mpi/ repeats the
+// Star Attention engine invariants on one process; tests/mpi/ repeats the
 // multi-rank ones under mpirun.
 #include <gtest/gtest.h>
 

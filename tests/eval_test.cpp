@@ -1,5 +1,5 @@
 // `starattn eval`'s sample generator and scorer (src/eval): rendered templates against the strings
-// of ../shared/research/ruler.md (Star Attention's RULER code, 'llama3' prompt), needle counts,
+// of RULER's task specs (Star Attention's RULER code, 'llama3' prompt), needle counts,
 // order and depth, the vt chain, cwe/fwe counts, the metric, sizing to the target length, the
 // offline sources and the result files. No model is needed except where a test says it skips.
 #include <gtest/gtest.h>

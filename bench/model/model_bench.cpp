@@ -1,6 +1,6 @@
-// The whole model on one GPU: the random-weight Llama-3.1-8B shape (DESIGN.md 6), dense prefill of
+// The whole model on one GPU: the random-weight Llama-3.1-8B shape (cuda_factory.h), dense prefill of
 // N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
-//   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention, DESIGN.md 8)
+//   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention)
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
 // Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
 // CUDA events on the backend's stream, warm-up first, median of repeats.

@@ -5,7 +5,7 @@
 
 Prints markdown: phase 1 and time to first token per configuration and length, each next to its
 ideal on the critical-path rank, and decode. Ideals use the Llama-3.1-8B shape's FLOPs
-(../shared/research/landscape.md: 2·P·N for the matmuls, 262144·N² for causal attention) at two
+(2·P·N for the matmuls, 262144·N² for causal attention) at two
 rates: the datasheet peak (989 TFLOP/s) and the rates our kernels measured on the H100 (cuBLAS
 GEMM 769 TFLOP/s, our attention 607 TFLOP/s). The plot (matplotlib) shows phase 1 against N.
 """

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 6's measurements on one multi-GPU host (the device tool's nvidia-h200-x2 or -x4), from the
+# Scaling measurements on one multi-GPU host (2 or 4 GPUs), from the
 # repository root, with the build of `scripts/gpu-check.sh build` carried in DIR (default
 # build-gpu). One rank per GPU, tensors over NCCL, the random Llama-3.1-8B-shaped model.
 #

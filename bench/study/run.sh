@@ -7,7 +7,9 @@
 #
 # Environment: BIN (build/starattn), MODEL (the default model), DEVICE (cuda), OUT
 # (eval_results/study), LENGTHS ("4096 8192"), SAMPLES (50), MPI (a launcher prefix, e.g.
-# "mpirun -np 2", for star and ring over several ranks; empty: one rank).
+# "mpirun -np 2", for star and ring over several ranks; empty: one rank), EVAL_FLAGS (more eval
+# flags for every run, e.g. "--haystack kjv.txt --wordlist words" where Debian's bible-kjv and
+# wamerican are not installed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${BIN:-build/starattn}
@@ -17,6 +19,7 @@ out=${OUT:-eval_results/study}
 lengths=${LENGTHS:-4096 8192}
 samples=${SAMPLES:-50}
 mpi=${MPI:-}
+extra=(${EVAL_FLAGS:-})
 parts=${*:-sources blocks anchors babilong}
 needles=niah_single_1,niah_single_2,niah_multivalue,niah_multiquery
 babilong=qa1,qa2,qa3
@@ -25,7 +28,7 @@ eval_run() {  # eval_run PART TASKS LENGTH [eval flags...]
   local part=$1 tasks=$2 length=$3
   shift 3
   $mpi "$bin" eval -m "$model" --device "$device" --tasks "$tasks" -l "$length" \
-    --samples "$samples" -o "$out/$part" --resume --progress off "$@"
+    --samples "$samples" -o "$out/$part" --resume --progress off "${extra[@]}" "$@"
 }
 
 for L in $lengths; do

@@ -138,7 +138,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     serve::Plan bye;
     bye.shutdown = true;
     if (comm.size() > 1) serve::send_plan(comm, bye);
-    throw AgreedError(e.what(), true);
+    throw AgreedFailure(e.what(), 0);
   }
   size_t least = budgets[0];
   for (uint64_t b : budgets) least = std::min<size_t>(least, b);
