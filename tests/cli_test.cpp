@@ -408,8 +408,9 @@ TEST(Cli, KvTypeOnEveryCommand) {
 }
 
 // The README's question about examples/harbor_report.txt (~4100 tokens) with an fp8 KV cache: the
-// same greedy answer as the full-precision cache, the logprobs of its tokens within 0.25 nats
-// (measured: at most 0.114, 0.019 on average, over the 19 tokens), and
+// same greedy answer as the full-precision cache, the logprobs of its tokens within 0.4 nats and
+// 0.06 on average (measured over the 19 tokens: at most 0.229, 0.030 on average with the Q4_1
+// blocks kept; 0.114 and 0.019 with the weights expanded to fp32), and
 // --json reports the KV bytes per token of each type (SmolLM2-135M: 30 layers, 3 kv heads of 64:
 // fp32 rows of 768 bytes on the CPU, fp8 rows of 192 bytes + 3 scales, padded to 208).
 TEST_F(CliRealModel, Fp8KvCacheKeepsTheReadmeAnswer) {
@@ -419,7 +420,7 @@ TEST_F(CliRealModel, Fp8KvCacheKeepsTheReadmeAnswer) {
                            "--logprobs 1 --progress off --kv-type ";
   // A 4100-token prefill each: about 20 s on two cores, so a longer limit than run()'s.
   auto run_long = [](const std::string& args) {
-    return capture("timeout 900 " + std::string(STARATTN_BINARY) + " " + args + " 2>&1");
+    return run_cmd("timeout 900 " + std::string(STARATTN_BINARY) + " " + args);
   };
   const Result full = run_long(base + "bf16"), fp8 = run_long(base + "fp8");
   ASSERT_EQ(full.code, 0) << full.out;
@@ -435,8 +436,8 @@ TEST_F(CliRealModel, Fp8KvCacheKeepsTheReadmeAnswer) {
     drift = std::max(drift, d);
     sum += d;
   }
-  EXPECT_LT(drift, 0.25) << "largest change of a generated token's logprob";
-  EXPECT_LT(sum / a["logprobs"].size(), 0.05) << "mean change of the logprobs";
+  EXPECT_LT(drift, 0.4) << "largest change of a generated token's logprob";
+  EXPECT_LT(sum / a["logprobs"].size(), 0.06) << "mean change of the logprobs";
   EXPECT_EQ(a["kv_type"], "bf16");
   EXPECT_EQ(b["kv_type"], "fp8");
   EXPECT_EQ(a["kv_bytes_per_token"].get<int64_t>(), 2 * 30 * 768);

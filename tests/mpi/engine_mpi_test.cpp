@@ -128,7 +128,10 @@ void check_same_bits(Comm& comm, const std::vector<float>& got, const std::vecto
   check(comm, same, what + " (bitwise; rel L2 " + std::to_string(rel_l2(got, want)) + ")");
 }
 
-void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvType kv) {
+// regroup_exact: the model's forward pass gives the same bits for a token whatever other rows
+// share its call (fp32 weights); with quantised kernels only to within rounding.
+void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvType kv,
+                       bool regroup_exact = true) {
   kv_type = kv;
   const std::unique_ptr<Backend> backend = make_test_backend(comm, m);
   Backend& fwd = *backend;
@@ -199,7 +202,7 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
                       cfg + "star on H ranks == star on 1 rank, anchor " + anchor_mode_name(am));
           // Bitwise, except a one-token anchor: computed alone (shared, broadcast) it takes the
           // matrix-vector path, whose sums run in another order than recompute's GEMM.
-          if (!setup.cuda && am != AnchorMode::Recompute && a != 1)
+          if (!setup.cuda && regroup_exact && am != AnchorMode::Recompute && a != 1)
             check_same_bits(comm, run1(make(AttnMode::Star, b, a, am), ids, n_ctx), one,
                             cfg + "anchor " + anchor_mode_name(am) + " == recompute on 1 rank");
           const int64_t want = comm.rank() == 0 ? static_cast<int64_t>(ids.size()) - n_ctx : -1;
@@ -382,7 +385,7 @@ int main(int argc, char** argv) {
       // Q8_0 blocks kept (--weights-type native): the CPU's quantised kernels on every rank.
       engine_invariants(*comm,
                         load_model(dir + "llama32_tied/model-q8_0.gguf", WeightsType::Native),
-                        "llama32_tied Q8_0 native", KvType::Act);
+                        "llama32_tied Q8_0 native", KvType::Act, /*regroup_exact=*/false);
     }
   } catch (const Error& e) {
     comm->abort_all(e.what(), 1);
