@@ -9,8 +9,13 @@
 #   scripts/gpu-check.sh run [DIR]     on the GPU machine, from the repository root, with DIR
 #                                      carried along: GPU tests, benchmarks (ours and PyTorch/HF on
 #                                      the same shapes in the same run), a short table last.
+#   scripts/gpu-check.sh fp8 [DIR]     on the GPU machine, DIR carried along: the FP8 KV cache
+#                                      alone (also the last part of `run`): its GPU tests, decode at
+#                                      128K on the random Llama-3.1-8B shape with bf16 and fp8 KV,
+#                                      the KV capacity of each, and a 1M-token star run (-b 32768)
+#                                      with fp8 KV.
 #
-# SECTIONS (default "tests attention model serve batch quant") picks what `run` does:
+# SECTIONS (default "tests attention model serve batch quant fp8") picks what `run` does:
 #   tests      the GPU test binary
 #   attention  the attention kernels' benchmark against PyTorch SDPA
 #   model      the model benchmark at 32K against HF transformers
@@ -20,6 +25,7 @@
 #   batch      S = 1, 8, 32, 64 questions over one 128K context decoded together (bench
 #              --sequences), beside HF transformers' batched decode (bench/batch/hf_batched.py)
 #   quant      the model benchmark with its matrices in Q4_K and Q8_0 blocks
+#   fp8        what `gpu-check.sh fp8` runs (above)
 #
 # Logs go to $OUT when set (the device tool brings them back), else to DIR.
 set -uo pipefail
@@ -48,15 +54,63 @@ if [[ $mode == build ]]; then
   du -sh "$dir"
   exit 0
 fi
-[[ $mode == run ]] || { echo "usage: $0 build|run [DIR]" >&2; exit 2; }
+[[ $mode == run || $mode == fp8 ]] || { echo "usage: $0 build|run|fp8 [DIR]" >&2; exit 2; }
 
 log=${OUT:-$dir}
 mkdir -p "$log"
-sections=" ${SECTIONS:-tests attention model serve batch quant} "
+sections=" ${SECTIONS:-tests attention model serve batch quant fp8} "
 want() { [[ $sections == *" $1 "* ]]; }
 export STARATTN_SOURCE_DIR=$PWD  # the tests' fixtures, wherever the tree was copied
 summary=()
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv,noheader
+
+# One `bench --json` line's numbers: phase 1 (s), first token (s), decode (ms/token), KV.
+bench_line() {
+  python3 -c '
+import json, sys
+try:
+    j = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+except Exception as e:
+    print("no result (%s)" % e); sys.exit(0)
+kv = j.get("kv", {})
+print(json.dumps({k: j.get(k) for k in ("prefill", "decode")}), "kv:", json.dumps(kv))
+' "$1"
+}
+
+fp8_checks() {
+  echo "== fp8 KV: GPU tests"
+  timeout 300 "$dir/starattn_cuda_tests" --gtest_brief=1 \
+    --gtest_filter='CudaFp8*:CudaMemoryPlan*:*Fp8*' >"$log/fp8_tests.log" 2>&1
+  local rc=$?
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) " "$log/fp8_tests.log" | sort | uniq -c | head -20
+  grep -B2 -A8 "Failure" "$log/fp8_tests.log" | head -60
+  summary+=("fp8 gpu tests: rc=$rc, $(grep -m1 -E '^\[  PASSED' "$log/fp8_tests.log")")
+  echo "== fp8 KV: engine invariants on one GPU (bf16 and fp8 KV)"
+  timeout 300 "$dir/engine_mpi_test" cuda >"$log/fp8_engine.log" 2>&1
+  summary+=("engine invariants, 1 GPU: rc=$? $(grep -E 'passed, [0-9]+ failed' "$log/fp8_engine.log")")
+  grep FAIL "$log/fp8_engine.log" | head -20
+  local m=random:llama-3.1-8b
+  for kv in bf16 fp8; do
+    echo "== decode at 128K, dense, $kv KV"
+    timeout 300 "$dir/starattn" bench --device cuda -m $m --attn dense --prefill 131072 \
+      --decode 64 --kv-type $kv --json >"$log/fp8_decode128k_$kv.json" 2>"$log/fp8_decode128k_$kv.log"
+    summary+=("decode 128K $kv: rc=$? $(bench_line "$log/fp8_decode128k_$kv.json")")
+    tail -4 "$log/fp8_decode128k_$kv.log"
+  done
+  echo "== star, B = 32768, 1M tokens, fp8 KV"
+  timeout 590 "$dir/starattn" bench --device cuda -m $m --attn star -b 32768 --prefill 1048576 \
+    --decode 16 --kv-type fp8 --json >"$log/fp8_star1m.json" 2>"$log/fp8_star1m.log"
+  summary+=("star 1M fp8: rc=$? $(bench_line "$log/fp8_star1m.json")")
+  tail -6 "$log/fp8_star1m.log"
+}
+
+if [[ $mode == fp8 ]]; then
+  fp8_checks
+  echo
+  echo "== summary"
+  printf '%s\n' "${summary[@]}"
+  exit 0
+fi
 
 if want tests; then
   echo "== GPU tests"
@@ -126,6 +180,10 @@ for wt in q4_k q8_0; do
     2>&1 | tee "$log/model_bench_$wt.log" | grep -E "^backend:|^prefill dense|^decode 1 token"
   summary+=("model bench $wt: rc=${PIPESTATUS[0]}")
 done
+fi
+
+if want fp8; then
+  fp8_checks
 fi
 
 echo

@@ -274,7 +274,7 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     std::vector<int> pos(n);
     for (int i = 0; i < n; ++i) pos[i] = i;
     NoAttention none;
-    b.plan_memory(0, n);
+    b.plan_memory(0, n, KvType::Act);
     const double ms =
         tb.median_ms([&] { b.forward(ctx.data(), pos.data(), n, none, 0, nullptr); }, 1, 2);
     rows.push_back({"prefill " + tag + " without attention", ms,

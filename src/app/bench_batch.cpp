@@ -34,7 +34,8 @@ Run run_sequences(Backend& b, Comm& comm, TensorComm& tensors, const KvCache& ct
   std::vector<std::unique_ptr<KvCache>> own;
   if (root)
     for (int i = 0; i < s; ++i)
-      own.push_back(std::make_unique<KvCache>(b, c.n_layers, c.kv_dim(), a.query + a.decode));
+      own.push_back(std::make_unique<KvCache>(b, c.n_layers, c.kv_dim(), a.query + a.decode, 0,
+                                              a.run.kv_type));
   BatchPhase2 hook(b, tensors, share);
   std::vector<float> hidden, logits;
   auto step = [&](int per_seq) {
@@ -99,12 +100,13 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
   const RunConfig rc = a.run.resolved(a.context, comm.size());
   const int64_t rows = context_rows_of_rank(rc, a.context, comm.size(), comm.rank());
   const int step_rows = std::max(most * a.query, b.preferred_chunk());
-  b.plan_memory(rows + ContextEncoder::anchor_rows(rc, a.context) +
-                    (root ? static_cast<int64_t>(most) * (a.query + a.decode) : 0),
-                static_cast<int>(std::max<int64_t>(
-                    step_rows, ContextEncoder::max_call_tokens(rc, a.context, comm.size(),
-                                                               comm.rank()))));
-  KvCache ctx(b, c.n_layers, c.kv_dim(), rows);
+  b.plan_memory(
+      rows + ContextEncoder::anchor_rows(rc, a.context) +
+          (root ? static_cast<int64_t>(most) * (a.query + a.decode) : 0),
+      static_cast<int>(std::max<int64_t>(
+          step_rows, ContextEncoder::max_call_tokens(rc, a.context, comm.size(), comm.rank()))),
+      rc.kv_type);
+  KvCache ctx(b, c.n_layers, c.kv_dim(), rows, 0, rc.kv_type);
   comm.barrier();
   double t0 = now_seconds();
   {

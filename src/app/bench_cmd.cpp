@@ -12,6 +12,7 @@
 
 #include "app/bench_batch.h"
 #include "app/common.h"
+#include "app/kv_report.h"
 #include "app/ranks.h"
 #include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
@@ -31,7 +32,7 @@ struct BenchArgs {
   std::string device = "cpu";
   bool json = false;
   RunConfig run;
-  std::string attn = "dense", anchor_mode = "shared";
+  std::string attn = "dense", anchor_mode = "shared", kv_type = "bf16";
   std::vector<int> sequences;  // --sequences: concurrent questions over one context
   std::string weights_type = "native";
 };
@@ -112,6 +113,19 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   out["weight_storage"] = backend->weight_storage();
   out["attn"] = attn_mode_name(a.run.attn);
   out["ranks"] = comm.size();
+  {
+    const int chunk = a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk();
+    out["kv"] = kv_memory_json(*backend, a.run.kv_type, chunk);
+    if (root) {
+      const nlohmann::json& kv = out["kv"];
+      std::fprintf(stderr,
+                   "KV cache %s: %lld bytes/token; longest context that fits on this device "
+                   "(rank): bf16 %lld, fp8 %lld tokens\n",
+                   kv_type_name(a.run.kv_type), kv["kv_bytes_per_token"].get<long long>(),
+                   kv["max_context_tokens"]["bf16"].get<long long>(),
+                   kv["max_context_tokens"]["fp8"].get<long long>());
+    }
+  }
   if (root) {
     if (on_cpu)
       std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (%d threads; %s)\n", gemm,
@@ -246,9 +260,13 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--chunk", a->run.chunk,
                   "Tokens per forward call; 0 = the device's default (CPU 512, GPU 8192)")
       ->capture_default_str();
+  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
+      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->capture_default_str();
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);
+    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
     std::unique_ptr<Comm> comm = make_default_comm();
     return run_on_ranks(*comm, [&] { return bench_on_rank(*a, *comm); });
   };

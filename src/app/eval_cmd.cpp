@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/common.h"
+#include "app/kv_report.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
 #include "engine/generate.h"
@@ -42,10 +43,10 @@ struct EvalArgs {
     std::ostringstream s;
     s << model << '|' << tasks << '|' << lengths << '|' << out << '|' << method.attn << '|'
       << method.block << '|' << method.anchor << '|' << method.anchor_mode << '|'
-      << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk
-      << '|' << haystack << '|' << wordlist << '|' << system << '|' << label << '|' << samples
-      << '|' << max_new << '|' << seed << '|' << device << '|' << weights_type << '|' << resume
-      << faithful << report << dump;
+      << method.anchor_source << '|' << method.anchor_seed << '|' << method.chunk << '|'
+      << method.kv_type << '|' << haystack << '|' << wordlist << '|' << system << '|' << label
+      << '|' << samples << '|' << max_new << '|' << seed << '|' << device << '|' << weights_type
+      << '|' << resume << faithful << report << dump;
     s << '|' << chat_template;
     return s.str();
   }
@@ -400,6 +401,10 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--chunk", a->method.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
+      ->capture_default_str();
+  cmd->add_option("--kv-type", a->method.kv_type,
+                  std::string(kKvTypeHelp) + "; an fp8 column is labelled \"kv=fp8\"")
+      ->check(CLI::IsMember({"bf16", "fp8"}))
       ->capture_default_str();
   cmd->add_option(
          "--max-new", a->max_new,

@@ -11,6 +11,7 @@
 #include "app/answer_output.h"
 #include "app/chat_session.h"
 #include "app/common.h"
+#include "app/kv_report.h"
 #include "app/ranks.h"
 #include "backend/cpu/blas_core.h"
 #include "comm/comm.h"
@@ -37,7 +38,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string device = "cpu";
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared", anchor_source = "first";
+  std::string attn = "star", anchor_mode = "shared", anchor_source = "first", kv_type = "bf16";
   std::string progress = "auto";
   std::string weights_type = "native";
 
@@ -203,7 +204,13 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   if (!root) return 0;
   answer.finish();
   print_result(a.json, {rc, comm.size(), req.context.size(), req.query.size()}, res, answer, tok, t,
-               {{"weights_type", a.weights_type}, {"blas", cpu::blas_description()}});
+               [&] {
+                 nlohmann::json extra = {{"weights_type", a.weights_type},
+                                         {"blas", cpu::blas_description()}};
+                 if (a.json)
+                   extra.update(kv_memory_json(*backend, rc.kv_type, static_cast<int>(chunk)));
+                 return extra;
+               }());
   return 0;
 }
 
@@ -296,7 +303,9 @@ std::function<int()> add_generate_command(CLI::App& app) {
                 "stop_reason (eos, stop or length), stop_string (when stopped by one), attn, "
                 "ranks, block_size, anchor_size, anchor_mode (star), context_tokens, "
                 "query_tokens, generated_tokens, load_s, phase1_s, phase1_tok_s, query_s, "
-                "decode_s, decode_ms_per_token, phase2_comm_s, and with --logprobs N: logprobs "
+                "decode_s, decode_ms_per_token, phase2_comm_s, kv_type, kv_bytes_per_token, "
+                "max_context_tokens ({bf16, fp8}: the most tokens whose KV fits on the device), "
+                "and with --logprobs N: logprobs "
                 "(per token: id, token, bytes, logprob, top_logprobs [{id, token, bytes, "
                 "logprob}])");
   cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
@@ -335,6 +344,9 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
       ->capture_default_str();
+  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
+      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->capture_default_str();
   cmd->add_option("--progress", a->progress,
                   "Prefill progress bar on stderr: auto (if a terminal), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
@@ -350,6 +362,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);
     a->run.anchor_source = parse_anchor_source(a->anchor_source);
+    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
     return run_generate(*a);
   };
 }

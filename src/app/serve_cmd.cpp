@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "app/common.h"
+#include "app/kv_report.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
 #include "engine/run_config.h"
@@ -24,7 +25,7 @@ struct ServeArgs {
   std::string device = "cpu", weights_type = "native";
   int threads = 0;
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared";
+  std::string attn = "star", anchor_mode = "shared", kv_type = "bf16";
   serve::HttpOptions http;
   serve::ServeOptions sched;
   double context_memory_gib = 0;  // per rank; 0 = what the planner says is free
@@ -97,8 +98,9 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     backend = make_backend(a.device, *lm, comm);
     const int step = a.sched.step_tokens > 0 ? a.sched.step_tokens : backend->preferred_chunk();
-    backend->plan_memory(
-        0, std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()));
+    backend->plan_memory(0,
+                         std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()),
+                         a.run.kv_type);
     const uint64_t mine = rank_budget(a, *backend);
     comm.allgather(&mine, budgets.data(), sizeof mine);
   });
@@ -224,9 +226,13 @@ std::function<int()> add_serve_command(CLI::App& app) {
                   "Tokens per forward call in phase 1 (a running generation waits at most one "
                   "chunk per token while a context encodes); 0 = the device's default")
       ->capture_default_str();
+  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
+      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->capture_default_str();
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);
     a->run.anchor = parse_anchor_mode(a->anchor_mode);
+    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
     a->http.max_body = static_cast<size_t>(a->max_body_mib * (1 << 20));
     std::unique_ptr<Comm> comm = make_default_comm();
     return run_on_ranks(*comm, [&] { return serve_on_rank(*a, *comm); });

@@ -4,6 +4,13 @@
 
 namespace starattn {
 
+int64_t Backend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
+  (void)max_tokens;
+  const size_t per_row =
+      2 * static_cast<size_t>(config().n_layers) * kv_row_format(kv_type).row_bytes();
+  return static_cast<int64_t>(memory_available() / per_row);
+}
+
 void Backend::attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
                                     void* scratch_out, float* scratch_lse) {
   SA_CHECK(batch.lse, "attention_merge_items: the batch needs an lse to merge into");

@@ -1,7 +1,8 @@
 // The engine's view of a compute device: its memory, the model's forward pass, and the attention
 // ops with log-sum-exp. The CPU backend (cpu/) keeps everything in host memory in fp32 and is the
 // oracle; the CUDA backend (cuda/) keeps weights, activations and KV in device memory in bf16 with
-// fp32 log-sum-exps. The engine never dereferences a backend pointer: it moves them between
+// fp32 log-sum-exps; a KV cache may instead hold FP8 E4M3 rows (kv_format.h), which the attention
+// ops read directly. The engine never dereferences a backend pointer: it moves them between
 // backend calls, and crosses to the host only through to_host/from_host (for Comm).
 #pragma once
 
@@ -29,16 +30,28 @@ class Backend {
   // Element type of q, k, v, attention outputs and the KV cache. Log-sum-exps are always fp32.
   virtual DType act_dtype() const = 0;
 
+  // The layout of a KV row of `type` for this backend's model (kv_format.h).
+  KvRowFormat kv_row_format(KvType type) const {
+    return {type, config().n_kv_heads, config().head_dim,
+            static_cast<int>(dtype_bytes(act_dtype()))};
+  }
   // Bytes of the model's weights this backend holds, and how they are stored ("Q4_1 x210, Q8_0
   // x1"), for reports.
   virtual size_t weight_bytes() const = 0;
   virtual std::string weight_storage() const = 0;
 
   // Memory plan, before any KV cache exists: this rank will hold kv_rows rows of KV (all layers)
-  // and run at most max_tokens tokens per forward call. A backend with bounded memory checks that
-  // weights + KV + workspace fit and otherwise throws starattn::Error saying how much is needed,
-  // how much is free, and what to change (more ranks, a smaller block, a shorter context).
-  virtual void plan_memory(int64_t kv_rows, int max_tokens) { (void)kv_rows, (void)max_tokens; }
+  // of kv_type and run at most max_tokens tokens per forward call. A backend with bounded memory
+  // checks that weights + KV + workspace fit and otherwise throws starattn::Error saying how much
+  // is needed, how much is free, and what to change (more ranks, a smaller block, a shorter
+  // context, an fp8 KV cache).
+  virtual void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
+    (void)kv_rows, (void)max_tokens, (void)kv_type;
+  }
+  // The most KV rows (a token's K and V in every layer) of kv_type this backend could hold next
+  // to forward calls of max_tokens tokens: what plan_memory would accept now. The default counts
+  // memory_available() against the rows' bytes (a CPU: host memory).
+  virtual int64_t kv_rows_that_fit(KvType kv_type, int max_tokens) const;
 
   // Tokens per forward call when the run does not say (RunConfig::chunk = 0): big enough to keep
   // the device's GEMMs efficient, small enough to bound activation memory.
@@ -59,10 +72,16 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within the backend
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void from_host(void* dst, const void* src, size_t bytes) = 0;
-  // Copies n rows of row_bytes from k and v to k_dst and v_dst at row *row_at, an int in this
-  // backend's memory read when the copy runs (a replayed decode step appends its KV so).
-  virtual void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k,
-                                const void* v, size_t row_bytes, int n) = 0;
+  // Writes n rows of k and v ([n, kv_dim] act_dtype, backend memory, contiguous) into a cache's
+  // K and V arrays k_dst, v_dst (rows of format f) at row `row`: copied as they are for
+  // KvType::Act, quantised for KvType::Fp8 (kv_format.h; the same bytes on every backend for the
+  // same values). This is where KV rows are quantised, once, as they are written.
+  virtual void write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, int64_t row,
+                             const void* k, const void* v, int n) = 0;
+  // The same at row *row_at, an int in this backend's memory read when the write runs (a
+  // replayed decode step appends its KV so).
+  virtual void write_kv_rows_at(void* k_dst, void* v_dst, const KvRowFormat& f, const int* row_at,
+                                const void* k, const void* v, int n) = 0;
 
   // Runs n tokens at the given positions (host arrays) through every layer; attention is the
   // hook's, called with this backend's pointers. When the hook has a replay key (attention_hook.h)
@@ -83,7 +102,8 @@ class Backend {
     return argmax(out.data(), config().vocab_size);
   }
 
-  // Attention over one KV set (attention.h semantics); pointers are this backend's.
+  // Attention over one KV set (attention.h semantics, either KvType); pointers are this
+  // backend's.
   virtual void attention(const AttnParams& p) = 0;
   // (out_a, lse_a) <- exact merge with (out_b, lse_b); out: [rows, heads, head_dim] act_dtype,
   // lse: [rows, heads] fp32 (merge.h semantics).

@@ -43,7 +43,7 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
   const size_t act = dtype_bytes(b_.act_dtype());
   const int heads = c.n_heads, hd = c.head_dim, ranks = comm_.size();
   const size_t q_row = static_cast<size_t>(c.q_dim()) * act;   // bytes of one row of q and out
-  const size_t kv_row = static_cast<size_t>(c.kv_dim()) * act;  // bytes of one row of k and v
+  const size_t kv_row = static_cast<size_t>(c.kv_dim()) * act;  // bytes of a row of the new k, v
   const size_t out_bytes = static_cast<size_t>(n) * q_row;
   const size_t lse_bytes = static_cast<size_t>(n) * heads * sizeof(float);
   const size_t each = out_bytes + lse_bytes;  // out_bytes is a multiple of 4: lse stays aligned
@@ -69,9 +69,8 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
     size_t j = i, rows = 0;
     for (; j < seqs_.size() && seqs_[j].context == ctx && (share_context_ || j == i); ++j)
       rows += seqs_[j].n;
-    b_.attention(kv_attn_params(c, qc + row * q_row, ctx->k(layer), ctx->v(layer),
-                                my_out + row * q_row, my_lse + row * heads, static_cast<int>(rows),
-                                ctx->size()));
+    b_.attention(kv_attn_params(c, *ctx, layer, 0, qc + row * q_row, my_out + row * q_row,
+                                my_lse + row * heads, static_cast<int>(rows), ctx->size()));
     row += rows;
     i = j;
   }
@@ -79,9 +78,13 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
   // in one batch call merged into the context part.
   items_.clear();
   int widest = 0;
+  const KvCache* first_own = nullptr;  // the items share one batch's KV format
   for (size_t i = 0, row = 0; i < seqs_.size(); row += seqs_[i].n, ++i) {
     const SeqStep& s = seqs_[i];
     if (!s.own) continue;
+    if (!first_own) first_own = s.own;
+    SA_CHECK(s.own->type() == first_own->type(),
+             "batch step: sequences with different KV types in one step");
     const int64_t past = s.own->size();
     s.own->write(layer, past, s.n, kc + row * kv_row, vc + row * kv_row);
     AttnItem it;
@@ -98,7 +101,8 @@ void BatchPhase2::attend(int layer, int n, const void* q, const void* k, const v
     const size_t part_rows = static_cast<size_t>(widest) * heads;
     own_out_.reserve(part_rows * hd * act);
     own_lse_.reserve(part_rows * sizeof(float));
-    AttnParams batch = kv_attn_params(c, q, nullptr, nullptr, my_out, my_lse, n, 0);
+    AttnParams batch =
+        kv_attn_params(c, first_own->format(), q, nullptr, nullptr, my_out, my_lse, n, 0);
     b_.attention_merge_items(batch, items_.data(), static_cast<int>(items_.size()),
                              own_out_.get(), own_lse_.as<float>());
   }

@@ -18,14 +18,15 @@ void BlockAttention::attend(int layer, int n, const void* q, const void* k, cons
   if (before_attend) before_attend(layer);
   const int64_t row = cache_.size();
   cache_.write(layer, row, n, k, v);
-  if (on_kv) on_kv(layer, row, n, k, v);
+  if (on_kv) on_kv(layer, row, n, cache_.k_row(layer, row), cache_.v_row(layer, row));
   const bool has_prefix = prefix_ && prefix_->size() > 0;
   const size_t rows = static_cast<size_t>(n) * c.n_heads;
   if (has_prefix) lse_.reserve(rows * sizeof(float));
 
-  AttnParams p =
-      kv_attn_params(c, q, cache_.k_row(layer, first_row_), cache_.v_row(layer, first_row_), out,
-                     has_prefix ? lse_.as<float>() : nullptr, n, row + n - first_row_);
+  // The segment's keys, the new ones included, are read back from the cache: attention sees
+  // every key as the cache holds it (quantised in an fp8 cache), however the segment was chunked.
+  AttnParams p = kv_attn_params(c, cache_, layer, first_row_, q, out,
+                                has_prefix ? lse_.as<float>() : nullptr, n, row + n - first_row_);
   p.causal = true;
   p.causal_offset = row - first_row_;
   b_.attention(p);
@@ -33,8 +34,8 @@ void BlockAttention::attend(int layer, int n, const void* q, const void* k, cons
 
   out2_.reserve(rows * c.head_dim * dtype_bytes(b_.act_dtype()));
   lse2_.reserve(rows * sizeof(float));
-  b_.attention(kv_attn_params(c, q, prefix_->k(layer), prefix_->v(layer), out2_.get(),
-                              lse2_.as<float>(), n, prefix_->size()));
+  b_.attention(
+      kv_attn_params(c, *prefix_, layer, 0, q, out2_.get(), lse2_.as<float>(), n, prefix_->size()));
   b_.merge(out, lse_.as<float>(), out2_.get(), lse2_.as<float>(), n, c.n_heads, c.head_dim);
 }
 

@@ -23,7 +23,8 @@ class BlockAttention : public AttentionHook {
   void attend(int layer, int n, const void* q, const void* k, const void* v, void* out) override;
 
   // Called after a layer's new K/V rows are written: (layer, first cache row, rows, k, v) with
-  // k, v: [rows, kv_dim] in backend memory. Star's broadcast anchor sends them from here.
+  // k, v: the rows as the cache holds them ([rows, cache.row_bytes()] in backend memory, in the
+  // cache's format). Star's broadcast anchor sends them from here, compressed when fp8.
   std::function<void(int, int64_t, int, const void*, const void*)> on_kv;
   // Called at the start of each layer, before any attention: a rank receiving the broadcast
   // anchor fills the prefix's rows of this layer here, just in time.

@@ -44,6 +44,8 @@ ContextEncoder::ContextEncoder(Backend& backend, TensorComm& tensors, const RunC
       dst_(dst),
       n_context_(static_cast<int64_t>(context.size())) {
   SA_CHECK(dst.size() == 0, "phase 1: the context cache is not empty");
+  SA_CHECK(dst.type() == rc.kv_type, "phase 1: the context cache holds ", kv_type_name(dst.type()),
+           " rows but the run asks for ", kv_type_name(rc.kv_type));
   rc_.chunk = chunk_of(rc, backend);
   const int ranks = tensors.size(), rank = tensors.rank();
   const int64_t rows = context_rows_of_rank(rc_, n_context_, ranks, rank);
@@ -86,7 +88,7 @@ void ContextEncoder::plan_star() {
   const bool recompute = rc_.anchor == AnchorMode::Recompute;
   // Block 0's first rows are the anchor only when the anchor is the context's own start.
   const bool from_block0 = !recompute && rc_.anchor_source == AnchorSource::First;
-  if (A > 0) anchor_ = std::make_unique<KvCache>(b_, cfg.n_layers, cfg.kv_dim(), A);
+  if (A > 0) anchor_ = std::make_unique<KvCache>(b_, cfg.n_layers, cfg.kv_dim(), A, 0, rc_.kv_type);
   send_anchor_ = broadcast && rank == 0;
   receive_anchor_ = broadcast && rank != 0;
 
@@ -176,7 +178,8 @@ void ContextEncoder::run_anchor(const Call& call) {
   }
   BlockAttention hook(b_, *anchor_);
   if (send_anchor_) {
-    // The call is the whole anchor (planned so), so every receiver's sizes match.
+    // The call is the whole anchor (planned so), so every receiver's sizes match. The rows go as
+    // the anchor cache holds them (compressed when fp8).
     hook.on_kv = [this](int, int64_t, int n, const void* k, const void* v) {
       tensors_.broadcast(const_cast<void*>(k), n * anchor_->row_bytes(), 0);
       tensors_.broadcast(const_cast<void*>(v), n * anchor_->row_bytes(), 0);
@@ -204,7 +207,7 @@ void ContextEncoder::run_block(const Call& call) {
       // Block 0 starts at dst row 0 and position 0, so dst row `at` is anchor row `at`.
       const int m = static_cast<int>(std::clamp<int64_t>(A - at, 0, n));
       if (m == 0) return;
-      anchor_->write(layer, at, m, k, v);
+      anchor_->put_rows(layer, at, m, k, v);  // the block's rows as stored: no second rounding
       if (layer == cfg.n_layers - 1) anchor_->commit(m);
       if (!send_anchor_) return;
       tensors_.broadcast(const_cast<void*>(k), m * anchor_->row_bytes(), 0);

@@ -27,9 +27,9 @@ Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_cont
   const int64_t max_tokens =
       ContextEncoder::max_call_tokens(rc_, n_context_, comm_.size(), comm_.rank());
   b_.plan_memory(local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
-                 static_cast<int>(std::max<int64_t>(max_tokens, 1)));
+                 static_cast<int>(std::max<int64_t>(max_tokens, 1)), rc_.kv_type);
   context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows(),
-                                       is_query_host() ? query_capacity : 0);
+                                       is_query_host() ? query_capacity : 0, rc_.kv_type);
   if (is_query_host()) query_ = std::make_unique<KvCache>(KvCache::TailOf{*context_});
   phase2_ =
       std::make_unique<Phase2Attention>(b_, *tensors_, *context_, query_.get(), rc_.replay_steps);

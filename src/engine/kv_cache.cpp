@@ -7,8 +7,8 @@
 
 namespace starattn {
 
-AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
-                          void* out, float* lse, int n, int64_t n_kv) {
+AttnParams kv_attn_params(const ModelConfig& c, const KvRowFormat& f, const void* q, const void* k,
+                          const void* v, void* out, float* lse, int n, int64_t n_kv) {
   AttnParams p;
   p.q = q;
   p.k = k;
@@ -21,26 +21,45 @@ AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, co
   p.n_kv_heads = c.n_kv_heads;
   p.head_dim = c.head_dim;
   p.q_stride = c.q_dim();
-  p.kv_stride = c.kv_dim();
+  p.kv_stride = f.stride_elements();
+  p.kv_type = f.type;
+  p.kv_scale_offset = f.scale_offset();
   p.out_stride = c.q_dim();
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   return p;
 }
 
+AttnParams kv_attn_params(const ModelConfig& c, const KvCache& kv, int layer, int64_t first_row,
+                          const void* q, void* out, float* lse, int n, int64_t n_kv) {
+  return kv_attn_params(c, kv.format(), q, kv.k_row(layer, first_row), kv.v_row(layer, first_row),
+                        out, lse, n, n_kv);
+}
 
-size_t kv_bytes_for_rows(const Backend& b, int64_t rows) {
+AttnParams kv_attn_params(const ModelConfig& c, const void* q, const void* k, const void* v,
+                          void* out, float* lse, int n, int64_t n_kv) {
+  KvRowFormat f;
+  f.n_kv_heads = c.n_kv_heads;
+  f.head_dim = c.head_dim;
+  return kv_attn_params(c, f, q, k, v, out, lse, n, n_kv);
+}
+
+size_t kv_bytes_for_rows(const Backend& b, int64_t rows, KvType type) {
   const ModelConfig& c = b.config();
-  const size_t layer = static_cast<size_t>(rows) * c.kv_dim() * dtype_bytes(b.act_dtype());
+  const size_t layer = static_cast<size_t>(rows) * b.kv_row_format(type).row_bytes();
   return 2 * static_cast<size_t>(c.n_layers) * (rows > 0 ? b.allocation_size(layer) : 0);
 }
 
-KvCache::KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity, int64_t tail_rows)
+KvCache::KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity, int64_t tail_rows,
+                 KvType type)
     : b_(backend),
       kv_dim_(kv_dim),
+      format_(backend.kv_row_format(type)),
       capacity_(capacity),
       tail_rows_(tail_rows),
-      row_bytes_(static_cast<size_t>(kv_dim) * dtype_bytes(backend.act_dtype())) {
+      row_bytes_(format_.row_bytes()) {
   SA_CHECK(capacity >= 0 && tail_rows >= 0, "KV cache: negative capacity");
+  SA_CHECK(kv_dim == format_.kv_dim(), "KV cache: ", kv_dim, " values a row, but the model has ",
+           format_.kv_dim());
   const size_t bytes = (capacity + tail_rows) * row_bytes_;
   for (int l = 0; l < n_layers; ++l) {
     for (std::vector<char*>* kv : {&k_, &v_}) {
@@ -53,6 +72,7 @@ KvCache::KvCache(Backend& backend, int n_layers, int kv_dim, int64_t capacity, i
 KvCache::KvCache(TailOf t)
     : b_(t.owner.b_),
       kv_dim_(t.owner.kv_dim_),
+      format_(t.owner.format_),
       capacity_(t.owner.tail_rows_),
       tail_rows_(0),
       row_bytes_(t.owner.row_bytes_) {
@@ -75,8 +95,13 @@ void KvCache::check_room(int64_t at, int n) const {
 
 void KvCache::write(int layer, int64_t at, int n, const void* k, const void* v) {
   check_room(at, n);
-  b_.copy(k_[layer] + at * row_bytes_, k, n * row_bytes_);
-  b_.copy(v_[layer] + at * row_bytes_, v, n * row_bytes_);
+  b_.write_kv_rows(k_[layer], v_[layer], format_, at, k, v, n);
+}
+
+void KvCache::put_rows(int layer, int64_t at, int n, const void* k_rows, const void* v_rows) {
+  check_room(at, n);
+  b_.copy(k_[layer] + at * row_bytes_, k_rows, n * row_bytes_);
+  b_.copy(v_[layer] + at * row_bytes_, v_rows, n * row_bytes_);
 }
 
 void* KvCache::mutable_k_row(int layer, int64_t row, int n) {

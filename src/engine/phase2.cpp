@@ -56,13 +56,12 @@ void Phase2Attention::attend(int layer, int n, const void* q, const void* k, con
   const int64_t ctx = context_.size();
   // Context keys: every one visible. This is where the public reference went wrong: a
   // bottom-right causal mask here hides the last keys of the block from early query rows.
-  AttnParams p = kv_attn_params(c, q, context_.k(layer), context_.v(layer), my_out, my_lse, n, ctx);
+  AttnParams p = kv_attn_params(c, context_, layer, 0, q, my_out, my_lse, n, ctx);
   if (query_kv_ && dynamic_) {
     // One token: it sees every key, its own included; its row and the count come from step_.
     const int* at = step_.as<int>();
-    const size_t row = query_kv_->row_bytes();
     b_.write_kv_rows_at(query_kv_->mutable_k_row(layer, 0, 0),
-                        query_kv_->mutable_v_row(layer, 0, 0), at, k, v, row, n);
+                        query_kv_->mutable_v_row(layer, 0, 0), query_kv_->format(), at, k, v, n);
     p.n_kv = static_cast<int>(ctx + query_kv_->capacity());
     p.n_kv_at = at + 1;
   } else if (query_kv_) {

@@ -24,10 +24,11 @@ void RingAttention::attend_pair(const void* q, const Span& qs, int64_t q_row, co
   const int n = static_cast<int>(qs.size());
   char* o = static_cast<char*>(out) + q_row * c.q_dim() * act;
   float* l = lse_.as<float>() + q_row * c.n_heads;
-  const size_t row = c.kv_dim() * act;
-  AttnParams p = kv_attn_params(c, static_cast<const char*>(q) + q_row * c.q_dim() * act,
-                                static_cast<const char*>(k) + k_row * row,
-                                static_cast<const char*>(v) + k_row * row, o, l, n, ks.size());
+  const size_t row = cache_.row_bytes();
+  AttnParams p =
+      kv_attn_params(c, cache_.format(), static_cast<const char*>(q) + q_row * c.q_dim() * act,
+                     static_cast<const char*>(k) + k_row * row,
+                     static_cast<const char*>(v) + k_row * row, o, l, n, ks.size());
   // Spans are disjoint position ranges: either the keys all precede the queries (no mask), or
   // they are the same span (ordinary causal mask).
   p.causal = ks.end > qs.begin;
@@ -51,6 +52,11 @@ void RingAttention::attend(int layer, int n, const void* q, const void* k, const
   const int to = (rank + 1) % ranks, from = (rank - 1 + ranks) % ranks;
   const size_t row = cache_.row_bytes();
   cache_.write(layer, 0, n, k, v);
+  // From here on this rank's keys are read back from the cache, as the cache holds them: the
+  // shards travel and are attended to compressed when the cache is fp8, exactly as dense reads
+  // its keys.
+  k = cache_.k_row(layer, 0);
+  v = cache_.v_row(layer, 0);
   lse_.reserve(static_cast<size_t>(n) * c.n_heads * sizeof(float));
   auto shard_bytes = [&](int r) {
     const std::vector<Span> s = zigzag_spans(n_context_, ranks, r);

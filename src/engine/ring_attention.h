@@ -5,6 +5,7 @@
 // mask and merges the partial result. Shards travel in two backend buffers used in turn: while
 // the rank attends to the shard that arrived last, the TensorComm already passes it on and receives
 // the next one (with NCCL the two overlap; host-staged, the exchange is done before compute).
+// Shards are rows as the cache stores them (compressed in an fp8 cache).
 #pragma once
 
 #include "backend/backend.h"

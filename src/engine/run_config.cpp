@@ -37,7 +37,7 @@ std::string RunConfig::describe() const {
   return std::string("attn=") + attn_mode_name(attn) + " B=" + std::to_string(block_size) +
          " A=" + std::to_string(anchor_size) + " anchor=" + anchor_mode_name(anchor) +
          " source=" + anchor_source_name(anchor_source) + "/" + std::to_string(anchor_seed) +
-         " chunk=" + std::to_string(chunk);
+         " chunk=" + std::to_string(chunk) + " kv=" + kv_type_name(kv_type);
 }
 
 AttnMode parse_attn_mode(const std::string& s) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/kv_format.h"
+
 namespace starattn {
 
 enum class AttnMode {
@@ -43,6 +45,10 @@ struct RunConfig {
   // Lets the backend record a one-token phase-2 step once and replay it (CUDA graphs on the GPU;
   // one rank only). Off: every step is launched op by op (for comparing the two).
   bool replay_steps = true;
+  // What the KV cache stores (--kv-type): the backend's activation type (bf16 on a GPU; fp32 on
+  // the CPU, whose "bf16" keeps full precision) or FP8 E4M3 with a scale per (token, kv head),
+  // half the bytes of bf16 (kv_format.h). Every KV row is quantised once, as it is written.
+  KvType kv_type = KvType::Act;
 
   // Checks what needs no context length (the signs of -b and -a, -a <= -b when both are given,
   // --chunk), so that a bad flag is reported before anything slow; resolved() checks it too.

@@ -29,6 +29,7 @@ void MethodSpec::check() const {
            "-a must be B, B/k or a token count, got '", anchor, "'");
   SA_CHECK(!ratio_of(anchor, 'B') || block != "auto", "-a ", anchor, " needs a fixed -b, not auto");
   (void)parse_anchor_source(anchor_source);
+  (void)parse_kv_type(kv_type.c_str());
 }
 
 RunConfig MethodSpec::at_length(int64_t length) const {
@@ -39,6 +40,7 @@ RunConfig MethodSpec::at_length(int64_t length) const {
   run.anchor_source = parse_anchor_source(anchor_source);
   run.anchor_seed = anchor_seed;
   run.chunk = chunk;
+  run.kv_type = parse_kv_type(kv_type.c_str());
   if (block == "auto") {
     run.block_size = -1;
   } else if (ratio_of(block, 'L')) {
@@ -61,11 +63,13 @@ RunConfig MethodSpec::at_length(int64_t length) const {
 }
 
 std::string MethodSpec::label(int ranks) const {
-  if (attn == "dense") return "dense";
-  if (attn == "ring") return ranks > 1 ? "ring (" + std::to_string(ranks) + " ranks)" : "ring";
+  const std::string kv = kv_type == "fp8" ? " kv=fp8" : "";
+  if (attn == "dense") return "dense" + kv;
+  if (attn == "ring")
+    return (ranks > 1 ? "ring (" + std::to_string(ranks) + " ranks)" : std::string("ring")) + kv;
   std::string l = "star B=" + block + " A=" + (anchor == "0" ? std::string("0 (none)") : anchor);
   if (anchor_source != "first") l += " anchor=" + anchor_source;
-  return l;
+  return l + kv;
 }
 
 std::vector<int64_t> parse_lengths(const std::string& csv) {

@@ -20,13 +20,14 @@ struct MethodSpec {
   std::string anchor_source = "first";  // first, previous, random, shuffled, constant
   uint64_t anchor_seed = 0;             // for random and shuffled
   int chunk = 0;                        // 0 = the backend's choice
+  std::string kv_type = "bf16";         // bf16 or fp8 (--kv-type)
 
   // Throws Error naming the flag (-b, -a) whose text is not one of the forms above.
   void check() const;
   // The run configuration at target length L, before RunConfig::resolved.
   RunConfig at_length(int64_t length) const;
   // The column name: "dense", "ring (2 ranks)", "star B=L/4 A=B/4", "star B=L/4 A=0 (none)",
-  // "star B=L/4 A=B anchor=previous".
+  // "star B=L/4 A=B anchor=previous", and " kv=fp8" after any of them with an fp8 KV cache.
   std::string label(int ranks) const;
 };
 

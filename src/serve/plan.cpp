@@ -80,6 +80,7 @@ void put_rc(Writer& w, const RunConfig& rc) {
   w.put<int32_t>(rc.chunk);
   w.put<int32_t>(static_cast<int32_t>(rc.anchor_source));
   w.put<uint64_t>(rc.anchor_seed);
+  w.put<int32_t>(static_cast<int32_t>(rc.kv_type));
 }
 
 RunConfig get_rc(Reader& r) {
@@ -100,6 +101,9 @@ RunConfig get_rc(Reader& r) {
            "control message: anchor source ", source);
   rc.anchor_source = static_cast<AnchorSource>(source);
   rc.anchor_seed = r.get<uint64_t>();
+  const auto kv = r.get<int32_t>();
+  SA_CHECK(kv >= 0 && kv <= static_cast<int32_t>(KvType::Fp8), "control message: kv type ", kv);
+  rc.kv_type = static_cast<KvType>(kv);
   return rc;
 }
 

@@ -33,7 +33,7 @@ struct StepSeq {
 };
 
 struct Plan {
-  static constexpr uint32_t kVersion = 2;
+  static constexpr uint32_t kVersion = 3;
   std::vector<EncodeOrder> encode;  // new contexts
   std::vector<uint64_t> advance;    // contexts whose phase 1 runs one more call on every rank
   std::vector<uint64_t> drop;       // contexts to free on every rank

@@ -29,7 +29,7 @@ void PlanRunner::run(const Plan& plan, const std::function<KvCache*(uint64_t)>& 
     s.rc = e.rc;
     const int64_t rows = context_rows_of_rank(e.rc, static_cast<int64_t>(e.tokens.size()),
                                               comm_.size(), comm_.rank());
-    s.kv = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), rows);
+    s.kv = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), rows, 0, e.rc.kv_type);
     Shard& placed = shards_.emplace(e.context, std::move(s)).first->second;
     placed.encoder =
         std::make_unique<ContextEncoder>(b_, tensors_, placed.rc, placed.tokens, *placed.kv);

@@ -76,14 +76,15 @@ std::vector<size_t> Scheduler::context_bytes(const ContextEntry& e, bool with_an
   const int64_t n = static_cast<int64_t>(e.tokens.size());
   for (int r = 0; r < comm_.size(); ++r) {
     const int64_t rows = context_rows_of_rank(e.rc, n, comm_.size(), r);
-    need[r] = kv_bytes_for_rows(b_, rows);
-    if (with_anchor) need[r] += kv_bytes_for_rows(b_, ContextEncoder::anchor_rows(e.rc, n));
+    need[r] = kv_bytes_for_rows(b_, rows, e.rc.kv_type);
+    if (with_anchor)
+      need[r] += kv_bytes_for_rows(b_, ContextEncoder::anchor_rows(e.rc, n), e.rc.kv_type);
   }
   return need;
 }
 
-size_t Scheduler::sequence_bytes(int64_t rows) const {
-  return kv_bytes_for_rows(b_, rows);
+size_t Scheduler::sequence_bytes(int64_t rows, KvType type) const {
+  return kv_bytes_for_rows(b_, rows, type);
 }
 
 void Scheduler::submit(std::shared_ptr<Job> job) {
@@ -91,7 +92,8 @@ void Scheduler::submit(std::shared_ptr<Job> job) {
   const ContextEntry& e = *job->context;
   std::vector<size_t> need = context_bytes(e, /*with_anchor=*/true);
   if (job->kind == Job::Kind::Generate)
-    need[0] += sequence_bytes(static_cast<int64_t>(job->query.size()) + opt_.first_rows);
+    need[0] +=
+        sequence_bytes(static_cast<int64_t>(job->query.size()) + opt_.first_rows, e.rc.kv_type);
   for (int r = 0; r < comm_.size(); ++r) {
     if (need[r] > budget_[r])
       throw bad_request("the context (" + std::to_string(e.tokens.size()) + " tokens) needs " +
@@ -269,11 +271,13 @@ void Scheduler::admit(Plan& plan) {
     const int64_t rows = static_cast<int64_t>(job->query.size()) +
                          std::min<int64_t>(job->max_tokens, opt_.first_rows);
     std::vector<size_t> need(comm_.size(), 0);
-    need[0] = sequence_bytes(rows);
+    need[0] = sequence_bytes(rows, e.rc.kv_type);
     if (!make_room(need, plan, &e)) break;  // no overtaking for memory
     auto seq = std::make_unique<Sequence>(job, tok_);
     const ModelConfig& c = b_.config();
-    seq->kv = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), rows);
+    // A sequence's own KV has its context's type, as generate's query KV (the context cache's
+    // tail) does.
+    seq->kv = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), rows, 0, e.rc.kv_type);
     seq->key = next_sequence_++;
     seq->todo = job->query;
     active_.push_back(std::move(seq));
@@ -307,7 +311,7 @@ void Scheduler::plan_step(Plan& plan) {
     if (want > s.kv->capacity()) {
       const int64_t grown = std::max<int64_t>(2 * s.kv->capacity(), want);
       std::vector<size_t> need(comm_.size(), 0);
-      need[0] = sequence_bytes(grown) - s.kv->bytes();
+      need[0] = sequence_bytes(grown, s.kv->type()) - s.kv->bytes();
       if (!make_room(need, plan, s.job->context.get())) {
         s.job->push(s.final_text());
         end_sequence(s, "length");

@@ -56,7 +56,7 @@ class Scheduler {
   // KV bytes `e` holds on each rank once encoded; while it encodes (with_anchor) also the
   // anchor's. And a sequence of `rows` rows on rank 0.
   std::vector<size_t> context_bytes(const ContextEntry& e, bool with_anchor = false) const;
-  size_t sequence_bytes(int64_t rows) const;
+  size_t sequence_bytes(int64_t rows, KvType type) const;
   const std::vector<size_t>& budget() const { return budget_; }
   const ServeOptions& options() const { return opt_; }
   int ranks() const { return comm_.size(); }

@@ -9,8 +9,10 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
+#include "attention/kv_format.h"
 #include "backend/cpu/ops.h"
 #include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
@@ -448,19 +450,36 @@ TEST(CudaMemoryPlan, SizesAndMessage) {
   const ModelConfig c = llama31_8b_config();
   const cuda::WeightLayout w = cuda::weight_layout(c);
   EXPECT_NEAR(static_cast<double>(w.total), 2.0 * 8.03e9, 0.02e9);  // Llama-3.1-8B: 8.03B params
-  EXPECT_EQ(cuda::kv_cache_bytes(c, 32768), size_t{2} * 32 * 32768 * 1024 * 2);
+  const size_t bf16_row = 1024 * 2, fp8_row = 1024 + 8 * 4;  // 8 kv heads of 128: bytes + scales
+  EXPECT_EQ(KvRowFormat({KvType::Act, 8, 128, 2}).row_bytes(), bf16_row);
+  EXPECT_EQ(KvRowFormat({KvType::Fp8, 8, 128, 2}).row_bytes(), fp8_row);
+  EXPECT_EQ(cuda::kv_cache_bytes(c, 32768, bf16_row), size_t{2} * 32 * 32768 * 1024 * 2);
+  EXPECT_EQ(cuda::kv_cache_bytes(c, 32768, fp8_row), size_t{2} * 32 * 32768 * fp8_row);
   const cuda::WorkspaceLayout s = cuda::workspace_layout(c, 501);
   EXPECT_EQ(s.rows, 501);
   EXPECT_EQ(s.att, s.qkv);
   EXPECT_LE(s.v + size_t{501} * 1024 * 2, s.total);
   EXPECT_LE(s.act + size_t{501} * 14336 * 2, s.total);
-  const cuda::MemoryNeed need = cuda::memory_need(c, w.total, 1 << 20, 512);
-  EXPECT_EQ(need.kv, cuda::kv_cache_bytes(c, 1 << 20));
+  const cuda::MemoryNeed need = cuda::memory_need(c, w.total, 1 << 20, 512, bf16_row);
+  EXPECT_EQ(need.kv, cuda::kv_cache_bytes(c, 1 << 20, bf16_row));
+  // What fits in 140 GiB next to the weights: the fp8 cache holds 2048/1056 times the rows, and
+  // the answer is the largest count whose need fits.
+  const size_t h200 = size_t{140} << 30;
+  const int64_t fit16 = cuda::kv_rows_that_fit(c, w.total, 8192, bf16_row, h200);
+  const int64_t fit8 = cuda::kv_rows_that_fit(c, w.total, 8192, fp8_row, h200);
+  EXPECT_NEAR(static_cast<double>(fit8) / fit16, 2048.0 / 1056.0, 1e-3);
+  EXPECT_GT(fit8, int64_t{1} << 20);  // a 1M-token context fits with fp8
+  EXPECT_LT(fit16, int64_t{1} << 20);
+  for (const auto& [rows, row] : {std::pair{fit16, bf16_row}, std::pair{fit8, fp8_row}}) {
+    EXPECT_LE(cuda::memory_need(c, w.total, rows, 8192, row).total(), h200);
+    EXPECT_GT(cuda::memory_need(c, w.total, rows + 32768, 8192, row).total(), h200);
+  }
+  EXPECT_EQ(cuda::kv_rows_that_fit(c, w.total, 8192, fp8_row, w.total), 0);
   const std::string msg = cuda::shortfall_message("cuda:0 (H100)", need, size_t{60} << 30);
   EXPECT_NE(msg.find("needs 1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("KV 128.00 GiB"), std::string::npos) << msg;
   EXPECT_NE(msg.find("60.00 GiB free"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("more ranks, a smaller --block-size, or a shorter context"),
+  EXPECT_NE(msg.find("more ranks, a smaller --block-size, a shorter context or --kv-type fp8"),
             std::string::npos);
 }
 

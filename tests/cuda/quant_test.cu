@@ -278,8 +278,8 @@ TEST(CudaQuant, MemoryPlanCountsTheRealSize) {
   EXPECT_GE(ql.total, matrices + norms);
   EXPECT_LE(ql.total, matrices + norms + 256 * 16);  // alignment of each piece
   EXPECT_LT(ql.total * 3, bf.total);
-  EXPECT_EQ(cuda::memory_need(c, ql.total, 0, 1, true).workspace -
-                cuda::memory_need(c, ql.total, 0, 1, false).workspace,
+  EXPECT_EQ(cuda::memory_need(c, ql.total, 0, 1, 2048, true).workspace -
+                cuda::memory_need(c, ql.total, 0, 1, 2048, false).workspace,
             cuda::kDequantScratchBytes);
 }
 

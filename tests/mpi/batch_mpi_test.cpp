@@ -4,7 +4,8 @@
 //   S sequences in one batch == each alone: greedy tokens equal, logits within fp32 rounding;
 //   S = 1, 3 and 8, different query lengths, sequences joining and leaving mid-batch, two
 //   contexts in one batch, star (and dense, ring) contexts;
-//   a context with no rows on some rank (fewer blocks than ranks).
+//   a context with no rows on some rank (fewer blocks than ranks); contexts and sequences with an
+//   fp8 KV cache.
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -115,8 +116,10 @@ std::vector<std::vector<int>> batched(Backend& b, Comm& comm, serve::PlanRunner&
                            static_cast<int>(out[i].size()) < kNew;
       if (!running) continue;
       if (step == s.start) {
+        // A sequence's own KV has its context's type, as the server makes it.
         kv[i] = std::make_unique<KvCache>(b, c.n_layers, c.kv_dim(),
-                                          static_cast<int64_t>(s.query.size()) + kNew);
+                                          static_cast<int64_t>(s.query.size()) + kNew, 0,
+                                          rcs[s.context].kv_type);
         todo[i] = s.query;
       }
       serve::StepSeq st;
@@ -205,6 +208,10 @@ int main() {
     scenario(b, *comm, *t, "S=1", {star_rc()}, {ctx_a}, {{0, ids(9), 0, -1}});
     scenario(b, *comm, *t, "S=3, two contexts, joining and leaving", {anchored, star_rc()},
              {ctx_a, ctx_b},
+             {{0, ids(7), 0, -1}, {1, ids(1), 0, 3}, {0, ids(13), 2, -1}});
+    RunConfig anchored8 = anchored, star8 = star_rc();
+    anchored8.kv_type = star8.kv_type = KvType::Fp8;
+    scenario(b, *comm, *t, "S=3, fp8 KV", {anchored8, star8}, {ctx_a, ctx_b},
              {{0, ids(7), 0, -1}, {1, ids(1), 0, 3}, {0, ids(13), 2, -1}});
     std::vector<Seq> eight;
     for (int i = 0; i < 8; ++i) eight.push_back({i % 2, ids(1 + 3 * i), i / 3, -1});

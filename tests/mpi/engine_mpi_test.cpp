@@ -2,7 +2,10 @@
 //   star on H ranks == star on 1 rank (same B, A, every anchor mode);
 //   star with B >= N == dense; ring == dense for uneven lengths;
 //   phase 2 merge == one attention over the union of the ranks' KV (ranks with no keys too);
-//   every query row sees every rank's last context key; only rank 0 stores query KV.
+//   every query row sees every rank's last context key; only rank 0 stores query KV;
+//   each again with an fp8 KV cache (fewer cases), whose logits stay near the full cache's.
+// On CPU ranks, one rank doing the same arithmetic twice (star with one block vs dense, the
+// anchor modes vs recompute) must give the same bits, in either KV type.
 // Each rank computes the single-process reference itself with a local Comm. The CPU runs cover
 // fp32 weights and Q8_0 blocks kept as they are (the quantised kernels).
 //
@@ -87,9 +90,13 @@ void check_close(Comm& comm, const std::vector<float>& got, const std::vector<fl
         what + " (rel L2 " + std::to_string(e) + ", allowed " + std::to_string(tol) + ")");
 }
 
+// The KV cache type every run of the current invariants uses.
+KvType kv_type = KvType::Act;
+
 RunConfig make(AttnMode m, int64_t b = -1, int64_t a = -1, AnchorMode am = AnchorMode::Shared,
                int chunk = 512) {
   RunConfig rc;
+  rc.kv_type = kv_type;
   rc.attn = m;
   rc.block_size = b;
   rc.anchor_size = a;
@@ -112,7 +119,20 @@ std::vector<float> run(Backend& fwd, Comm& comm, TensorComm* tensors, const RunC
   return logits;
 }
 
-void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
+// Exactly equal: where two runs do the same arithmetic on the same numbers (one rank, one block
+// or one anchor computed the same way), the result is bitwise the same in either KV type.
+void check_same_bits(Comm& comm, const std::vector<float>& got, const std::vector<float>& want,
+                     const std::string& what) {
+  const bool same = got.size() == want.size() &&
+                    std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0;
+  check(comm, same, what + " (bitwise; rel L2 " + std::to_string(rel_l2(got, want)) + ")");
+}
+
+// regroup_exact: the model's forward pass gives the same bits for a token whatever other rows
+// share its call (fp32 weights); with quantised kernels only to within rounding.
+void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvType kv,
+                       bool regroup_exact = true) {
+  kv_type = kv;
   const std::unique_ptr<Backend> backend = make_test_backend(comm, m);
   Backend& fwd = *backend;
   auto local = make_local_comm();
@@ -127,11 +147,35 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
   };
   std::vector<int> ids;
   for (int i = 0; i < 29; ++i) ids.push_back((i * 37 + 11) % m.config.vocab_size);
-  const std::string tag = name + " np" + std::to_string(comm.size()) + ": ";
+  const std::string tag =
+      name + " kv " + kv_type_name(kv) + " np" + std::to_string(comm.size()) + ": ";
+  // fp8: fewer cases (the same code paths), so the suite stays fast.
+  const bool fp8 = kv == KvType::Fp8;
+  const std::vector<int> lengths = fp8 ? std::vector<int>{7, 24} : std::vector<int>{3, 7, 20, 24};
+  const std::vector<int64_t> blocks =
+      fp8 ? std::vector<int64_t>{2, 9} : std::vector<int64_t>{2, 5, 9};
 
-  for (int n_ctx : {3, 7, 20, 24}) {
+  for (int n_ctx : lengths) {
     const std::vector<float> dense = run1(make(AttnMode::Dense), ids, n_ctx);
     const std::string at = tag + "context " + std::to_string(n_ctx) + ": ";
+    if (!setup.cuda) {
+      // One rank, one block: star is dense's computation exactly.
+      check_same_bits(comm, run1(make(AttnMode::Star, n_ctx, -1), ids, n_ctx), dense,
+                      at + "star with B >= N == dense on 1 rank");
+    }
+    if (fp8) {
+      // The fp8 cache is in effect (the logits move) and close to the full-precision cache.
+      kv_type = KvType::Act;
+      const std::vector<float> full = run1(make(AttnMode::Dense), ids, n_ctx);
+      kv_type = kv;
+      // The tiny random-weight models amplify the KV error (measured: rel L2 0.07-0.12 at 7 and
+      // 24 tokens); a broken fp8 path moves the logits by about 1. On the GPU both runs are
+      // bf16-rounded, so only the upper bound is checked there.
+      const double e = rel_l2(dense, full), lo = setup.cuda ? 0.0 : 3 * setup.same;
+      check(comm, e > lo && e < 0.25,
+            at + "fp8 dense moves the logits from the full-precision cache's by more than " +
+                std::to_string(lo) + " and less than 0.25 (rel L2 " + std::to_string(e) + ")");
+    }
     check_close(comm, runh(make(AttnMode::Dense), ids, n_ctx), dense, setup.same,
                 at + "dense on H ranks == dense on 1");
     check_close(comm, runh(make(AttnMode::Ring), ids, n_ctx), dense, setup.ring,
@@ -145,7 +189,7 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
             at + "star B 5 A 0 differs from dense by more than 3x the tolerance (rel L2 " +
                 std::to_string(e) + ")");
     }
-    for (int64_t b : {2, 5, 9}) {
+    for (int64_t b : blocks) {
       for (int64_t a : {int64_t{0}, b / 2, b}) {
         const std::string cfg = at + "B " + std::to_string(b) + " A " + std::to_string(a) + ": ";
         const std::vector<float> one =
@@ -156,6 +200,11 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
               runh(make(AttnMode::Star, b, a, am, 3), ids, n_ctx, &qrows);
           check_close(comm, many, one, setup.same,
                       cfg + "star on H ranks == star on 1 rank, anchor " + anchor_mode_name(am));
+          // Bitwise, except a one-token anchor: computed alone (shared, broadcast) it takes the
+          // matrix-vector path, whose sums run in another order than recompute's GEMM.
+          if (!setup.cuda && regroup_exact && am != AnchorMode::Recompute && a != 1)
+            check_same_bits(comm, run1(make(AttnMode::Star, b, a, am), ids, n_ctx), one,
+                            cfg + "anchor " + anchor_mode_name(am) + " == recompute on 1 rank");
           const int64_t want = comm.rank() == 0 ? static_cast<int64_t>(ids.size()) - n_ctx : -1;
           check(comm, qrows == want, cfg + "only rank 0 stores query KV");
         }
@@ -163,7 +212,7 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name) {
     }
     // Anchor sources: the result depends on B, A and the source only, on any number of ranks
     // and in every anchor mode the source allows; and the source does change the result.
-    if (n_ctx >= 20) {
+    if (n_ctx >= 20 && !fp8) {
       const std::vector<float> first =
           run1(make(AttnMode::Star, 5, 4, AnchorMode::Recompute), ids, n_ctx);
       for (AnchorSource src : {AnchorSource::Previous, AnchorSource::Random,
@@ -323,15 +372,20 @@ int main(int argc, char** argv) {
     const std::string dir = std::string(STARATTN_SOURCE_DIR) + "/tests/fixtures/tiny/";
     phase2_union(*comm);
     if (setup.cuda) {  // the GPU kernels take head_dim 64 and 128, the tiny fixtures have 12
-      engine_invariants(*comm, test::random_model(4, 2, 64, false, false, 11), "random hd64");
-      engine_invariants(*comm, test::random_model(8, 2, 128, true, true, 12), "random hd128 bias");
+      for (KvType kv : {KvType::Act, KvType::Fp8}) {
+        engine_invariants(*comm, test::random_model(4, 2, 64, false, false, 11), "random hd64", kv);
+        engine_invariants(*comm, test::random_model(8, 2, 128, true, true, 12), "random hd128 bias",
+                          kv);
+      }
     } else {
-      engine_invariants(*comm, load_model(dir + "llama_gqa"), "llama_gqa");
-      engine_invariants(*comm, load_model(dir + "qwen2_bias"), "qwen2_bias");
+      for (KvType kv : {KvType::Act, KvType::Fp8}) {
+        engine_invariants(*comm, load_model(dir + "llama_gqa"), "llama_gqa", kv);
+        engine_invariants(*comm, load_model(dir + "qwen2_bias"), "qwen2_bias", kv);
+      }
       // Q8_0 blocks kept (--weights-type native): the CPU's quantised kernels on every rank.
       engine_invariants(*comm,
                         load_model(dir + "llama32_tied/model-q8_0.gguf", WeightsType::Native),
-                        "llama32_tied Q8_0 native");
+                        "llama32_tied Q8_0 native", KvType::Act, /*regroup_exact=*/false);
     }
   } catch (const Error& e) {
     comm->abort_all(e.what(), 1);

@@ -1,7 +1,8 @@
 // fp32 attention with log-sum-exp on the CPU. Work is split into tasks of (query head, block of
 // query rows); each task computes S = scale * Q K^T over the keys its rows can see (one sgemm),
 // an exact softmax per row, and O = P V (one sgemm). Tasks run on OpenMP threads, each with its
-// own score buffer; OpenBLAS is single-threaded inside them (backend/cpu/threads.h).
+// own score buffer; OpenBLAS is single-threaded inside them (backend/cpu/threads.h). FP8 KV
+// (kv_format.h) is dequantised to fp32 a chunk of keys at a time, inside each task.
 #include <cblas.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "attention/kv_format.h"
 #include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/threads.h"
 #include "starattn/error.h"
@@ -94,6 +96,11 @@ void attention_cpu(const AttnParams& p) {
   SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
            "attention: ", p.n_heads, " query heads vs ", p.n_kv_heads, " kv heads");
   SA_CHECK(p.n_q >= 0 && p.n_kv >= 0 && p.head_dim > 0, "attention: bad sizes");
+  const bool fp8 = p.kv_type == KvType::Fp8;
+  SA_CHECK(!fp8 || (p.kv_scale_offset >= int64_t{p.n_kv_heads} * p.head_dim &&
+                    p.kv_stride >= p.kv_scale_offset + 4 * int64_t{p.n_kv_heads}),
+           "attention: fp8 rows of ", p.kv_stride, " bytes cannot hold ", p.n_kv_heads,
+           " heads of ", p.head_dim, " values and their scales at byte ", p.kv_scale_offset);
   cpu::blas_single_threaded();
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int group = p.n_heads / p.n_kv_heads;
@@ -101,21 +108,35 @@ void attention_cpu(const AttnParams& p) {
   const int block = rows_per_block(p.n_kv);
   const int n_blocks = (p.n_q + block - 1) / block;
   const int tasks = n_blocks * p.n_heads;
+  // fp32 keys are used in place, all at once. fp8 keys are dequantised to fp32 in chunks of this
+  // many rows per task (a thread's buffer stays small however long the cache is): the scores are
+  // still formed for all keys before one exact softmax, and P V sums the chunks' products.
+  const int64_t fp8_chunk = 1024;
 
   // Parallel only when there is enough work to pay for waking the thread team.
   const double work = static_cast<double>(p.n_q) * p.n_heads * std::max(p.n_kv, 1) * d;
 #pragma omp parallel if (tasks > 1 && work > 1e6)
   {
-    std::vector<float> scores;
+    std::vector<float> scores, kv_buf;
+    // Rows [j0, j0 + n) of kv head `kvh` of k or v as fp32: a pointer and its row stride.
+    auto keys_at = [&](const void* base, int kvh, int64_t j0, int64_t n, int* ld) {
+      if (!fp8) {
+        *ld = static_cast<int>(p.kv_stride);
+        return static_cast<const float*>(base) + j0 * p.kv_stride + static_cast<int64_t>(kvh) * d;
+      }
+      kv_buf.resize(static_cast<size_t>(n) * d);
+      dequantize_fp8_head(static_cast<const uint8_t*>(base) + j0 * p.kv_stride, p.kv_stride,
+                          p.kv_scale_offset, kvh, d, n, kv_buf.data());
+      *ld = d;
+      return static_cast<const float*>(kv_buf.data());
+    };
     // Later row blocks see more keys under a causal mask: hand out tasks dynamically.
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < tasks; ++task) {
-      const int h = task % p.n_heads;
+      const int h = task % p.n_heads, kvh = h / group;
       const int i0 = (task / p.n_heads) * block;
       const int rows = std::min(block, p.n_q - i0);
       const int64_t keys = visible_keys(p, i0 + rows - 1);  // the widest row of this block
-      const float* k = static_cast<const float*>(p.k) + static_cast<int64_t>(h / group) * d;
-      const float* v = static_cast<const float*>(p.v) + static_cast<int64_t>(h / group) * d;
       const float* q =
           static_cast<const float*>(p.q) + i0 * p.q_stride + static_cast<int64_t>(h) * d;
       float* out = static_cast<float*>(p.out) + i0 * p.out_stride + static_cast<int64_t>(h) * d;
@@ -127,17 +148,27 @@ void attention_cpu(const AttnParams& p) {
         continue;
       }
       const int ld = static_cast<int>(keys);
+      const int64_t chunk = fp8 ? fp8_chunk : keys;
       scores.resize(static_cast<size_t>(rows) * ld);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, ld, d, p.scale, q,
-                  static_cast<int>(p.q_stride), k, static_cast<int>(p.kv_stride), 0.0f,
-                  scores.data(), ld);
+      for (int64_t j0 = 0; j0 < keys; j0 += chunk) {
+        const int n = static_cast<int>(std::min(chunk, keys - j0));
+        int ldk = 0;
+        const float* k = keys_at(p.k, kvh, j0, n, &ldk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, p.scale, q,
+                    static_cast<int>(p.q_stride), k, ldk, 0.0f, scores.data() + j0, ld);
+      }
       for (int r = 0; r < rows; ++r) {
         const float lse =
             softmax_row(scores.data() + static_cast<int64_t>(r) * ld, visible_keys(p, i0 + r), ld);
         if (p.lse) p.lse[(i0 + r) * static_cast<int64_t>(p.n_heads) + h] = lse;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, ld, 1.0f, scores.data(), ld,
-                  v, static_cast<int>(p.kv_stride), 0.0f, out, static_cast<int>(p.out_stride));
+      for (int64_t j0 = 0; j0 < keys; j0 += chunk) {
+        const int n = static_cast<int>(std::min(chunk, keys - j0));
+        int ldv = 0;
+        const float* v = keys_at(p.v, kvh, j0, n, &ldv);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, scores.data() + j0,
+                    ld, v, ldv, j0 == 0 ? 0.0f : 1.0f, out, static_cast<int>(p.out_stride));
+      }
     }
   }
 }

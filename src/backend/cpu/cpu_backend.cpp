@@ -38,6 +38,20 @@ void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memmove(dst, src, bytes);
 }
 
+void CpuBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, int64_t row,
+                               const void* k, const void* v, int n) {
+  const size_t rb = f.row_bytes();
+  char* kd = static_cast<char*>(k_dst) + row * rb;
+  char* vd = static_cast<char*>(v_dst) + row * rb;
+  if (f.type == KvType::Act) {
+    copy(kd, k, n * rb);
+    copy(vd, v, n * rb);
+    return;
+  }
+  quantize_kv_rows_fp8(f, static_cast<const float*>(k), n, kd);
+  quantize_kv_rows_fp8(f, static_cast<const float*>(v), n, vd);
+}
+
 void CpuBackend::merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,
                        int heads, int head_dim) {
   merge_attention(static_cast<float*>(out_a), lse_a, static_cast<const float*>(out_b), lse_b, rows,

@@ -1,5 +1,6 @@
 // The CPU backend: host memory, fp32 everywhere, OpenBLAS + OpenMP. The reference for every other
-// backend.
+// backend. Its default KV cache (KvType::Act, "bf16" on the CLI) is fp32; an fp8 cache holds the
+// same E4M3 bytes as the GPU's and is dequantised to fp32 inside attention.
 #pragma once
 
 #include "backend/backend.h"
@@ -29,10 +30,11 @@ class CpuBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
   void from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
-  void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k, const void* v,
-                        size_t row_bytes, int n) override {
-    copy(static_cast<char*>(k_dst) + *row_at * row_bytes, k, n * row_bytes);
-    copy(static_cast<char*>(v_dst) + *row_at * row_bytes, v, n * row_bytes);
+  void write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, int64_t row, const void* k,
+                     const void* v, int n) override;
+  void write_kv_rows_at(void* k_dst, void* v_dst, const KvRowFormat& f, const int* row_at,
+                        const void* k, const void* v, int n) override {
+    write_kv_rows(k_dst, v_dst, f, *row_at, k, v, n);  // "backend memory" is host memory here
   }
 
   void forward(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,

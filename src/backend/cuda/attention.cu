@@ -29,12 +29,30 @@ void check_params(const AttnParams& p, const char* who) {
       aligned(p.out, 4) && p.out_stride % 2 == 0 && p.out_stride >= int64_t{p.n_heads} * p.head_dim,
       who, ": out must be 4-byte aligned with an even row stride >= ", p.n_heads, " * ", p.head_dim,
       " (got ", p.out_stride, ")");
-  if (p.n_kv > 0)
-    SA_CHECK(aligned(p.k, 16) && aligned(p.v, 16) && p.kv_stride % 8 == 0 &&
-                 p.kv_stride >= int64_t{p.n_kv_heads} * p.head_dim,
+  if (p.n_kv == 0) return;
+  if (p.kv_type == KvType::Fp8) {
+    const int64_t data = int64_t{p.n_kv_heads} * p.head_dim;
+    SA_CHECK(!p.k && !p.v && aligned(p.k8, 16) && aligned(p.v8, 16) && p.kv_stride % 16 == 0 &&
+                 p.kv_scale_offset >= data && p.kv_scale_offset % 4 == 0 &&
+                 p.kv_stride >= p.kv_scale_offset + 4 * int64_t{p.n_kv_heads},
              who,
-             ": k and v must be 16-byte aligned with a row stride that is a multiple of 8 and >= ",
-             p.n_kv_heads, " * ", p.head_dim, " (got ", p.kv_stride, ")");
+             ": fp8 KV needs k8 and v8 16-byte aligned (k and v null) and rows of a multiple "
+             "of 16 bytes holding ",
+             p.n_kv_heads, " * ", p.head_dim, " bytes and then the scales (got row stride ",
+             p.kv_stride, ", scales at ", p.kv_scale_offset, ")");
+    return;
+  }
+  SA_CHECK(p.kv_type == KvType::Act, who, ": unknown KV type ", static_cast<int>(p.kv_type));
+  SA_CHECK(aligned(p.k, 16) && aligned(p.v, 16) && p.kv_stride % 8 == 0 &&
+               p.kv_stride >= int64_t{p.n_kv_heads} * p.head_dim,
+           who,
+           ": k and v must be 16-byte aligned with a row stride that is a multiple of 8 and >= ",
+           p.n_kv_heads, " * ", p.head_dim, " (got ", p.kv_stride, ")");
+}
+
+void require_bf16_kv(const AttnParams& p, const char* who) {
+  SA_CHECK(p.kv_type == KvType::Act, who, " reads bf16 K and V only, not ",
+           kv_type_name(p.kv_type));
 }
 
 // Keyed by stream too, so decodes running concurrently on two streams never share partials.
@@ -79,7 +97,8 @@ bool device_has_wgmma() {
 }  // namespace attn
 
 void attention_prefill(const AttnParams& p, cudaStream_t stream) {
-  if (attn::device_has_wgmma())
+  // FP8 KV takes the mma.sync kernel everywhere: the wgmma kernel reads bf16 tiles by TMA.
+  if (attn::device_has_wgmma() && p.kv_type == KvType::Act)
     attn::prefill_wgmma(p, stream);
   else
     attn::prefill_mma(p, stream);
@@ -106,8 +125,10 @@ void attention(const AttnParams& p, cudaStream_t stream) {
   const int64_t prefill_wins_at = attn::device_has_wgmma() ? (sms + 1) / 2 : sms;
   if (rows <= kDecodeRowTile)
     attention_decode(p, stream);
+  else if (p.kv_type != KvType::Act && p.n_kv_at == nullptr)
+    attention_prefill(p, stream);  // the shared kernel reads bf16 tiles only
   else if (p.n_kv_at != nullptr || prefill_blocks < prefill_wins_at)
-    attention_shared(p, stream);
+    attention_shared(p, stream);  // refuses FP8 rows with a key count read at run time
   else
     attention_prefill(p, stream);
 }

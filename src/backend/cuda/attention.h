@@ -8,12 +8,19 @@
 
 #include <cstdint>
 
+#include "attention/kv_format.h"
+
 namespace starattn::cuda {
 
 // Same meaning as starattn::AttnParams. Mask: query row i sees key j iff j <= i + causal_offset
 // when causal, every key otherwise; a row that sees no key gets out = 0 and lse = -inf.
 // Alignment: q, k, v 16-byte aligned and q_stride, kv_stride multiples of 8 elements (tiles are
 // copied in 16-byte pieces); out 4-byte aligned with an even out_stride.
+// FP8 KV (kv_type Fp8): k8, v8 instead of k, v (which stay null): KV-cache rows of E4M3 bytes
+// with their fp32 scales (attention/kv_format.h); row j of kv head h at k8 + j * kv_stride +
+// h * head_dim, its scale at k8 + j * kv_stride + kv_scale_offset + 4 h. k8, v8 16-byte aligned,
+// kv_stride (bytes) a multiple of 16. Every kernel dequantises in its tiles; nothing expands the
+// cache. A kernel that reads only bf16 must refuse Fp8 (require_bf16_kv in attention_common.cuh).
 struct AttnParams {
   const __nv_bfloat16* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
   const __nv_bfloat16* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
@@ -35,6 +42,10 @@ struct AttnParams {
   // sizes the grid, so a captured CUDA graph replays over a longer cache. Without a mask only;
   // the split-KV kernels (decode, shared) take it, prefill does not.
   const int* n_kv_at = nullptr;
+  KvType kv_type = KvType::Act;
+  const uint8_t* k8 = nullptr;  // [n_kv] FP8 rows (kv_type Fp8), row stride kv_stride bytes
+  const uint8_t* v8 = nullptr;
+  int64_t kv_scale_offset = 0;  // bytes from a row's start to its [n_kv_heads] fp32 scales
 };
 
 // Picks the kernel (one place, the rule in attention.cu):
@@ -54,11 +65,14 @@ uint64_t attention_workspace_generation();
 // (a) Flash-attention style: 128 query rows per block, K/V tiles streamed through shared memory,
 // online softmax in fp32, fully masked tiles skipped. On sm_90 a FlashAttention-3 style kernel
 // (TMA, wgmma, producer warpgroup, ping-pong); elsewhere mma.sync. Any n_q, best for many rows.
+// FP8 KV: each tile is dequantised (value x scale, rounded to bf16) in shared memory.
 void attention_prefill(const AttnParams& p, cudaStream_t stream);
 
 // (b) Split-KV: each block reads one slice of one kv head's keys once for all query rows of the
 // GQA group (up to 16 rows a block), writes a partial (out, lse) to a per-(device, stream)
 // workspace, and a second kernel merges the slices. Any n_q; meant for a few rows over long KV.
+// FP8 KV: tiles go to registers straight from the E4M3 bytes in shared memory (exact in bf16);
+// the key scales multiply the scores and the value scales the probabilities.
 void attention_decode(const AttnParams& p, cudaStream_t stream);
 
 // (e) Shared context: split-KV like (b), but each block holds up to 128 packed rows of the GQA

@@ -1,9 +1,11 @@
 // Pieces shared by the attention kernels (attention_*.cu): the CUDA error check, parameter
-// validation, and the tensor-core building blocks (cp.async, ldmatrix, mma.sync m16n8k16 bf16)
-// over a swizzled shared-memory tile layout.
+// validation, the tensor-core building blocks (cp.async, ldmatrix, mma.sync m16n8k16 bf16)
+// over a swizzled shared-memory tile layout, and the FP8 KV pieces (E4M3 to bf16, tile loads and
+// dequantisation) that every kernel reading an fp8 cache uses.
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
@@ -16,8 +18,11 @@
 
 namespace starattn::cuda::attn {
 
-// Validates what every attention entry point assumes (shapes, alignment, scale > 0).
+// Validates what every attention entry point assumes (shapes, alignment, scale > 0), for either
+// KV type.
 void check_params(const AttnParams& p, const char* who);
+// Throws, naming `who`, unless K and V are bf16 (a kernel with no FP8 path).
+void require_bf16_kv(const AttnParams& p, const char* who);
 
 // The one head_dim dispatch of the attention kernels: calls f(std::integral_constant<int, D>{})
 // for the supported D, and throws naming `who` and the value for any other.
@@ -234,6 +239,74 @@ __device__ __forceinline__ void online_softmax(float (&s)[NT][4], float (&o)[DT]
       o[j][2 * r] *= alpha;
       o[j][2 * r + 1] *= alpha;
     }
+  }
+}
+
+// ---- FP8 KV (attention/kv_format.h) ----
+
+// Two E4M3 values (the low byte first, as in the cache) -> bf16x2 (the first in the low half),
+// exactly: every E4M3 value is a bf16 value. Through f16, which sm_89+ converts to in one
+// instruction (cvt.rn.f16x2.e4m3x2; older targets run cuda_fp8.h's exact software path).
+__device__ __forceinline__ uint32_t fp8x2_to_bf16x2(uint32_t two) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xFFFFu), __NV_E4M3);
+  const float2 f = __half22float2(__half2(h));
+  return pack_bf16(f.x, f.y);
+}
+// The same times a scale, rounded once to bf16: a dequantised pair.
+__device__ __forceinline__ uint32_t fp8x2_to_bf16x2_scaled(uint32_t two, float s) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xFFFFu), __NV_E4M3);
+  const float2 f = __half22float2(__half2(h));
+  return pack_bf16(f.x * s, f.y * s);
+}
+
+// 4-byte global -> shared copy (a scale); with valid == false it writes zeros (src unread).
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 4 : 0)
+               : "memory");
+}
+
+// Copies the bytes of rows [row0, row0 + ROWS) of one kv head of fp8 KV rows (src: that head's
+// first byte in row 0; row stride `stride` bytes) into a linear [ROWS][D] byte tile, and their
+// scales (scale_src: that head's scale in row 0) into [ROWS] floats. Rows past n_rows become
+// zeros with scale 0, so padded keys never inject NaN.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void load_tile_fp8(unsigned char* tile, float* scales,
+                                              const uint8_t* src, const uint8_t* scale_src,
+                                              int64_t row0, int64_t n_rows, int64_t stride,
+                                              int tid) {
+  constexpr int kChunks = D / 16;
+#pragma unroll
+  for (int i = tid; i < ROWS * kChunks; i += THREADS) {
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = row0 + r < n_rows;
+    cp_async16(tile + r * D + c * 16, valid ? src + (row0 + r) * stride + c * 16 : src, valid);
+  }
+  for (int r = tid; r < ROWS; r += THREADS) {
+    const bool valid = row0 + r < n_rows;
+    cp_async4(scales + r, valid ? scale_src + (row0 + r) * stride : scale_src, valid);
+  }
+}
+
+// A linear [ROWS][D] fp8 tile with its [ROWS] scales -> the swizzled bf16 tile (swz) the bf16
+// building blocks read: value x scale, rounded once to bf16.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void dequant_tile_fp8(bf16* dst, const unsigned char* src,
+                                                 const float* scales, int tid) {
+  constexpr int kChunks = D / 16;
+#pragma unroll
+  for (int i = tid; i < ROWS * kChunks; i += THREADS) {
+    const int r = i / kChunks, c = i % kChunks;
+    const uint4 w = *reinterpret_cast<const uint4*>(src + r * D + c * 16);
+    const float s = scales[r];
+    const uint4 lo = {fp8x2_to_bf16x2_scaled(w.x, s), fp8x2_to_bf16x2_scaled(w.x >> 16, s),
+                      fp8x2_to_bf16x2_scaled(w.y, s), fp8x2_to_bf16x2_scaled(w.y >> 16, s)};
+    const uint4 hi = {fp8x2_to_bf16x2_scaled(w.z, s), fp8x2_to_bf16x2_scaled(w.z >> 16, s),
+                      fp8x2_to_bf16x2_scaled(w.w, s), fp8x2_to_bf16x2_scaled(w.w >> 16, s)};
+    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c)) = lo;
+    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c + 1)) = hi;
   }
 }
 

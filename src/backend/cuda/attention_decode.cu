@@ -5,6 +5,15 @@
 // one m16 MMA tile), each of its 4 warps taking 16 keys of every 64-key tile. The warps' softmax
 // states merge in shared memory into one partial (out fp32, lse) per split in a workspace; a
 // second kernel merges the splits and writes bf16 out and the natural-log lse.
+//
+// FP8 KV (decode_fp8_kernel): the same grid, warps and merge; tiles of E4M3 bytes (half the
+// bytes, so a 4-stage ring keeps as many keys in flight) go from shared memory straight into MMA
+// fragments, converted exactly to bf16 on the way, with no bf16 tile in between. The dot
+// product over head_dim may take its terms in any order, so each thread's B fragments of K come
+// from D/4 contiguous bytes of a key (one or two 16-byte loads) and its Q fragments use the same
+// order of d; for P V the output columns are permuted the same way (n-tile j, column n holds
+// d = n * D/8 + j), so a thread's V fragments are D/8 contiguous bytes of each of its 4 keys.
+// Scales: a key's K scale multiplies its scores, its V scale its probabilities before P V.
 #include <algorithm>
 
 #include "backend/cuda/attention_common.cuh"
@@ -27,6 +36,69 @@ constexpr int decode_smem_bytes() {
 // The epilogue reuses the pipeline's shared memory for the warps' states.
 static_assert(kWarps * kRows * 128 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<128>());
 static_assert(kWarps * kRows * 64 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<64>());
+
+// Merges the four warps' states through shared memory (the pipeline buffers must be free) into
+// one partial (out, lse) per row of the block, written to the split's slot of the workspace.
+// kPermuted: o[j][2r + i] holds column (2 (lane & 3) + i) * D/8 + j (the fp8 kernel's order)
+// instead of j * 8 + 2 (lane & 3) + i.
+template <int D, bool kPermuted>
+__device__ __forceinline__ void store_split_partial(unsigned char* smem_raw,
+                                                    const float (&o)[D / 8][4], const RowState& st,
+                                                    const AttnParams& p, const Split& sp, int row0,
+                                                    int split, int kvh, float scale_log2,
+                                                    float* ws_o, float* ws_lse) {
+  constexpr int kDT = D / 8;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  cp_async_wait<0>();
+  __syncthreads();
+  float* s_o = reinterpret_cast<float*>(smem_raw);  // [kWarps][kRows][D]
+  float* s_m = s_o + kWarps * kRows * D;            // [kWarps][kRows]
+  float* s_l = s_m + kWarps * kRows;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = st.l[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int wr = warp * kRows + (lane >> 2) + 8 * r;
+    if ((lane & 3) == 0) {
+      s_m[wr] = st.m[r];
+      s_l[wr] = l;
+    }
+#pragma unroll
+    for (int j = 0; j < kDT; ++j) {
+      if constexpr (kPermuted) {
+        s_o[wr * D + (2 * (lane & 3)) * kDT + j] = o[j][2 * r];
+        s_o[wr * D + (2 * (lane & 3) + 1) * kDT + j] = o[j][2 * r + 1];
+      } else {
+        *reinterpret_cast<float2*>(s_o + wr * D + j * 8 + 2 * (lane & 3)) =
+            make_float2(o[j][2 * r], o[j][2 * r + 1]);
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < kRows * D; i += kThreads) {
+    const int r = i / D, c = i % D, row = row0 + r;
+    if (row >= sp.rows) break;  // rows are r-major: every later i is past the end too
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * kRows + r]);
+    float val = 0.0f, lse = -INFINITY;
+    if (m != -INFINITY) {
+      float l = 0.0f, acc = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float f = ex2((s_m[w * kRows + r] - m) * scale_log2);
+        l += s_l[w * kRows + r] * f;
+        acc += s_o[(w * kRows + r) * D + c] * f;
+      }
+      val = acc / l;
+      lse = (m * scale_log2 + __log2f(l)) * kLn2;
+    }
+    const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
+    ws_o[idx * D + c] = val;
+    if (c == 0) ws_lse[idx] = lse;
+  }
+}
 
 // Row r of a kv head's group is query token r / group, query head kvh * group + r % group.
 // Workspace: ws_o[((kvh * rows + r) * n_splits + split) * D + c], ws_lse[same without D].
@@ -126,50 +198,212 @@ __global__ void __launch_bounds__(kThreads)
     pv_16keys<D>(o, s, kt + kBN * D, warp * 16, lane);
   }
 
-  // Merge the four warps' states through shared memory (the pipeline buffers are free now).
-  cp_async_wait<0>();
-  __syncthreads();
-  float* s_o = reinterpret_cast<float*>(smem_raw);  // [kWarps][kRows][D]
-  float* s_m = s_o + kWarps * kRows * D;            // [kWarps][kRows]
-  float* s_l = s_m + kWarps * kRows;
+  store_split_partial<D, false>(smem_raw, o, st, p, sp, row0, split, kvh, scale_log2, ws_o, ws_lse);
+}
+
+// FP8 KV: stage s of the ring holds K bytes [kBN][D], V bytes [kBN][D] (16-byte chunks
+// swizzled by swz8), then K scales [kBN] and V scales [kBN].
+constexpr int kStages8 = 4;
+template <int D>
+constexpr int fp8_stage_bytes() {
+  return 2 * kBN * D + 2 * kBN * 4;
+}
+template <int D>
+constexpr int decode_fp8_smem_bytes() {
+  return kStages8 * fp8_stage_bytes<D>();
+}
+static_assert(kWarps * kRows * 128 * 4 + 2 * kWarps * kRows * 4 <= decode_fp8_smem_bytes<128>());
+static_assert(kWarps * kRows * 64 * 4 + 2 * kWarps * kRows * 4 <= decode_fp8_smem_bytes<64>());
+static_assert(kThreads == 2 * kBN, "one thread loads one key's K or V scale a tile");
+
+// Byte offset of 16-byte chunk c of row r in an fp8 [kBN][D] tile, seen as 128-byte lines (one
+// row at D = 128, two at 64): a chunk's place in its line is XORed with the line's index, so the
+// fragment reads below (8 rows at one chunk, or 4 even rows at two chunks) hit distinct banks.
+template <int D>
+__device__ __forceinline__ int swz8(int r, int c) {
+  const int byte = r * D + c * 16;
+  const int line = byte >> 7;
+  return (line << 7) | ((((byte >> 4) & 7) ^ (line & 7)) << 4);
+}
+
+// decode_kernel for fp8 KV rows (attention.h): the same rows, keys, masks and partials.
+template <int D>
+__global__ void __launch_bounds__(kThreads)
+    decode_fp8_kernel(const AttnParams p, const Split sp, float scale_log2, float* ws_o,
+                      float* ws_lse) {
+  constexpr int kChunks = D / 16;  // 16-byte chunks of a key's D bytes
+  constexpr int kDT = D / 8;       // output n-tiles
+  constexpr int kKS = D / 16;      // k-steps of Q K^T; a thread's K word per key and k-step
+  constexpr int kStage = fp8_stage_bytes<D>();
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+
+  const int row0 = blockIdx.x * kRows;
+  const int split = blockIdx.y;
+  const int kvh = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, c = lane & 3;
+  const uint8_t* k = p.k8 + static_cast<int64_t>(kvh) * D;
+  const uint8_t* v = p.v8 + static_cast<int64_t>(kvh) * D;
+  const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * kvh;
+  const uint8_t* v_scale = p.v8 + p.kv_scale_offset + 4 * kvh;
+
+  // A key count read at run time (a replayed graph) spreads its keys over the grid's splits.
+  int64_t n_kv = p.n_kv;
+  int tiles_per_split = sp.tiles_per_split;
+  if (p.n_kv_at != nullptr) {
+    n_kv = clamp64(*p.n_kv_at, 0, p.n_kv);
+    tiles_per_split = static_cast<int>(((n_kv + kBN - 1) / kBN + sp.n_splits - 1) / sp.n_splits);
+  }
+  // Keys of this slice that some row of the block can see: [key0, key_end).
+  const int tok_first = row0 / sp.group;
+  const int tok_last = (min(row0 + kRows, sp.rows) - 1) / sp.group;
+  const int64_t key0 = static_cast<int64_t>(split) * tiles_per_split * kBN;
+  const int64_t visible = p.causal ? clamp64(tok_last + p.causal_offset + 1, 0, n_kv) : n_kv;
+  const int64_t key_end = clamp64(key0 + static_cast<int64_t>(tiles_per_split) * kBN, 0, visible);
+  const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + kBN - 1) / kBN) : 0;
+
+  auto load_kv = [&](int t) {
+    unsigned char* st = smem_raw + (t % kStages8) * kStage;
+    const int64_t base = key0 + static_cast<int64_t>(t) * kBN;
+#pragma unroll
+    for (int i = tid; i < kBN * kChunks; i += kThreads) {
+      const int r = i / kChunks, ch = i % kChunks;
+      const bool valid = base + r < key_end;
+      const int64_t off = valid ? (base + r) * p.kv_stride + ch * 16 : 0;
+      cp_async16(st + swz8<D>(r, ch), k + off, valid);
+      cp_async16(st + kBN * D + swz8<D>(r, ch), v + off, valid);
+    }
+    const int r = tid % kBN;
+    const bool is_v = tid >= kBN, valid = base + r < key_end;
+    cp_async4(st + 2 * kBN * D + (is_v ? kBN * 4 : 0) + r * 4,
+              (is_v ? v_scale : k_scale) + (valid ? (base + r) * p.kv_stride : 0), valid);
+  };
+  // Always commit kStages8-1 groups so the wait counts below hold for any n_tiles.
+#pragma unroll
+  for (int t = 0; t < kStages8 - 1; ++t) {
+    if (t < n_tiles) load_kv(t);
+    cp_async_commit();
+  }
+
+  // Q fragments straight from global memory in the permuted order of d: k-step ks of thread c
+  // takes d = c * D/4 + 4 ks + {0, 1} (slots 2c, 2c+1) and + {2, 3} (slots 2c+8, 2c+9).
+  uint32_t qf[kKS][4];
+#pragma unroll
+  for (int r2 = 0; r2 < 2; ++r2) {
+    const int row = row0 + g + 8 * r2;
+    const bf16* qrow =
+        p.q + (row < sp.rows
+                   ? (row / sp.group) * p.q_stride +
+                         static_cast<int64_t>(kvh * sp.group + row % sp.group) * D + c * (D / 4)
+                   : 0);
+#pragma unroll
+    for (int ks = 0; ks < kKS; ++ks) {
+      const uint2 w = row < sp.rows ? *reinterpret_cast<const uint2*>(qrow + 4 * ks) : uint2{0, 0};
+      qf[ks][r2] = w.x;
+      qf[ks][2 + r2] = w.y;
+    }
+  }
+
+  // Last key each of the thread's two rows may see; block_lim: last key all rows see.
+  int lim[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float l = st.l[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const int wr = warp * kRows + (lane >> 2) + 8 * r;
-    if ((lane & 3) == 0) {
-      s_m[wr] = st.m[r];
-      s_l[wr] = l;
-    }
-#pragma unroll
-    for (int j = 0; j < kDT; ++j)
-      *reinterpret_cast<float2*>(s_o + wr * D + j * 8 + 2 * (lane & 3)) =
-          make_float2(o[j][2 * r], o[j][2 * r + 1]);
+    const int tok = (row0 + g + 8 * r) / sp.group;
+    const int64_t last = p.causal ? tok + p.causal_offset : key_end - 1;
+    lim[r] = static_cast<int>(clamp64(last, -1, key_end - 1));
   }
-  __syncthreads();
-  for (int i = tid; i < kRows * D; i += kThreads) {
-    const int r = i / D, c = i % D, row = row0 + r;
-    if (row >= sp.rows) break;  // rows are r-major: every later i is past the end too
-    float m = -INFINITY;
+  const int64_t block_lim =
+      p.causal ? clamp64(tok_first + p.causal_offset, -1, key_end - 1) : key_end - 1;
+
+  float o[kDT][4];
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * kRows + r]);
-    float val = 0.0f, lse = -INFINITY;
-    if (m != -INFINITY) {
-      float l = 0.0f, acc = 0.0f;
+  for (int j = 0; j < kDT; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  RowState st;
+
+  for (int t = 0; t < n_tiles; ++t) {
+    cp_async_wait<kStages8 - 2>();
+    __syncthreads();  // tile t has landed; everyone is done with the stage reloaded next
+    if (t + kStages8 - 1 < n_tiles) load_kv(t + kStages8 - 1);
+    cp_async_commit();
+
+    const unsigned char* kt = smem_raw + (t % kStages8) * kStage;
+    const unsigned char* vt = kt + kBN * D;
+    const float* ks_t = reinterpret_cast<const float*>(kt + 2 * kBN * D);
+    const float* vs_t = ks_t + kBN;
+    // The thread's keys in this warp's 16 (score and P columns): j * 8 + 2c + {0, 1}.
+    const int wk = warp * 16 + 2 * c;
+
+    // S = Q K^T: key g of n-tile j, the thread's D/4 bytes of it, one word per k-step.
+    float s[2][4] = {};
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = ex2((s_m[w * kRows + r] - m) * scale_log2);
-        l += s_l[w * kRows + r] * f;
-        acc += s_o[(w * kRows + r) * D + c] * f;
+    for (int j = 0; j < 2; ++j) {
+      const int kr = warp * 16 + j * 8 + g;
+      uint32_t w[kKS];
+#pragma unroll
+      for (int h = 0; h < kKS / 4; ++h) {
+        const uint4 x = *reinterpret_cast<const uint4*>(kt + swz8<D>(kr, c * (kKS / 4) + h));
+        w[4 * h] = x.x, w[4 * h + 1] = x.y, w[4 * h + 2] = x.z, w[4 * h + 3] = x.w;
       }
-      val = acc / l;
-      lse = (m * scale_log2 + __log2f(l)) * kLn2;
+#pragma unroll
+      for (int ks = 0; ks < kKS; ++ks)
+        mma_bf16(s[j], qf[ks], fp8x2_to_bf16x2(w[ks]), fp8x2_to_bf16x2(w[ks] >> 16));
     }
-    const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
-    ws_o[idx * D + c] = val;
-    if (c == 0) ws_lse[idx] = lse;
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] *= ks_t[wk + j * 8 + (e & 1)];
+
+    const int64_t n0 = key0 + static_cast<int64_t>(t) * kBN;
+    if (n0 + kBN - 1 > block_lim) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = static_cast<int>(n0) + wk + j * 8 + (e & 1);
+          if (key > lim[e >> 1]) s[j][e] = -INFINITY;
+        }
+    }
+    online_softmax<2, kDT>(s, o, st, scale_log2);
+
+    // O += P V with each key's V scale folded into its probabilities (the row sums in st stay
+    // unscaled). A fragments: keys 2c, 2c+1 (n-tile 0) and 8+2c, 9+2c (n-tile 1), as in S.
+    uint32_t pa[4];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const float s0 = vs_t[wk + j * 8], s1 = vs_t[wk + j * 8 + 1];
+      pa[2 * j] = pack_bf16(s[j][0] * s0, s[j][1] * s1);
+      pa[2 * j + 1] = pack_bf16(s[j][2] * s0, s[j][3] * s1);
+    }
+    // B fragments of output n-tile dt: (V[key][n * D/8 + dt]) for n = g and the thread's keys;
+    // kv[i] holds bytes g * D/8 .. + D/8 of key wk + {0, 1, 8, 9}[i], word m for dt = 4m..4m+3.
+    constexpr int kWords = D / 32;
+    uint32_t kv[4][kWords];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int vr = wk + (i & 1) + 8 * (i >> 1);
+      if constexpr (D == 128) {
+        const uint4 x = *reinterpret_cast<const uint4*>(vt + swz8<D>(vr, g));
+        kv[i][0] = x.x, kv[i][1] = x.y, kv[i][2] = x.z, kv[i][3] = x.w;
+      } else {
+        const uint2 x = *reinterpret_cast<const uint2*>(vt + swz8<D>(vr, g >> 1) + (g & 1) * 8);
+        kv[i][0] = x.x, kv[i][1] = x.y;
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < kWords; ++m) {
+      // Bytes of keys (2c, 2c+1) interleaved: [a0 b0 a1 b1] and [a2 b2 a3 b3]; likewise + 8.
+      const uint32_t b0_lo = __byte_perm(kv[0][m], kv[1][m], 0x5140);
+      const uint32_t b0_hi = __byte_perm(kv[0][m], kv[1][m], 0x7362);
+      const uint32_t b1_lo = __byte_perm(kv[2][m], kv[3][m], 0x5140);
+      const uint32_t b1_hi = __byte_perm(kv[2][m], kv[3][m], 0x7362);
+      mma_bf16(o[4 * m], pa, fp8x2_to_bf16x2(b0_lo), fp8x2_to_bf16x2(b1_lo));
+      mma_bf16(o[4 * m + 1], pa, fp8x2_to_bf16x2(b0_lo >> 16), fp8x2_to_bf16x2(b1_lo >> 16));
+      mma_bf16(o[4 * m + 2], pa, fp8x2_to_bf16x2(b0_hi), fp8x2_to_bf16x2(b1_hi));
+      mma_bf16(o[4 * m + 3], pa, fp8x2_to_bf16x2(b0_hi >> 16), fp8x2_to_bf16x2(b1_hi >> 16));
+    }
   }
+
+  store_split_partial<D, true>(smem_raw, o, st, p, sp, row0, split, kvh, scale_log2, ws_o, ws_lse);
 }
 
 // One warp per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum.
@@ -213,14 +447,14 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
     p.lse[static_cast<int64_t>(tok) * p.n_heads + head] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
-template <int D>
+template <int D, bool kFp8>
 void launch_decode(const AttnParams& p, cudaStream_t stream) {
-  constexpr int smem = decode_smem_bytes<D>();
-  SA_CUDA(
-      cudaFuncSetAttribute(decode_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  static const int blocks_per_sm = [] {
+  constexpr int smem = kFp8 ? decode_fp8_smem_bytes<D>() : decode_smem_bytes<D>();
+  auto* kernel = kFp8 ? decode_fp8_kernel<D> : decode_kernel<D>;
+  SA_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  static const int blocks_per_sm = [kernel] {
     int n = 0;
-    SA_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_kernel<D>, kThreads, smem));
+    SA_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, smem));
     return n > 0 ? n : 1;
   }();
 
@@ -244,8 +478,12 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   float* ws_lse = ws_o + n_part * D;
 
   const dim3 grid(row_groups, sp.n_splits, p.n_kv_heads);
-  decode_kernel<D><<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
-  SA_LAUNCHED("decode_kernel");
+  kernel<<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
+  if constexpr (kFp8) {
+    SA_LAUNCHED("decode_fp8_kernel");
+  } else {
+    SA_LAUNCHED("decode_kernel");
+  }
   merge_splits(p, sp, ws_o, ws_lse, stream);
 }
 
@@ -266,8 +504,12 @@ void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const
 void attention_decode(const AttnParams& p, cudaStream_t stream) {
   attn::check_params(p, "attention_decode");
   if (p.n_q == 0) return;
-  attn::dispatch_head_dim(p.head_dim, "attention_decode",
-                          [&](auto d) { attn::launch_decode<decltype(d)::value>(p, stream); });
+  attn::dispatch_head_dim(p.head_dim, "attention_decode", [&](auto d) {
+    if (p.kv_type == KvType::Fp8)
+      attn::launch_decode<decltype(d)::value, true>(p, stream);
+    else
+      attn::launch_decode<decltype(d)::value, false>(p, stream);
+  });
 }
 
 }  // namespace starattn::cuda

@@ -217,6 +217,7 @@ void attention_merge_items(const AttnParams& batch, const AttnItem* items, int n
     one.k = it.k, one.v = it.v, one.n_q = it.n_q, one.n_kv = it.n_kv;
     one.causal = true, one.causal_offset = it.causal_offset, one.n_kv_at = nullptr;
     attn::check_params(one, who);
+    attn::require_bf16_kv(one, who);
     SA_CHECK(int64_t{it.n_q} * group <= std::numeric_limits<int>::max() / 2, who, ": item ", i,
              " has ", it.n_q, " rows, too many");
     if (it.n_q > 0 && it.n_kv > 0) order.push_back(i);  // the others merge nothing

@@ -5,7 +5,8 @@
 //
 // Costs per 128x64 tile and block: 4.2 MFLOP of mma.sync against 256 KB of ldmatrix traffic
 // (every warp reads the whole K and V tile), so shared-memory bandwidth, not the tensor cores,
-// bounds this kernel near half of the chip's bf16 peak; see bench/attention/NOTES.md.
+// bounds this kernel near half of the chip's bf16 peak; see bench/attention/NOTES.md. It also
+// reads fp8 KV (kFp8 below), on every architecture.
 #include "backend/cuda/attention_common.cuh"
 
 namespace starattn::cuda {
@@ -21,17 +22,36 @@ template <int D>
 constexpr int prefill_smem_bytes() {
   return (kBM + 4 * kBN) * D * static_cast<int>(sizeof(bf16));  // Q + 2 stages of K and V
 }
+// FP8 KV: Q, one bf16 K and V tile, and two stages of fp8 K and V bytes with their scales.
+template <int D>
+constexpr int fp8_stage_bytes() {
+  return 2 * kBN * D + 2 * kBN * 4;
+}
+template <int D>
+constexpr int prefill_fp8_smem_bytes() {
+  return (kBM + 2 * kBN) * D * static_cast<int>(sizeof(bf16)) + 2 * fp8_stage_bytes<D>();
+}
 
 // Grid: (ceil(n_q / kBM), n_heads). d=64 fits two blocks per SM (registers, 48 KB smem).
-template <int D>
+// kFp8: K and V are fp8 KV rows (attention.h). Their tiles travel as bytes (double-buffered
+// cp.async) and every block turns each one into the same swizzled bf16 tile as the bf16 path
+// (value x scale, rounded to bf16) before the unchanged MMA loop reads it: one more barrier and
+// a conversion pass a tile, for half the bytes from memory.
+template <int D, bool kFp8>
 __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
     prefill_kernel(const AttnParams p, float scale_log2) {
   constexpr int kNT = kBN / 8;  // score n-tiles per tile
   constexpr int kDT = D / 8;    // output n-tiles
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* s_q = reinterpret_cast<bf16*>(smem_raw);
-  bf16* s_k = s_q + kBM * D;      // [2][kBN][D]
-  bf16* s_v = s_k + 2 * kBN * D;  // [2][kBN][D]
+  bf16* s_k = s_q + kBM * D;                   // bf16: [2][kBN][D]; fp8: [kBN][D]
+  bf16* s_v = s_k + (kFp8 ? 1 : 2) * kBN * D;  // the same
+  unsigned char* s_f8 = reinterpret_cast<unsigned char*>(s_v + (kFp8 ? 1 : 2) * kBN * D);
+  // fp8 stage s: K bytes [kBN][D], V bytes, K scales [kBN], V scales [kBN].
+  auto f8_k = [&](int s) { return s_f8 + s * fp8_stage_bytes<D>(); };
+  auto f8_v = [&](int s) { return f8_k(s) + kBN * D; };
+  auto f8_ks = [&](int s) { return reinterpret_cast<float*>(f8_k(s) + 2 * kBN * D); };
+  auto f8_vs = [&](int s) { return f8_ks(s) + kBN; };
 
   // Causal blocks further down see more keys: launch them first so the short ones fill the tail.
   const int m_block = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
@@ -46,13 +66,29 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
   const int n_tiles = static_cast<int>((n_end + kBN - 1) / kBN);
 
   const bf16* q = p.q + static_cast<int64_t>(h) * D;
-  const bf16* k = p.k + static_cast<int64_t>(kvh) * D;
-  const bf16* v = p.v + static_cast<int64_t>(kvh) * D;
+  // Only the pointers of the kernel's KV type are set (the others stay null).
+  const bf16* k = kFp8 ? nullptr : p.k + static_cast<int64_t>(kvh) * D;
+  const bf16* v = kFp8 ? nullptr : p.v + static_cast<int64_t>(kvh) * D;
+  const uint8_t* k8 = kFp8 ? p.k8 + static_cast<int64_t>(kvh) * D : nullptr;
+  const uint8_t* v8 = kFp8 ? p.v8 + static_cast<int64_t>(kvh) * D : nullptr;
+  const uint8_t* k8s = kFp8 ? p.k8 + p.kv_scale_offset + 4 * kvh : nullptr;
+  const uint8_t* v8s = kFp8 ? p.v8 + p.kv_scale_offset + 4 * kvh : nullptr;
+  // fp8: tile t's bytes and scales into stage s.
+  auto load_fp8 = [&](int t, int s) {
+    load_tile_fp8<kBN, D, kThreads>(f8_k(s), f8_ks(s), k8, k8s, int64_t{t} * kBN, p.n_kv,
+                                    p.kv_stride, tid);
+    load_tile_fp8<kBN, D, kThreads>(f8_v(s), f8_vs(s), v8, v8s, int64_t{t} * kBN, p.n_kv,
+                                    p.kv_stride, tid);
+  };
 
   load_tile<kBM, D, kThreads>(s_q, q, m0, p.n_q, p.q_stride, tid);
   if (n_tiles > 0) {
-    load_tile<kBN, D, kThreads>(s_k, k, 0, p.n_kv, p.kv_stride, tid);
-    load_tile<kBN, D, kThreads>(s_v, v, 0, p.n_kv, p.kv_stride, tid);
+    if constexpr (kFp8) {
+      load_fp8(0, 0);
+    } else {
+      load_tile<kBN, D, kThreads>(s_k, k, 0, p.n_kv, p.kv_stride, tid);
+      load_tile<kBN, D, kThreads>(s_v, v, 0, p.n_kv, p.kv_stride, tid);
+    }
   }
   cp_async_commit();
   cp_async_wait<0>();
@@ -79,15 +115,27 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
 
   for (int t = 0; t < n_tiles; ++t) {
     const int stage = t & 1;
-    // The other stage was last read in iteration t-1, which the barrier below has closed.
-    if (t + 1 < n_tiles) {
-      const int nx = (t + 1) & 1;
-      load_tile<kBN, D, kThreads>(s_k + nx * kBN * D, k, (t + 1) * kBN, p.n_kv, p.kv_stride, tid);
-      load_tile<kBN, D, kThreads>(s_v + nx * kBN * D, v, (t + 1) * kBN, p.n_kv, p.kv_stride, tid);
+    const bf16* kt = s_k;
+    const bf16* vt = s_v;
+    if constexpr (kFp8) {
+      // Stage t & 1 holds tile t (waited for at the end of the last iteration); the other stage
+      // was converted then, so tile t + 1 may land in it while this one is converted and used.
+      if (t + 1 < n_tiles) load_fp8(t + 1, stage ^ 1);
+      cp_async_commit();
+      dequant_tile_fp8<kBN, D, kThreads>(s_k, f8_k(stage), f8_ks(stage), tid);
+      dequant_tile_fp8<kBN, D, kThreads>(s_v, f8_v(stage), f8_vs(stage), tid);
+      __syncthreads();
+    } else {
+      // The other stage was last read in iteration t-1, which the barrier below has closed.
+      if (t + 1 < n_tiles) {
+        const int nx = (t + 1) & 1;
+        load_tile<kBN, D, kThreads>(s_k + nx * kBN * D, k, (t + 1) * kBN, p.n_kv, p.kv_stride, tid);
+        load_tile<kBN, D, kThreads>(s_v + nx * kBN * D, v, (t + 1) * kBN, p.n_kv, p.kv_stride, tid);
+      }
+      cp_async_commit();
+      kt = s_k + stage * kBN * D;
+      vt = s_v + stage * kBN * D;
     }
-    cp_async_commit();
-    const bf16* kt = s_k + stage * kBN * D;
-    const bf16* vt = s_v + stage * kBN * D;
 
     float s[kNT][4];
 #pragma unroll
@@ -112,6 +160,8 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
     for (int kk = 0; kk < kNT / 2; ++kk)
       pv_16keys<D>(o, reinterpret_cast<const float(&)[2][4]>(s[2 * kk]), vt, kk * 16, lane);
 
+    // bf16: the next stage has landed and everyone is done with this one. fp8: the next tile's
+    // bytes have landed and everyone is done with the bf16 tiles the next conversion overwrites.
     cp_async_wait<0>();
     __syncthreads();
   }
@@ -136,13 +186,13 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
   }
 }
 
-template <int D>
+template <int D, bool kFp8>
 void launch_prefill(const AttnParams& p, cudaStream_t stream) {
-  constexpr int smem = prefill_smem_bytes<D>();
-  SA_CUDA(
-      cudaFuncSetAttribute(prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  constexpr int smem = kFp8 ? prefill_fp8_smem_bytes<D>() : prefill_smem_bytes<D>();
+  SA_CUDA(cudaFuncSetAttribute(prefill_kernel<D, kFp8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               smem));
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
-  prefill_kernel<D><<<grid, kThreads, smem, stream>>>(p, p.scale * kLog2e);
+  prefill_kernel<D, kFp8><<<grid, kThreads, smem, stream>>>(p, p.scale * kLog2e);
   SA_LAUNCHED("prefill_kernel");
 }
 
@@ -154,8 +204,12 @@ void prefill_mma(const AttnParams& p, cudaStream_t stream) {
            "attention_prefill: a key count read at run time is not supported here "
            "(the split-KV kernels take it)");
   if (p.n_q == 0) return;
-  dispatch_head_dim(p.head_dim, "attention_prefill",
-                    [&](auto d) { launch_prefill<decltype(d)::value>(p, stream); });
+  dispatch_head_dim(p.head_dim, "attention_prefill", [&](auto d) {
+    if (p.kv_type == KvType::Fp8)
+      launch_prefill<decltype(d)::value, true>(p, stream);
+    else
+      launch_prefill<decltype(d)::value, false>(p, stream);
+  });
 }
 
 }  // namespace attn

@@ -293,6 +293,7 @@ void prefill_wgmma(const AttnParams& p, cudaStream_t stream) {
   SA_CHECK(!p.n_kv_at,
            "attention_prefill: a key count read at run time is not supported here "
            "(the split-KV kernels take it)");
+  require_bf16_kv(p, "attention_prefill (wgmma)");
   if (p.n_q == 0) return;
   dispatch_head_dim(p.head_dim, "attention_prefill",
                     [&](auto d) { launch_prefill_sm90<decltype(d)::value>(p, stream); });

@@ -273,6 +273,7 @@ void launch_shared(const AttnParams& p, cudaStream_t stream) {
 
 void attention_shared(const AttnParams& p, cudaStream_t stream) {
   attn::check_params(p, "attention_shared");
+  attn::require_bf16_kv(p, "attention_shared");
   SA_CHECK(!p.causal, "attention_shared: takes no mask (causal calls go to decode or prefill)");
   if (p.n_q == 0) return;
   const int64_t rows = static_cast<int64_t>(p.n_q) * (p.n_heads / p.n_kv_heads);

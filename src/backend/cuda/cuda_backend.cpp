@@ -12,6 +12,7 @@
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/kv_write.h"
 #include "backend/cuda/quant_gemv.h"
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
@@ -300,17 +301,25 @@ size_t CudaBackend::memory_available() const {
   return have > cuda::kReserveBytes ? have - cuda::kReserveBytes : 0;
 }
 
-void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens) {
-  SA_CUDA(cudaSetDevice(device_));
-  const cuda::MemoryNeed need =
-      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, wl_.quantised);
-  // What this model may use: free memory plus what it holds already (weights, workspace, cached
-  // blocks).
+size_t CudaBackend::usable_bytes() const {
   const size_t held = wl_.total + (ws_ ? sl_.total : 0) + cached_bytes_ +
                       (logits_ws_ ? cuda::logits_workspace_bytes(c_) : 0);
-  const size_t available = free_bytes() + held;
+  return free_bytes() + held;
+}
+
+void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
+  SA_CUDA(cudaSetDevice(device_));
+  const cuda::MemoryNeed need = cuda::memory_need(
+      c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(), wl_.quantised);
+  const size_t available = usable_bytes();
   if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
   reserve_workspace(max_tokens);
+}
+
+int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
+  SA_CUDA(cudaSetDevice(device_));
+  return cuda::kv_rows_that_fit(c_, wl_.total, max_tokens, kv_row_format(kv_type).row_bytes(),
+                                usable_bytes(), wl_.quantised);
 }
 
 size_t CudaBackend::logits_ws_offset(LogitsPart part) const {
@@ -363,7 +372,7 @@ void* CudaBackend::alloc(size_t bytes) {
   if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     fail(name_, ": out of GPU memory: could not allocate ", gib(bytes), " (", gib(free_bytes()),
-         " free); use more ranks, a smaller --block-size, or a shorter context");
+         " free); use more ranks, a smaller --block-size, a shorter context or --kv-type fp8");
   }
   SA_CUDA(e);
   live_[p] = bytes;
@@ -408,9 +417,30 @@ void CudaBackend::synchronize() {
   SA_CUDA(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k,
-                                   const void* v, size_t row_bytes, int n) {
-  cuda::copy_rows_at({{k_dst, v_dst}, {k, v}, row_at, row_bytes, n}, stream_);
+void CudaBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, int64_t row,
+                                const void* k, const void* v, int n) {
+  cuda::KvWriteParams p;
+  p.dst[0] = k_dst;
+  p.dst[1] = v_dst;
+  p.src[0] = static_cast<const bf16*>(k);
+  p.src[1] = static_cast<const bf16*>(v);
+  p.format = f;
+  p.row = row;
+  p.n = n;
+  cuda::write_kv_rows(p, stream_);
+}
+
+void CudaBackend::write_kv_rows_at(void* k_dst, void* v_dst, const KvRowFormat& f,
+                                   const int* row_at, const void* k, const void* v, int n) {
+  cuda::KvWriteParams p;
+  p.dst[0] = k_dst;
+  p.dst[1] = v_dst;
+  p.src[0] = static_cast<const bf16*>(k);
+  p.src[1] = static_cast<const bf16*>(v);
+  p.format = f;
+  p.row_at = row_at;
+  p.n = n;
+  cuda::write_kv_rows(p, stream_);
 }
 
 void CudaBackend::stage_inputs(const int* tokens, const int* positions, int n) {
@@ -653,8 +683,15 @@ namespace {
 cuda::AttnParams to_cuda(const AttnParams& p) {
   cuda::AttnParams g;
   g.q = static_cast<const bf16*>(p.q);
-  g.k = static_cast<const bf16*>(p.k);
-  g.v = static_cast<const bf16*>(p.v);
+  g.kv_type = p.kv_type;
+  if (p.kv_type == KvType::Fp8) {
+    g.k8 = static_cast<const uint8_t*>(p.k);
+    g.v8 = static_cast<const uint8_t*>(p.v);
+    g.kv_scale_offset = p.kv_scale_offset;
+  } else {
+    g.k = static_cast<const bf16*>(p.k);
+    g.v = static_cast<const bf16*>(p.v);
+  }
   g.out = static_cast<bf16*>(p.out);
   g.lse = p.lse;
   g.n_q = p.n_q;
@@ -680,7 +717,11 @@ void CudaBackend::attention(const AttnParams& p) {
 
 void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
                                         void* scratch_out, float* scratch_lse) {
-  (void)scratch_out, (void)scratch_lse;
+  // The items kernel reads bf16 rows; a sequence's own FP8 rows take the per-item path.
+  if (batch.kv_type != KvType::Act) {
+    Backend::attention_merge_items(batch, items, n_items, scratch_out, scratch_lse);
+    return;
+  }
   SA_CHECK(n_items >= 0 && (n_items == 0 || items), "attention_merge_items: ", n_items, " items");
   std::vector<cuda::AttnItem> g(static_cast<size_t>(n_items));
   for (int i = 0; i < n_items; ++i) {
@@ -696,8 +737,8 @@ void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem*
 
 void CudaBackend::merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,
                               int n_parts, int rows, int heads, int head_dim) {
-  cuda::merge_attention_parts(static_cast<bf16*>(out), lse, parts, part_bytes, n_parts, rows,
-                              heads, head_dim, stream_);
+  cuda::merge_attention_parts(static_cast<bf16*>(out), lse, parts, part_bytes, n_parts, rows, heads,
+                              head_dim, stream_);
 }
 
 void CudaBackend::merge(void* out_a, float* lse_a, const void* out_b, const float* lse_b, int rows,

@@ -2,9 +2,10 @@
 // (norm weights, biases, the residual stream and log-sum-exps in fp32); weight matrices loaded
 // with --weights-type native stay in their GGUF blocks where the GPU has kernels for the type
 // (quant_gemv.h: read block by block in decode, dequantised tile by tile before the GEMMs of a
-// prefill); every GEMM accumulates in
-// fp32 (cuBLAS). One-token phase-2 steps are recorded once as a CUDA graph and replayed (without
-// it, launch gaps cost about 0.4 ms of an 8 ms step at 32K on an H100). The forward pass per layer:
+// prefill); a KV cache may be FP8 E4M3, quantised by write_kv_rows and read directly by the
+// attention kernels; every GEMM accumulates in fp32 (cuBLAS). One-token phase-2 steps are recorded
+// once as a CUDA graph and replayed (without it, launch gaps cost about 0.4 ms of an 8 ms step at
+// 32K on an H100). The forward pass per layer:
 //   x (fp32) -> RMSNorm -> h (bf16) -> [Q|K|V] GEMM -> bias + RoPE + split -> q, k, v
 //   -> hook.attend -> att -> x += att · Wo^T (inside the GEMM)
 //   -> RMSNorm -> h -> [gate|up] GEMM -> SwiGLU -> x += act · Wdown^T   (FFN in kFfnRows chunks)
@@ -45,7 +46,8 @@ class CudaBackend : public Backend {
   std::string name() const override { return name_; }
   DType act_dtype() const override { return DType::BF16; }
 
-  void plan_memory(int64_t kv_rows, int max_tokens) override;
+  void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) override;
+  int64_t kv_rows_that_fit(KvType kv_type, int max_tokens) const override;
   // 8192 rows keep cuBLAS near its peak; activations for them are about half a GiB (8B shape).
   int preferred_chunk() const override { return 8192; }
 
@@ -61,8 +63,10 @@ class CudaBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override;
   void from_host(void* dst, const void* src, size_t bytes) override;
-  void write_kv_rows_at(void* k_dst, void* v_dst, const int* row_at, const void* k, const void* v,
-                        size_t row_bytes, int n) override;
+  void write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, int64_t row, const void* k,
+                     const void* v, int n) override;
+  void write_kv_rows_at(void* k_dst, void* v_dst, const KvRowFormat& f, const int* row_at,
+                        const void* k, const void* v, int n) override;
 
   void forward(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
                float* hidden_out) override;
@@ -124,6 +128,9 @@ class CudaBackend : public Backend {
   void run_recorded(uint64_t key, AttentionHook& hook, Tail tail);
   void drop_graph() noexcept;
   size_t free_bytes() const;
+  // Free memory plus what this backend holds already (weights, workspace, cached blocks): what the
+  // model may use in all.
+  size_t usable_bytes() const;
   void drop_cache() noexcept;
   template <typename T>
   T* wptr(size_t offset) const {

@@ -103,27 +103,38 @@ size_t engine_scratch_bytes(const ModelConfig& c, int64_t rows) {
   return sz(rows, c.q_dim(), 2) * 2 + sz(rows, c.n_heads, 4) * 4 + sz(rows, c.kv_dim(), 2) * 4;
 }
 
-size_t kv_cache_bytes(const ModelConfig& c, int64_t rows) {
-  constexpr size_t kPage = size_t{2} << 20;
-  const size_t one = (sz(rows, c.kv_dim(), 2) + kPage - 1) / kPage * kPage;
+constexpr size_t kPage = size_t{2} << 20;
+
+size_t kv_cache_bytes(const ModelConfig& c, int64_t rows, size_t row_bytes) {
+  const size_t one = (sz(rows) * row_bytes + kPage - 1) / kPage * kPage;
   return 2 * static_cast<size_t>(c.n_layers) * one;
 }
 
 MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens,
-                       bool quantised) {
+                       size_t kv_row_bytes, bool quantised) {
   MemoryNeed m;
   m.weights = weight_bytes;
-  m.kv = kv_cache_bytes(c, kv_rows);
+  m.kv = kv_cache_bytes(c, kv_rows, kv_row_bytes);
   m.workspace = workspace_layout(c, max_tokens).total + logits_workspace_bytes(c) +
                 engine_scratch_bytes(c, max_tokens) + kReserveBytes +
                 (quantised ? kDequantScratchBytes : 0);
   return m;
 }
 
+int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_tokens,
+                         size_t kv_row_bytes, size_t available, bool quantised) {
+  const MemoryNeed base = memory_need(c, weight_bytes, 0, max_tokens, kv_row_bytes, quantised);
+  if (base.total() >= available || kv_row_bytes == 0) return 0;
+  // Each of the 2 * n_layers allocations gets a whole number of pages.
+  const size_t per_array = (available - base.total()) / (2 * static_cast<size_t>(c.n_layers));
+  return static_cast<int64_t>(per_array / kPage * kPage / kv_row_bytes);
+}
+
 std::string shortfall_message(const std::string& who, const MemoryNeed& need, size_t free_bytes) {
   return who + ": needs " + gib(need.total()) + " (weights " + gib(need.weights) + ", KV " +
          gib(need.kv) + ", workspace " + gib(need.workspace) + ") but the GPU has " +
-         gib(free_bytes) + " free; use more ranks, a smaller --block-size, or a shorter context";
+         gib(free_bytes) +
+         " free; use more ranks, a smaller --block-size, a shorter context or --kv-type fp8";
 }
 
 }  // namespace starattn::cuda

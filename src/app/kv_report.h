@@ -1,0 +1,24 @@
+// The --kv-type option shared by generate, bench, eval and serve, and what each KV type costs on
+// the device (for --json): bytes per token and the longest context whose KV fits.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+
+namespace starattn::app {
+
+inline constexpr const char* kKvTypeHelp =
+    "KV cache type: bf16 (the default; on the CPU this keeps fp32) or fp8 (FP8 E4M3 with a "
+    "scale per token and kv head: half the memory of bf16, read directly by the attention "
+    "kernels)";
+
+// {"kv_type": "fp8", "kv_bytes_per_token": 67584,
+//  "max_context_tokens": {"bf16": 889000, "fp8": 1758000}}
+// kv_bytes_per_token: K and V of one token in every layer. max_context_tokens: the most tokens
+// whose KV fits on this device (this rank) next to forward calls of max_tokens tokens, as the
+// memory plan counts it (a CPU: host memory available); a star anchor's rows and the query's
+// come out of it.
+nlohmann::json kv_memory_json(const Backend& b, KvType type, int max_tokens);
+
+}  // namespace starattn::app

@@ -1,0 +1,105 @@
+#include "attention/kv_format.h"
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "starattn/error.h"
+
+namespace starattn {
+namespace {
+
+std::array<float, 256> make_fp8_table() {
+  std::array<float, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    const int e = (b >> 3) & 15, m = b & 7;
+    float v = e == 0 ? std::ldexp(static_cast<float>(m), -9)
+                     : std::ldexp(1.0f + static_cast<float>(m) / 8.0f, e - 7);
+    if (e == 15 && m == 7) v = std::nanf("");
+    t[b] = (b & 0x80) ? -v : v;
+  }
+  return t;
+}
+
+const std::array<float, 256>& fp8_table() {
+  static const std::array<float, 256> t = make_fp8_table();
+  return t;
+}
+
+}  // namespace
+
+uint8_t fp8_e4m3_from_float(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const uint8_t sign = static_cast<uint8_t>((u >> 24) & 0x80);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x7F;  // NaN, canonical as CUDA's conversion makes it
+  const float ax = std::bit_cast<float>(a);
+  if (ax >= kFp8Max) return sign | 0x7E;  // saturate (also infinities)
+  if (ax < 0.015625f) {
+    // Subnormal range (below 2^-6): a multiple of 2^-9. ax * 512 is exact, nearbyint rounds to
+    // nearest even; 8 * 2^-9 = 2^-6 is the smallest normal, which the encoding continues into.
+    return sign | static_cast<uint8_t>(std::nearbyint(ax * 512.0f));
+  }
+  // Normal: keep 3 of fp32's 23 mantissa bits, rounding to nearest even on the integer (a carry
+  // moves into the exponent). Then rebias the exponent from 127 to 7.
+  const uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) >> 20;
+  return sign | static_cast<uint8_t>(r - (120u << 3));
+}
+
+float fp8_e4m3_to_float(uint8_t b) {
+  return fp8_table()[b];
+}
+
+float fp8_head_scale(const float* x, int n) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  return amax / kFp8Max;
+}
+
+void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void* dst) {
+  const int d = f.head_dim;
+  const size_t row = f.row_bytes();
+  const int64_t kvd = f.kv_dim();
+  const size_t scales = static_cast<size_t>(f.n_kv_heads) * 4;
+#pragma omp parallel for schedule(static) if (n * kvd > (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    auto* out = static_cast<uint8_t*>(dst) + j * row;
+    const float* in = x + j * kvd;
+    for (int h = 0; h < f.n_kv_heads; ++h) {
+      const float* xh = in + static_cast<int64_t>(h) * d;
+      const float s = fp8_head_scale(xh, d);
+      uint8_t* q = out + static_cast<int64_t>(h) * d;
+      for (int e = 0; e < d; ++e) q[e] = s > 0.0f ? fp8_e4m3_from_float(xh[e] / s) : 0;
+      std::memcpy(out + kvd + 4 * h, &s, 4);
+    }
+    std::memset(out + kvd + scales, 0, row - kvd - scales);
+  }
+}
+
+void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
+                         int head_dim, int64_t n, float* out) {
+  const std::array<float, 256>& t = fp8_table();
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* row = static_cast<const uint8_t*>(src) + j * stride;
+    float s;
+    std::memcpy(&s, row + scale_offset + 4 * head, 4);
+    const uint8_t* q = row + static_cast<int64_t>(head) * head_dim;
+    float* o = out + j * head_dim;
+    for (int e = 0; e < head_dim; ++e) o[e] = t[q[e]] * s;
+  }
+}
+
+const char* kv_type_name(KvType t) {
+  return t == KvType::Fp8 ? "fp8" : "bf16";
+}
+
+KvType parse_kv_type(const char* s) {
+  const std::string v = s ? s : "";
+  if (v == "bf16") return KvType::Act;
+  if (v == "fp8") return KvType::Fp8;
+  fail("unknown KV cache type '", v, "' (expected bf16 or fp8)");
+}
+
+}  // namespace starattn

@@ -1,0 +1,82 @@
+// The element formats of a KV cache and the FP8 E4M3 codec with the GPU's rounding. Where the
+// rows of a cache lie and what a row holds is stated in engine/kv_cache.h; this header is the
+// format of one row, shared by the engine, the backends and their kernels (plain C++17, so .cu
+// files include it too).
+//
+// FP8 E4M3 ("e4m3fn"): 1 sign bit, 4 exponent bits (bias 7), 3 mantissa bits, no infinities,
+// 0x7F / 0xFF are NaN, the largest finite value is 448, subnormals are m * 2^-9. Conversion from
+// fp32 rounds to nearest even and saturates to +-448 (infinities too), as CUDA's
+// cvt.rn.satfinite.e4m3x2.f32 and PyTorch's float8_e4m3fn do; NaN becomes 0x7F.
+//
+// A KV row in fp8 has one fp32 scale per kv head (per (token, head) granularity): the head's
+// values x are stored as e4m3(x / s) with s = amax / 448 (amax = max |x| over the head's
+// head_dim values, NaN ignored; s = 0 stores zeros) and read back as e4m3_value * s. Per
+// (token, head) because a row is then quantised once, as it is written, from its own values
+// alone: no later token changes an earlier row's scale, the ring's shards and the broadcast anchor
+// move rows as they are, and a token's bytes do not depend on how the context was split over
+// ranks or chunks. Per-token scales also follow outlier tokens (attention sinks, the first token)
+// without costing the other tokens precision, which one scale per tensor or per block would.
+//
+// Error of one value (E4M3 keeps 3 mantissa bits, so a value is within half a step, 2^-4 of the
+// bottom of its binade, of the original): |x - x'| <= 2^-4 |x| + 2^-10 s, plus fp32 rounding
+// (2^-23 relative). The second term is the subnormal range below 2^-6 s.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace starattn {
+
+enum class KvType : int32_t {
+  Act = 0,  // the backend's activation type: bf16 on CUDA, fp32 on the CPU ("bf16" on the CLI)
+  Fp8 = 1,  // FP8 E4M3 with an fp32 scale per (token, kv head)
+};
+
+// The layout of one row: the K (or V) of one token for every kv head. (constexpr members: device
+// code calls them too.)
+//   Act: [n_kv_heads * head_dim] elements of act_bytes each.
+//   Fp8: [n_kv_heads * head_dim] E4M3 bytes | [n_kv_heads] fp32 scales | zero padding to a
+//        multiple of 16 bytes, so rows stay 16-byte aligned for the kernels' vector loads.
+struct KvRowFormat {
+  KvType type = KvType::Act;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int act_bytes = 4;  // bytes of one Act element (4 on the CPU, 2 on the GPU)
+
+  constexpr int64_t kv_dim() const { return int64_t{n_kv_heads} * head_dim; }
+  // Bytes of one row.
+  constexpr size_t row_bytes() const {
+    const size_t data = static_cast<size_t>(kv_dim());
+    if (type == KvType::Act) return data * static_cast<size_t>(act_bytes);
+    return data + (static_cast<size_t>(n_kv_heads) * 4 + 15) / 16 * 16;
+  }
+  // Fp8: bytes from a row's start to its scales (the scale of kv head h at + 4 h); 0 for Act.
+  constexpr int64_t scale_offset() const { return type == KvType::Fp8 ? kv_dim() : 0; }
+  // The row stride in elements of the type, as AttnParams::kv_stride counts it.
+  constexpr int64_t stride_elements() const {
+    return type == KvType::Act ? kv_dim() : static_cast<int64_t>(row_bytes());
+  }
+};
+
+inline constexpr float kFp8Max = 448.0f;
+
+// fp32 -> E4M3, round to nearest even, saturating; NaN -> 0x7F.
+uint8_t fp8_e4m3_from_float(float x);
+// E4M3 -> fp32, exact (NaN for 0x7F and 0xFF).
+float fp8_e4m3_to_float(uint8_t b);
+
+// The scale of one head's values: amax / 448, NaN ignored; 0 when every value is 0.
+float fp8_head_scale(const float* x, int n);
+
+// Quantises n rows x[n, kv_dim] (fp32, row stride kv_dim) into fp8 rows of format f at dst (row
+// stride f.row_bytes()), padding included.
+void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void* dst);
+// Dequantises kv head `head` of n fp8 rows into out[n, head_dim] fp32: row j at src + j * stride
+// bytes, its data at + head * head_dim, its scales at + scale_offset.
+void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
+                         int head_dim, int64_t n, float* out);
+
+const char* kv_type_name(KvType t);   // "bf16" (Act) or "fp8"
+KvType parse_kv_type(const char* s);  // "bf16" or "fp8"; throws otherwise
+
+}  // namespace starattn

@@ -1,0 +1,75 @@
+#include "backend/cuda/kv_write.h"
+
+#include <cuda_fp8.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.h"
+#include "starattn/error.h"
+
+namespace starattn::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+
+// One warp per (row, kv head) of K (blockIdx.y 0) or V (1): amax over the head's values by a
+// warp reduction (max is exact, so the order does not matter), the scale amax / 448, then each
+// value divided by it and rounded to E4M3. Lane 0 stores the scale; head 0 also zeroes the row's
+// padding, so a row's bytes are fully defined.
+__global__ void quantize_rows_kernel(KvWriteParams p) {
+  const int a = blockIdx.y;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int heads = p.format.n_kv_heads, d = p.format.head_dim;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (item >= static_cast<int64_t>(p.n) * heads) return;
+  const int64_t j = item / heads;
+  const int h = static_cast<int>(item % heads);
+  const int64_t kv_dim = p.format.kv_dim();
+  const int64_t row = (p.row_at != nullptr ? *p.row_at : p.row) + j;
+  const __nv_bfloat16* x = p.src[a] + j * kv_dim + static_cast<int64_t>(h) * d;
+  uint8_t* out = static_cast<uint8_t*>(p.dst[a]) + row * static_cast<int64_t>(p.format.row_bytes());
+
+  float amax = 0.0f;
+  for (int e = lane; e < d; e += 32) amax = fmaxf(amax, fabsf(__bfloat162float(x[e])));
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1)
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  const float s = __fdiv_rn(amax, kFp8Max);
+  uint8_t* q = out + static_cast<int64_t>(h) * d;
+  for (int e = lane; e < d; e += 32)
+    q[e] = s > 0.0f ? __nv_cvt_float_to_fp8(__fdiv_rn(__bfloat162float(x[e]), s), __NV_SATFINITE,
+                                            __NV_E4M3)
+                    : 0;
+  if (lane == 0) *reinterpret_cast<float*>(out + kv_dim + 4 * h) = s;
+  if (h == 0) {
+    uint8_t* pad = out + kv_dim + 4 * heads;
+    const int pad_bytes = static_cast<int>(p.format.row_bytes() - kv_dim - 4 * heads);
+    for (int b = lane; b < pad_bytes; b += 32) pad[b] = 0;
+  }
+}
+
+}  // namespace
+
+void write_kv_rows(const KvWriteParams& p, cudaStream_t stream) {
+  if (p.n == 0) return;
+  const size_t row_bytes = p.format.row_bytes();
+  if (p.format.type == KvType::Act) {
+    SA_CHECK(p.format.act_bytes == 2, "write_kv_rows: the GPU's KV rows are bf16");
+    if (p.row_at != nullptr) {
+      copy_rows_at({{p.dst[0], p.dst[1]}, {p.src[0], p.src[1]}, p.row_at, row_bytes, p.n}, stream);
+      return;
+    }
+    for (int a = 0; a < 2; ++a)
+      SA_CUDA(cudaMemcpyAsync(static_cast<char*>(p.dst[a]) + p.row * row_bytes, p.src[a],
+                              p.n * row_bytes, cudaMemcpyDeviceToDevice, stream));
+    return;
+  }
+  SA_CHECK(p.format.type == KvType::Fp8, "write_kv_rows: unknown KV type ",
+           static_cast<int>(p.format.type));
+  const int64_t items = static_cast<int64_t>(p.n) * p.format.n_kv_heads;
+  const int64_t blocks = (items + kWarps - 1) / kWarps;
+  SA_CHECK(blocks < (int64_t{1} << 31), "write_kv_rows: ", p.n, " rows is too many");
+  quantize_rows_kernel<<<dim3(static_cast<unsigned>(blocks), 2), kWarps * 32, 0, stream>>>(p);
+  SA_LAUNCHED("quantize_rows_kernel");
+}
+
+}  // namespace starattn::cuda

@@ -1,0 +1,294 @@
+// FP8 KV on the GPU against the CPU twin on the same quantised data: rows quantised by the GPU's
+// write (kv_write.cu) are byte for byte the CPU's quantize_kv_rows_fp8 of the same bf16 values,
+// and every attention kernel reading them (split-KV decode, the mma.sync prefill, the dispatch)
+// matches attention_cpu over the same bytes: odd shapes, GQA groups 1/4/8, head_dim 64/128, every
+// mask mode, padded row strides, outputs poisoned with NaN. Every test skips without a GPU.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "attention/kv_format.h"
+#include "backend/cpu/attention_cpu.h"
+#include "backend/cuda/attention.h"
+#include "backend/cuda/attention_common.cuh"
+#include "backend/cuda/kv_write.h"
+#include "cuda/cuda_test_util.h"
+#include "starattn/error.h"
+#include "test_util.h"
+
+namespace starattn {
+namespace {
+
+using bf16 = __nv_bfloat16;
+using Fn = void (*)(const cuda::AttnParams&, cudaStream_t);
+using test::DevBuf;
+
+struct Case {
+  int n_q, n_kv, n_heads, n_kv_heads, d;
+  bool causal;
+  int64_t offset;
+  int pad_rows;  // extra 16-byte pieces per KV row (a wider row stride than the format's)
+  std::string str() const {
+    std::ostringstream s;
+    s << "n_q " << n_q << " n_kv " << n_kv << " heads " << n_heads << "/" << n_kv_heads << " d "
+      << d << (causal ? " causal offset " + std::to_string(offset) : " full") << " pad "
+      << pad_rows;
+    return s.str();
+  }
+};
+
+// Keys with outlier channels and values of mixed scales, so the per-row scales matter.
+std::vector<float> kv_values(size_t rows, int kvd, std::mt19937& rng, bool keys) {
+  std::vector<float> x = test::random_vec(rows * kvd, rng, keys ? 2.0f : 1.0f);
+  for (size_t j = 0; j < rows; ++j) {
+    if (keys) x[j * kvd + 3] *= 20.0f;
+    if (j % 7 == 0)
+      for (int e = 0; e < kvd; ++e) x[j * kvd + e] *= 1e-2f;
+  }
+  return test::bf16_round(x);
+}
+
+// bf16 K and V on the device, quantised there into fp8 rows (stride row_stride bytes), the rows
+// read back, and q.
+struct Fp8Trial {
+  Case c;
+  KvRowFormat f;
+  int64_t row_stride;
+  std::vector<float> q, k, v;
+  std::vector<uint8_t> k8, v8;  // the GPU's rows
+  DevBuf<bf16> dq;
+  DevBuf<uint8_t> dk8, dv8;
+
+  explicit Fp8Trial(const Case& cs)
+      : c(cs),
+        f{KvType::Fp8, cs.n_kv_heads, cs.d, 2},
+        row_stride(static_cast<int64_t>(f.row_bytes()) + 16 * cs.pad_rows),
+        dq(size_t(cs.n_q) * cs.n_heads * cs.d),
+        dk8(size_t(std::max(cs.n_kv, 1)) * row_stride),
+        dv8(size_t(std::max(cs.n_kv, 1)) * row_stride) {
+    std::mt19937 rng(cs.n_q * 1000003 + cs.n_kv * 31 + cs.d + cs.n_heads);
+    const int kvd = c.n_kv_heads * c.d;
+    q = test::bf16_round(test::random_vec(size_t(c.n_q) * c.n_heads * c.d, rng));
+    k = kv_values(c.n_kv, kvd, rng, true);
+    v = kv_values(c.n_kv, kvd, rng, false);
+    dq.upload(test::to_bf16(q));
+    if (c.n_kv == 0) return;
+    DevBuf<bf16> dk(test::to_bf16(k)), dv(test::to_bf16(v));
+    // Quantise straight into the strided rows when the stride is the format's; otherwise into a
+    // packed buffer and copy each row to its place (padding bytes stay 0xFF).
+    DevBuf<uint8_t> pk(size_t(c.n_kv) * f.row_bytes()), pv(size_t(c.n_kv) * f.row_bytes());
+    cuda::KvWriteParams w;
+    w.dst[0] = pk.get(), w.dst[1] = pv.get();
+    w.src[0] = dk.get(), w.src[1] = dv.get();
+    w.format = f;
+    w.row = 0;
+    w.n = c.n_kv;
+    cuda::write_kv_rows(w, nullptr);
+    SA_CUDA(cudaMemcpy2D(dk8.get(), row_stride, pk.get(), f.row_bytes(), f.row_bytes(), c.n_kv,
+                         cudaMemcpyDeviceToDevice));
+    SA_CUDA(cudaMemcpy2D(dv8.get(), row_stride, pv.get(), f.row_bytes(), f.row_bytes(), c.n_kv,
+                         cudaMemcpyDeviceToDevice));
+    k8 = dk8.host();
+    v8 = dv8.host();
+  }
+
+  cuda::AttnParams params(bf16* out, float* lse) const {
+    cuda::AttnParams p;
+    p.q = dq.get(), p.out = out, p.lse = lse;
+    p.kv_type = KvType::Fp8;
+    p.k8 = dk8.get(), p.v8 = dv8.get();
+    p.kv_scale_offset = f.scale_offset();
+    p.n_q = c.n_q, p.n_kv = c.n_kv, p.n_heads = c.n_heads, p.n_kv_heads = c.n_kv_heads;
+    p.head_dim = c.d, p.q_stride = p.out_stride = c.n_heads * c.d, p.kv_stride = row_stride;
+    p.scale = 1.0f / std::sqrt(float(c.d)), p.causal = c.causal, p.causal_offset = c.offset;
+    return p;
+  }
+
+  void gpu(Fn fn, std::vector<float>* out, std::vector<float>* lse) const {
+    DevBuf<bf16> d_out(size_t(c.n_q) * c.n_heads * c.d);  // NaN-poisoned
+    DevBuf<float> d_lse(size_t(c.n_q) * c.n_heads);
+    fn(params(d_out.get(), d_lse.get()), nullptr);
+    SA_CUDA(cudaDeviceSynchronize());
+    *out = test::to_float(d_out.host());
+    *lse = d_lse.host();
+  }
+
+  // attention_cpu over the GPU's own fp8 bytes (the first n_kv rows when n_kv >= 0).
+  void cpu(std::vector<float>* out, std::vector<float>* lse, int64_t n_kv = -1) const {
+    out->assign(size_t(c.n_q) * c.n_heads * c.d, 0.0f);
+    lse->assign(size_t(c.n_q) * c.n_heads, 0.0f);
+    AttnParams p;
+    p.q = q.data(), p.k = k8.data(), p.v = v8.data(), p.out = out->data(), p.lse = lse->data();
+    p.kv_type = KvType::Fp8;
+    p.kv_scale_offset = f.scale_offset();
+    p.n_q = c.n_q, p.n_kv = n_kv >= 0 ? n_kv : c.n_kv, p.n_heads = c.n_heads;
+    p.n_kv_heads = c.n_kv_heads;
+    p.head_dim = c.d, p.q_stride = p.out_stride = c.n_heads * c.d, p.kv_stride = row_stride;
+    p.scale = 1.0f / std::sqrt(float(c.d)), p.causal = c.causal, p.causal_offset = c.offset;
+    static const std::vector<uint8_t> none(16);
+    if (c.n_kv == 0) p.k = p.v = none.data();
+    attention_cpu(p);
+  }
+};
+
+int lse_mismatches(const std::vector<float>& a, const std::vector<float>& ref, float tol) {
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const bool ok = std::isinf(ref[i]) ? a[i] == ref[i] : std::abs(a[i] - ref[i]) <= tol;
+    bad += !ok;  // NaN compares false
+  }
+  return bad;
+}
+
+// The kernels round dequantised values (prefill) or scaled probabilities (decode) to bf16 where
+// the CPU keeps fp32, and write bf16 outputs: the bf16 tests' 1e-2 bound holds for the same reason.
+void expect_matches_cpu(const Case& c, const std::vector<Fn>& fns) {
+  SCOPED_TRACE(c.str());
+  const Fp8Trial t(c);
+  std::vector<float> want, want_lse, got, got_lse;
+  t.cpu(&want, &want_lse);
+  for (Fn fn : fns) {
+    t.gpu(fn, &got, &got_lse);
+    for (float x : got) ASSERT_FALSE(std::isnan(x));
+    EXPECT_LE(test::rel_l2(got, want), 1e-2);
+    EXPECT_EQ(lse_mismatches(got_lse, want_lse, 1e-2f), 0);
+  }
+}
+
+Case with_mask(Case c, int mode) {
+  c.causal = mode != 0;
+  c.offset = mode == 2 ? std::max(c.n_kv - c.n_q, 1) : mode == 3 ? -(c.n_q / 3) - 1 : 0;
+  return c;
+}
+
+TEST(CudaFp8, WriteQuantisesAsTheCpu) {
+  SA_REQUIRE_GPU();
+  for (int d : {64, 128})
+    for (int heads : {1, 3, 8}) {
+      SCOPED_TRACE("d " + std::to_string(d) + " kv heads " + std::to_string(heads));
+      const Case c{1, 1001, heads, heads, d, false, 0, 0};
+      const Fp8Trial t(c);
+      std::vector<uint8_t> want(t.k8.size());
+      quantize_kv_rows_fp8(t.f, t.k.data(), c.n_kv, want.data());
+      EXPECT_EQ(t.k8, want);
+      quantize_kv_rows_fp8(t.f, t.v.data(), c.n_kv, want.data());
+      EXPECT_EQ(t.v8, want);
+    }
+}
+
+TEST(CudaFp8, WriteAtADeviceRowAndBf16Copies) {
+  SA_REQUIRE_GPU();
+  const int d = 128, heads = 2, n = 3, kvd = heads * d;
+  const KvRowFormat f8{KvType::Fp8, heads, d, 2}, f16{KvType::Act, heads, d, 2};
+  std::mt19937 rng(5);
+  const std::vector<float> x = kv_values(n, kvd, rng, true);
+  DevBuf<bf16> src(test::to_bf16(x));
+  DevBuf<int> at(std::vector<int>{4});
+  for (const KvRowFormat& f : {f8, f16}) {
+    DevBuf<uint8_t> k(10 * f.row_bytes()), v(10 * f.row_bytes());
+    cuda::KvWriteParams w;
+    w.dst[0] = k.get(), w.dst[1] = v.get();
+    w.src[0] = src.get(), w.src[1] = src.get();
+    w.format = f;
+    w.row_at = at.get();
+    w.n = n;
+    cuda::write_kv_rows(w, nullptr);
+    const std::vector<uint8_t> got = k.host();
+    std::vector<uint8_t> want(n * f.row_bytes());
+    if (f.type == KvType::Fp8) {
+      quantize_kv_rows_fp8(f, x.data(), n, want.data());
+    } else {
+      const std::vector<bf16> b = test::to_bf16(x);
+      std::memcpy(want.data(), b.data(), want.size());
+    }
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin() + 4 * f.row_bytes()))
+        << kv_type_name(f.type);
+    EXPECT_EQ(got[4 * f.row_bytes() - 1], 0xFF) << "a row before the target was written";
+    EXPECT_EQ(got[7 * f.row_bytes()], 0xFF) << "a row after the target was written";
+  }
+}
+
+TEST(CudaFp8, PrefillMatchesCpu) {
+  SA_REQUIRE_GPU();
+  const int sizes[] = {1, 3, 37, 501, 3771};
+  int i = 0;
+  for (int n_q : sizes)
+    for (int n_kv : sizes)
+      for (int d : {64, 128})
+        for (int group : {1, 4, 8})
+          for (int mode = 0; mode < 4; ++mode, ++i) {
+            const int kvh = int64_t{n_q} * n_kv > 1000000 ? 1 : 2;
+            const Case c{n_q, n_kv, group * kvh, kvh, d, false, 0, i % 3 == 0 ? 1 : 0};
+            expect_matches_cpu(with_mask(c, mode),
+                               {cuda::attn::prefill_mma, cuda::attention_prefill});
+          }
+}
+
+TEST(CudaFp8, DecodeMatchesCpu) {
+  SA_REQUIRE_GPU();
+  int i = 0;
+  for (int n_kv : {1, 37, 3771, 131077})
+    for (int n_q : {1, 2, 3, 8})
+      for (int d : {64, 128})
+        for (int group : {1, 4, 8})
+          for (int mode = 0; mode < 4; ++mode, ++i) {
+            const int kvh = n_kv > 10000 ? 1 : 2;
+            Case c{n_q, n_kv, group * kvh, kvh, d, mode != 0, 0, i % 3 == 0 ? 2 : 0};
+            c.offset = mode == 1 ? n_kv - n_q : mode == 2 ? 0 : -2;
+            expect_matches_cpu(c, {cuda::attention_decode});
+          }
+}
+
+TEST(CudaFp8, DispatchMatchesCpu) {
+  SA_REQUIRE_GPU();
+  for (int n_q : {1, 8, 9, 501}) {
+    const int n_kv = 3771;
+    expect_matches_cpu(Case{n_q, n_kv, 32, 8, 128, true, n_kv - n_q, 0}, {cuda::attention});
+    expect_matches_cpu(Case{n_q, n_kv, 8, 8, 64, false, 0, 1}, {cuda::attention});
+  }
+}
+
+// A replayed decode step reads the key count from device memory: fewer keys than n_kv.
+TEST(CudaFp8, DecodeWithADeviceKeyCount) {
+  SA_REQUIRE_GPU();
+  const Case full{1, 5000, 8, 2, 128, false, 0, 0};
+  const Fp8Trial t(full);
+  DevBuf<int> n_at(std::vector<int>{3001});
+  DevBuf<bf16> out(size_t(8) * 128);
+  DevBuf<float> lse(8);
+  cuda::AttnParams p = t.params(out.get(), lse.get());
+  p.n_kv_at = n_at.get();
+  cuda::attention_decode(p, nullptr);
+  const std::vector<float> got = test::to_float(out.host());
+  std::vector<float> want, want_lse;
+  t.cpu(&want, &want_lse, 3001);
+  EXPECT_LE(test::rel_l2(got, want), 1e-2);
+  EXPECT_EQ(lse_mismatches(lse.host(), want_lse, 1e-2f), 0);
+}
+
+TEST(CudaFp8, WgmmaPrefillRefusesFp8AndBadRowsAreRefused) {
+  SA_REQUIRE_GPU();
+  const Fp8Trial t(Case{130, 200, 8, 2, 128, true, 70, 0});
+  DevBuf<bf16> out(size_t(130) * 8 * 128);
+  DevBuf<float> lse(size_t(130) * 8);
+  const cuda::AttnParams p = t.params(out.get(), lse.get());
+  if (cuda::attn::device_has_wgmma()) EXPECT_THROW(cuda::attn::prefill_wgmma(p, nullptr), Error);
+  cuda::AttnParams bad = p;
+  bad.kv_stride = 2 * 128;  // the 2 kv heads' bytes only: no room for the scales
+  EXPECT_THROW(cuda::attention(bad, nullptr), Error);
+  bad = p;
+  bad.k = reinterpret_cast<const bf16*>(p.k8);  // both pointer kinds set
+  EXPECT_THROW(cuda::attention(bad, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace starattn
