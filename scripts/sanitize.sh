@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the test suite with AddressSanitizer and UndefinedBehaviorSanitizer (CPU only) in
+# build-sanitize/ and runs it with ctest, the MPI tests included. Any report ends the process
+# that made it (-fno-sanitize-recover=all, halt_on_error), so it fails its test.
+#
+# Usage: scripts/sanitize.sh [ctest args...]
+#
+# Left out (-E below), each for a stated reason:
+#   RealModel.GreedyContinuations*, cli_mpi_answer, serve_*: minutes each with the real model in
+#     a Release build, too slow under ASan; the code they run is the code the tiny-model tests
+#     run (and the request parsing is fuzzed, tests/fuzz/).
+#   Memory.*: measures peak RSS, which ASan's shadow memory and quarantine inflate.
+#   startup_fault_realistic_*: limits rank 1's address space with `ulimit -v`; ASan needs
+#     terabytes of address space for its shadow and cannot start under that limit.
+#
+# Suppressions: tests/sanitize/lsan.supp (OpenMPI's own allocations only; each entry says why).
+#
+# Measured on the CI shape (2 cores): the build takes about N min, the tests about N min.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+t0=$(date +%s)
+# -O1: a fraction of -O3's compile time, and enough optimisation for the suite to run in minutes.
+# No NDEBUG, so assert() checks run too. Warnings are not errors here: GCC's flow warnings
+# (-Wmaybe-uninitialized, -Wstringop-overflow) fire on instrumented code that is correct; the
+# Release build holds the -Werror line.
+cmake -S . -B build-sanitize -DSTARATTN_CUDA=OFF -DSTARATTN_SANITIZE=address,undefined \
+  -DSTARATTN_WERROR=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1" >/dev/null
+cmake --build build-sanitize -j"$(nproc)"
+t1=$(date +%s)
+echo "sanitize.sh: built in $((t1 - t0)) s"
+
+# allocator_may_return_null: an allocation too large to serve throws std::bad_alloc, as it does
+# without ASan (the out-of-memory tests need it), instead of ending the process.
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:allocator_may_return_null=1:check_initialization_order=1:strict_init_order=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0
+# OpenMPI refuses root unless told; CI runs as root.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd build-sanitize
+status=0
+ctest --output-on-failure --timeout 900 \
+  -E '^(RealModel\.GreedyContinuations.*|cli_mpi_answer|serve_.*|Memory\..*|startup_fault_realistic_.*)$' \
+  "$@" || status=$?
+echo "sanitize.sh: tests ran in $(($(date +%s) - t1)) s"
+exit $status
