@@ -21,12 +21,14 @@
 
 namespace starattn::fuzz {
 
-// A folder under $TMPDIR made once per process and removed at exit.
+// A folder under $TMPDIR made once per process and removed at exit. The string is never
+// destroyed: the exit handler that removes the folder runs after static destructors would.
 inline const std::string& scratch_dir() {
-  static const std::string dir = [] {
+  static const std::string& dir = *[] {
     const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/starattn-fuzz-XXXXXX";
-    if (!::mkdtemp(templ.data())) {
+    auto* templ =
+        new std::string(std::string(tmp && *tmp ? tmp : "/tmp") + "/starattn-fuzz-XXXXXX");
+    if (!::mkdtemp(templ->data())) {
       std::perror("mkdtemp");
       std::abort();  // the harness cannot run at all; not a finding
     }
