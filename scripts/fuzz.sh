@@ -66,17 +66,18 @@ run_one() {
   local dict=tests/fuzz/dicts/$name.dict
   [ "$name" = safetensors_index ] && dict=tests/fuzz/dicts/safetensors.dict
   mkdir -p "$corpus" build-fuzz/artifacts build-fuzz/logs
-  local seeds
-  seeds=$(extra_seeds "$name")
+  local dirs=("$corpus")
+  [ -d "tests/fuzz/seeds/$name" ] && dirs+=("tests/fuzz/seeds/$name")
+  dirs+=("$(extra_seeds "$name")")
   # -timeout: seconds one input may take; -rss_limit_mb: the whole process; -malloc_limit_mb: one
   # allocation, so that a reader sizing a buffer from a lying count fails here even when the
   # machine has the memory. Inputs are at most a few hundred KB: nothing real needs 256 MB.
   "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
     -dict="$dict" -artifact_prefix="build-fuzz/artifacts/$name-" -print_final_stats=1 \
-    "$corpus" tests/fuzz/seeds/"$name" "$seeds" >"build-fuzz/logs/$name.log" 2>&1
+    "${dirs[@]}" >"build-fuzz/logs/$name.log" 2>&1
 }
 
-declare -A pid_of
+declare -A pid_of=()
 failed=()
 wait_one() {
   local done_pid rc=0
