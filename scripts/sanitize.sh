@@ -15,7 +15,10 @@
 #
 # Suppressions: tests/sanitize/lsan.supp (OpenMPI's own allocations only; each entry says why).
 #
-# Measured on the CI shape (2 cores): the build takes about N min, the tests about N min.
+# Measured on a 2-core machine shared with other builds (load 10-14, so wall times are 3-4x what
+# 2 free cores give): the build from scratch took about 18 min of CPU (9 min user before a
+# compile error in the first attempt, 9 min in the second; 27 + 29 min wall under that load);
+# the MPI tests 994 s wall serially (cli_mpi_chat 81 s, engine_mpi_np3 110 s the longest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
