@@ -15,6 +15,9 @@
 #     token. In this -O1 build the two runs see the same token counts but their answers part at the
 #     first token, with no sanitizer report: float sums whose order differs between the two paths,
 #     not a memory error. Left out until that comparison is made robust (or the cause is found).
+#   Jinja.HostileTemplatesFailCleanlyAndFast: each hostile template spends the interpreter's full
+#     step budget (20M steps); instrumented at -O1 that is minutes (killed after 4). The same
+#     interpreter is fuzzed under ASan and UBSan with smaller budgets (tests/fuzz/).
 #   startup_fault_realistic_*: limits rank 1's address space with `ulimit -v`; ASan needs
 #     terabytes of address space for its shadow and cannot start under that limit.
 #
@@ -51,7 +54,7 @@ export STARATTN_TIME_SCALE=2
 # OpenMPI refuses root unless told; CI runs as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd build-sanitize
-skip='^(RealModel\.GreedyContinuations.*|CliRealModel\.InteractiveSecondTurn.*|cli_mpi_answer|serve_.*|Memory\..*|startup_fault_realistic_.*)$'
+skip='^(RealModel\.GreedyContinuations.*|CliRealModel\.InteractiveSecondTurn.*|Jinja\.HostileTemplatesFailCleanlyAndFast|cli_mpi_answer|serve_.*|Memory\..*|startup_fault_realistic_.*)$'
 status=0
 ctest --output-on-failure --timeout 900 -LE mpi -E "$skip" "$@" || status=$?
 t2=$(date +%s)
