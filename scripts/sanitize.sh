@@ -26,7 +26,9 @@
 # Measured on a 2-core machine shared with other builds (load 10-14, so wall times are 3-4x what
 # 2 free cores give): the build from scratch took about 18 min of CPU (9 min user before a
 # compile error in the first attempt, 9 min in the second; 27 + 29 min wall under that load);
-# the MPI tests 994 s wall serially (cli_mpi_chat 81 s, engine_mpi_np3 110 s the longest).
+# the 287 single-process tests 8 min wall with -j2 (6.6 min of CPU; the longest 68 s); the 34
+# MPI tests 994 s wall serially (cli_mpi_chat 81 s, engine_mpi_np3 110 s the longest). On CI's
+# 2 free cores expect about 9 min of build and 15-20 min of tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -56,7 +58,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd build-sanitize
 skip='^(RealModel\.GreedyContinuations.*|CliRealModel\.InteractiveSecondTurn.*|Jinja\.HostileTemplatesFailCleanlyAndFast|cli_mpi_answer|serve_.*|Memory\..*|startup_fault_realistic_.*)$'
 status=0
-ctest --output-on-failure --timeout 900 -LE mpi -E "$skip" "$@" || status=$?
+# Two at a time: each runs alone in a few seconds, and ASan's cost is CPU, not waiting.
+ctest --output-on-failure --timeout 900 -j"$(nproc)" -LE mpi -E "$skip" "$@" || status=$?
 t2=$(date +%s)
 echo "sanitize.sh: single-process tests ran in $((t2 - t1)) s"
 # Under mpirun, OpenMPI's leaks are suppressed by library name (lsan.supp), which needs whole
