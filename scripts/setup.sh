@@ -17,7 +17,8 @@ done
 
 pkgs=(build-essential cmake pkg-config python3 python3-pip python3-venv unzip libopenblas-dev libpcre2-dev
       nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libopenmpi-dev openmpi-bin libgtest-dev
-      wamerican bible-kjv bible-kjv-text)
+      wamerican bible-kjv bible-kjv-text
+      clang libclang-rt-dev)  # clang and its libFuzzer runtime: scripts/fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -342,6 +342,21 @@ TEST(TokenizerErrors, NonBpeJsonModel) {
   std::filesystem::remove_all(dir);
 }
 
+// Found by the tokenizer.json fuzzer: one vocab entry with id 2^24-1 sized the vocab at 16M
+// tokens (512 MB of empty strings) from a 100-byte file.
+TEST(TokenizerErrors, IdFarPastTheEntriesIsRefusedBeforeAllocating) {
+  auto dir = std::filesystem::temp_directory_path() / "starattn_tok_lying_id";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json")
+      << R"({"model": {"type": "BPE", "vocab": {"a": 16777215}, "merges": []},)"
+      << R"( "pre_tokenizer": {"type": "ByteLevel"}})";
+  const std::string msg =
+      error_of([&] { Tokenizer::from_hf_json((dir / "tokenizer.json").string()); });
+  EXPECT_NE(msg.find("token id 16777215 is far past the vocab's 1 entries"), std::string::npos)
+      << msg;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Utf8, IncompleteTail) {
   EXPECT_EQ(utf8::incomplete_tail("abc"), 0u);
   EXPECT_EQ(utf8::incomplete_tail("a\xE4\xB8"), 2u);  // 中 cut after 2 of 3 bytes

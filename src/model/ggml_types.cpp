@@ -289,7 +289,8 @@ BlockFn block_fn(GgmlType t) {
 }
 
 // Blocks per OpenMP chunk: enough work per thread that small tensors (norms) stay serial.
-constexpr int64_t kParallelMinElems = 1 << 16;
+// maybe_unused: a build without OpenMP (the fuzzers) ignores the pragmas that read it.
+[[maybe_unused]] constexpr int64_t kParallelMinElems = 1 << 16;
 
 }  // namespace
 

@@ -26,6 +26,14 @@ const json* field(const json& j, const char* name) {
   return it == j.end() || it->is_null() ? nullptr : &*it;
 }
 
+// Whether an object's "type" is the string "text". Not value("type", ""): that throws
+// json::type_error when "type" is present but not a string.
+bool is_text_type(const json& o) {
+  if (!o.is_object()) return false;
+  const auto it = o.find("type");
+  return it != o.end() && it->is_string() && it->get_ref<const std::string&>() == "text";
+}
+
 std::string get_string(const json& j, const char* name) {
   const json* v = field(j, name);
   if (!v) return "";
@@ -36,8 +44,7 @@ std::string get_string(const json& j, const char* name) {
 std::optional<double> get_number(const json& j, const char* name, double lo, double hi) {
   const json* v = field(j, name);
   if (!v) return std::nullopt;
-  if (!v->is_number())
-    throw bad_request(std::string("'") + name + "' must be a number", name);
+  if (!v->is_number()) throw bad_request(std::string("'") + name + "' must be a number", name);
   const double x = v->get<double>();
   if (!std::isfinite(x) || x < lo || x > hi) {
     char range[96];
@@ -79,7 +86,8 @@ std::optional<int64_t> get_int(const json& j, const char* name, int64_t lo, int6
 std::optional<bool> get_bool(const json& j, const char* name) {
   const json* v = field(j, name);
   if (!v) return std::nullopt;
-  if (!v->is_boolean()) throw bad_request(std::string("'") + name + "' must be true or false", name);
+  if (!v->is_boolean())
+    throw bad_request(std::string("'") + name + "' must be true or false", name);
   return v->get<bool>();
 }
 
@@ -89,11 +97,11 @@ std::string message_content(const json& m, size_t i) {
   const json* c = field(m, "content");
   if (!c) return "";
   if (c->is_string()) return c->get<std::string>();
-  if (!c->is_array()) throw bad_request("'" + where + "' must be a string or a list of parts", where);
+  if (!c->is_array())
+    throw bad_request("'" + where + "' must be a string or a list of parts", where);
   std::string out;
   for (const json& part : *c) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-        !part.at("text").is_string())
+    if (!is_text_type(part) || !part.contains("text") || !part.at("text").is_string())
       throw bad_request("'" + where + "' may hold only {\"type\": \"text\", \"text\": ...} parts",
                         where);
     out += part.at("text").get<std::string>();
@@ -170,9 +178,9 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
   if (r.top_p == 0.0f) throw bad_request("'top_p' must be greater than 0", "top_p");
   r.top_k = static_cast<int>(get_int(j, "top_k", 0, 1 << 30).value_or(0));
   r.min_p = static_cast<float>(get_number(j, "min_p", 0.0, 1.0).value_or(0.0));
-  r.repetition_penalty = static_cast<float>(
-      get_number(j, "repetition_penalty", 1e-3, 100.0)
-          .value_or(get_number(j, "repeat_penalty", 1e-3, 100.0).value_or(1.0)));
+  r.repetition_penalty =
+      static_cast<float>(get_number(j, "repetition_penalty", 1e-3, 100.0)
+                             .value_or(get_number(j, "repeat_penalty", 1e-3, 100.0).value_or(1.0)));
   if (const auto seed = get_int(j, "seed", std::numeric_limits<int64_t>::min(),
                                 std::numeric_limits<int64_t>::max()))
     r.seed = static_cast<uint64_t>(*seed);
@@ -198,8 +206,7 @@ CompletionRequest parse_completion_request(const std::string& body, bool chat) {
   }
   if (const json* t = field(j, "tools"); t && !(t->is_array() && t->empty()))
     throw bad_request("'tools' are not supported", "tools");
-  if (const json* rf = field(j, "response_format");
-      rf && !(rf->is_object() && rf->value("type", "") == "text"))
+  if (const json* rf = field(j, "response_format"); rf && !is_text_type(*rf))
     throw bad_request("only the 'text' response_format is supported", "response_format");
   if (field(j, "context_id")) r.context_id = get_string(j, "context_id");
   if (field(j, "context")) r.context = get_string(j, "context");
@@ -271,8 +278,8 @@ json logprobs_json(const CompletionRequest& r, const Tokenizer& tok,
     offsets.push_back(text_offset);
     text_offset += s.size();
   }
-  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops},
-          {"text_offset", offsets}};
+  return {
+      {"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 json completion_json(const CompletionRequest& r, const std::string& id, int64_t created,

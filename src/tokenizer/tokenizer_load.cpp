@@ -481,6 +481,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json_path,
       added_ids.push_back(json_id(added[i].at("id"), "added_tokens[" + std::to_string(i) + "].id"));
       n = std::max(n, added_ids.back() + 1);
     }
+    // The vocab is sized by its largest id: ids far past the number of entries would make a
+    // file of a few bytes cost gigabytes of empty tokens. Real vocabs are dense; some leave a
+    // few gaps (padding), far fewer than their entries.
+    const size_t entries = vocab.size() + added.size();
+    SA_CHECK(static_cast<size_t>(n) <= 2 * entries + 1024, "token id ", n - 1,
+             " is far past the vocab's ", entries, " entries (ids must be nearly dense)");
     s.tokens.resize(n);
     size_t k = 0;
     for (const auto& [text, id] : vocab.items()) {

@@ -3,8 +3,10 @@
 # Passes when COMMAND exits non-zero within MAX_SECONDS and its output (stdout and stderr) holds
 # EXPECTED_TEXT exactly EXPECTED_COUNT times (the fatal message is printed once, not per rank).
 # A hang is killed at MAX_SECONDS + 5 so the test fails with a message instead of a ctest timeout.
+# STARATTN_TIME_SCALE (an integer, default 1) multiplies MAX_SECONDS: the sanitized build
+# (scripts/sanitize.sh) runs everything a few times slower.
 set -u
-max=$1 text=$2 count=$3
+max=$(($1 * ${STARATTN_TIME_SCALE:-1})) text=$2 count=$3
 shift 4
 start=$(date +%s%N)
 out=$(timeout -k 2 $((max + 5)) "$@" 2>&1)

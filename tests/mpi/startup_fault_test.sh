@@ -25,7 +25,8 @@ failed=0
 # expect MAX_S TEXT COMMAND...: the job exits non-zero, not killed by the timeout, with TEXT in
 # its output exactly once, within MAX_S seconds of the injected fault (or of its start).
 expect() {
-  local max=$1 text=$2
+  # STARATTN_TIME_SCALE: as in expect_fast_failure.sh (the sanitized build is slower).
+  local max=$(($1 * ${STARATTN_TIME_SCALE:-1})) text=$2
   shift 2
   echo "=== $*"
   local start end out rc seen since why=""

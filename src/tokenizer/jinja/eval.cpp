@@ -63,7 +63,9 @@ Value Args::get_or(size_t i, const char* name, Value fallback) const {
 void Args::check(const char* fn, size_t max_pos, std::initializer_list<const char*> names) const {
   SA_CHECK(pos.size() <= max_pos, fn, "() takes at most ", max_pos, " positional argument",
            max_pos == 1 ? "" : "s", ", got ", pos.size());
-  for (const auto& [k, v] : kw) {
+  for (const auto& kv : kw) {
+    // Not a structured binding: clang before 16 cannot capture one in a lambda.
+    const std::string& k = kv.first;
     const bool known =
         std::any_of(names.begin(), names.end(), [&](const char* n) { return k == n; });
     SA_CHECK(known, fn, "() got an unexpected keyword argument '", k, "'");
