@@ -60,10 +60,17 @@ cuda::WeightTypes device_types(const ModelConfig& c, const Weights& w) {
   return t;
 }
 
+// Random weights of type t, as a quantiser would store them: a matrix whose rows are not a whole
+// number of t's blocks (K-quants take 256 values) falls back to Q8_0, or bf16 when not even that
+// divides them, as llama.cpp's quantiser does.
 cuda::WeightTypes uniform_types(const ModelConfig& c, GgmlType t) {
+  const auto fit = [t](int64_t cols) {
+    if (t == GgmlType::BF16 || cols % ggml_block_elems(t) == 0) return t;
+    return cols % ggml_block_elems(GgmlType::Q8_0) == 0 ? GgmlType::Q8_0 : GgmlType::BF16;
+  };
   cuda::WeightTypes w;
-  w.tok_embd = w.output = t;
-  w.layers.assign(c.n_layers, {t, t, t, t});
+  w.tok_embd = w.output = fit(c.d_model);
+  w.layers.assign(c.n_layers, {fit(c.d_model), fit(c.q_dim()), fit(c.d_model), fit(c.d_ffn)});
   return w;
 }
 

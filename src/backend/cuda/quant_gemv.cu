@@ -111,10 +111,21 @@ __device__ void row_dots(const LinearParams& p, int64_t w_row, uint8_t* stage, f
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   for (int64_t b0 = 0; b0 < blocks; b0 += kBlocksPerStep) {
     const int nb = static_cast<int>(blocks - b0 < kBlocksPerStep ? blocks - b0 : kBlocksPerStep);
-    // Block sizes are even and rows start at even offsets: 2-byte loads, consecutive per lane.
-    const unsigned short* src = reinterpret_cast<const unsigned short*>(row + b0 * T::kBytes);
-    unsigned short* dst = reinterpret_cast<unsigned short*>(stage);
-    for (int i = lane; i < nb * T::kBytes / 2; i += 32) dst[i] = __ldcs(src + i);
+    // A full step is a whole number of 16-byte pieces for every type (32 units of blocks: 1088,
+    // 576 or 640 bytes), and so is the warp's stage: 16-byte loads where the row is aligned
+    // too, as it is for every row length a multiple of 256. Otherwise (block sizes are even, rows
+    // start at even offsets) 2-byte loads, consecutive per lane.
+    const uint8_t* chunk = row + b0 * T::kBytes;
+    const int bytes = nb * T::kBytes;
+    if (reinterpret_cast<uintptr_t>(chunk) % 16 == 0 && bytes % 16 == 0) {
+      const uint4* src = reinterpret_cast<const uint4*>(chunk);
+      uint4* dst = reinterpret_cast<uint4*>(stage);
+      for (int i = lane; i < bytes / 16; i += 32) dst[i] = __ldcs(src + i);
+    } else {
+      const unsigned short* src = reinterpret_cast<const unsigned short*>(chunk);
+      unsigned short* dst = reinterpret_cast<unsigned short*>(stage);
+      for (int i = lane; i < bytes / 2; i += 32) dst[i] = __ldcs(src + i);
+    }
     __syncwarp();
     const int blk = lane / T::kUnits, u = lane % T::kUnits;
     if (blk < nb) {
