@@ -47,7 +47,7 @@ if [[ $mode == build ]]; then
   if [[ -f bench/attention/attention_bench.cu ]]; then
     nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80 \
       --expt-relaxed-constexpr -Iinclude -Isrc bench/attention/attention_bench.cu \
-      build-cuda-be/libstarattn_cuda.a -lcublas -o "$dir/attention_bench"
+      build-cuda-be/libstarattn_cuda.a build-cuda-be/libstarattn_lib.a -lcublas -lgomp -o "$dir/attention_bench"
   fi
   strip "$dir"/starattn_cuda_tests "$dir"/starattn "$dir"/engine_mpi_test "$dir"/model_bench \
     "$dir"/attention_bench 2>/dev/null || true

@@ -454,7 +454,10 @@ TEST(CudaMemoryPlan, SizesAndMessage) {
   EXPECT_EQ(KvRowFormat({KvType::Act, 8, 128, 2}).row_bytes(), bf16_row);
   EXPECT_EQ(KvRowFormat({KvType::Fp8, 8, 128, 2}).row_bytes(), fp8_row);
   EXPECT_EQ(cuda::kv_cache_bytes(c, 32768, bf16_row), size_t{2} * 32 * 32768 * 1024 * 2);
-  EXPECT_EQ(cuda::kv_cache_bytes(c, 32768, fp8_row), size_t{2} * 32 * 32768 * fp8_row);
+  // Each of the 2 * n_layers arrays takes whole 2 MiB pages: 32768 fp8 rows are 16.5 pages.
+  const size_t page = size_t{2} << 20, fp8_array = (32768 * fp8_row + page - 1) / page * page;
+  EXPECT_EQ(fp8_array, 17 * page);
+  EXPECT_EQ(cuda::kv_cache_bytes(c, 32768, fp8_row), size_t{2} * 32 * fp8_array);
   const cuda::WorkspaceLayout s = cuda::workspace_layout(c, 501);
   EXPECT_EQ(s.rows, 501);
   EXPECT_EQ(s.att, s.qkv);

@@ -227,7 +227,10 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
         const RunConfig r = rc1.resolved(n_ctx, 1);
         if (anchor_tokens(r, ctx, 1, m.config.vocab_size) !=
             anchor_tokens(make(AttnMode::Star, 5, 4).resolved(n_ctx, 1), ctx, 1, 1))
-          check(comm, rel_l2(one, first) > 3 * setup.same,
+          // In fp32 the change is far above rounding. On the GPU the bf16 tolerance (2e-2) can
+          // exceed what shuffling a 4-token anchor moves in these tiny models: there it must
+          // change the bits.
+          check(comm, rel_l2(one, first) > (setup.same < 1e-3 ? 3 * setup.same : 0.0),
                 cfg + "differs from the first-tokens anchor");
         for (AnchorMode am : {AnchorMode::Recompute, AnchorMode::Shared, AnchorMode::Broadcast}) {
           if (src == AnchorSource::Previous && am != AnchorMode::Recompute) continue;
