@@ -108,7 +108,7 @@ def chat_questions(args, cmd, openai):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True)
-    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--tokenizer", help="the synthetic form's tokenizer.json (not with --document)")
     p.add_argument("--model", help="default: random:llama-3.1-8b, or with --document starattn's")
     p.add_argument("--device", default="cuda")
     p.add_argument("--context-tokens", type=int, default=131072)
@@ -120,6 +120,8 @@ def main():
                    "What was the weather on day 3?")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args()
+    if not args.document and not args.tokenizer:
+        p.error("--tokenizer is needed without --document")
 
     import openai
     cmd = [args.bin, "serve", "--device", args.device, "-t", str(args.threads)]
