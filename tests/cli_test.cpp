@@ -48,7 +48,9 @@ Result run_cmd(const std::string& shell_cmd) {
 Result run(const std::string& args) {
   return run_cmd("timeout 120 " + std::string(STARATTN_BINARY) + " " + args);
 }
-Result run_script(const std::string& path) { return run_cmd("timeout 120 sh " + path); }
+Result run_script(const std::string& path) {
+  return run_cmd("timeout 120 sh " + path);
+}
 
 int count(const std::string& s, const std::string& what) {
   int n = 0;
@@ -237,6 +239,9 @@ TEST(Cli, LyingLayerCountsAllocateNothing) {
     write_file("lying/hf/config.json", config.dump());
 #if defined(__SANITIZE_ADDRESS__)
     const std::string limit = "";  // ASan reserves terabytes of address space for its shadow
+#elif defined(STARATTN_HAVE_CUDA)
+    // The CUDA runtime, cuBLAS and NCCL take about 1 GB of address space as they load.
+    const std::string limit = "ulimit -v 4000000 && ";  // 4 GB
 #else
     const std::string limit = "ulimit -v 1000000 && ";  // 1 GB
 #endif

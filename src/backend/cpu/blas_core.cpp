@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <strings.h>
 #include <sys/wait.h>
@@ -191,8 +192,20 @@ bool probe(const char* core) {
   const int rc = posix_spawn(&pid, exe, &fa, nullptr, argv, envp.data());
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return false;
+  // A probe takes milliseconds. One that has not ended in 10 s is stuck (OpenBLAS spins when it
+  // cannot map its buffers, as under a tight `ulimit -v`): its core counts as failed.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (int waited_ms = 0;; waited_ms += 10) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return false;
+    if (waited_ms >= 10000) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return false;
+    }
+    usleep(10000);
   }
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
