@@ -31,6 +31,15 @@ TEST(OpenAiRequest, TypeFieldsOfTheWrongJsonTypeAreBadRequests) {
   EXPECT_EQ(format.param, "response_format");
 }
 
+TEST(OpenAiRequest, ANumberBeyondDoublesRangeIsABadRequest) {
+  // Found by the request fuzzer: nlohmann throws out_of_range (not parse_error) for 1e999.
+  for (const char* body :
+       {R"({"prompt": "hi", "max_tokens": 1e999})", R"({"prompt": "hi", "x": -1e400})"}) {
+    const HttpError e = rejection(body, false);
+    EXPECT_EQ(e.status, 400) << body;
+  }
+}
+
 TEST(OpenAiRequest, TextPartsAndTextFormatStillParse) {
   const CompletionRequest r = parse_completion_request(
       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],

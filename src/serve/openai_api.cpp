@@ -13,8 +13,9 @@ json parse_object(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    // nlohmann rejects ill-formed UTF-8 inside strings here too.
+  } catch (const json::exception& e) {
+    // nlohmann rejects ill-formed UTF-8 inside strings here too (parse_error), and a number
+    // beyond double's range (1e999) as out_of_range.
     throw bad_request(std::string("the request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw bad_request("the request body must be a JSON object");
