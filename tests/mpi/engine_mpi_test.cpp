@@ -215,14 +215,13 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
     if (n_ctx >= 20 && !fp8) {
       const std::vector<float> first =
           run1(make(AttnMode::Star, 5, 4, AnchorMode::Recompute), ids, n_ctx);
-      for (AnchorSource src : {AnchorSource::Previous, AnchorSource::Random,
-                               AnchorSource::Shuffled, AnchorSource::Constant}) {
+      for (AnchorSource src : {AnchorSource::Previous, AnchorSource::Random, AnchorSource::Shuffled,
+                               AnchorSource::Constant}) {
         RunConfig rc1 = make(AttnMode::Star, 5, 4, AnchorMode::Recompute);
         rc1.anchor_source = src;
         rc1.anchor_seed = 9;
         const std::vector<float> one = run1(rc1, ids, n_ctx);
-        const std::string cfg =
-            at + "B 5 A 4, anchor source " + anchor_source_name(src) + ": ";
+        const std::string cfg = at + "B 5 A 4, anchor source " + anchor_source_name(src) + ": ";
         const std::vector<int> ctx(ids.begin(), ids.begin() + n_ctx);
         const RunConfig r = rc1.resolved(n_ctx, 1);
         if (anchor_tokens(r, ctx, 1, m.config.vocab_size) !=
