@@ -239,12 +239,7 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--repeats", a->repeats, "Runs per prefill length; the median is reported")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
-      ->check(CLI::Range(0, max_threads()))
-      ->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu, cuda or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_threads_and_device_options(*cmd, a->threads, a->device);
   cmd->add_flag("--json", a->json, "Print the results as one JSON object");
   add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")

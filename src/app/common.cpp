@@ -86,6 +86,16 @@ CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value) {
       ->capture_default_str();
 }
 
+void add_threads_and_device_options(CLI::App& cmd, int& threads, std::string& device) {
+  cmd.add_option("-t,--threads", threads, "CPU threads; 0 = all cores")
+      ->check(CLI::Range(0, max_threads()))
+      ->capture_default_str();
+  cmd.add_option("--device", device,
+                 "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+}
+
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
                                                       const std::string& tokenizer_path,
                                                       const std::string& weights_type) {

@@ -34,6 +34,8 @@ struct LoadedModel {
 // the reference), bf16, or native (the default: a GGUF's quantised blocks kept as they are, read
 // from the mapped file); random models also take q4_k and q8_0 (random blocks of that type).
 CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value);
+// -t/--threads and --device, as every subcommand takes them.
+void add_threads_and_device_options(CLI::App& cmd, int& threads, std::string& device);
 
 // A GGUF file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or
 // "random:llama-3.1-8b" (speed runs on a GPU: random weights of the Llama-3.1-8B shape).

@@ -438,12 +438,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_flag("--report", a->report,
                 "Only print the tables of OUT/results.jsonl (writes nothing; e.g. -o "
                 "tests/fixtures/eval/smollm2_2048 for the tables of docs/ACCURACY.md)");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
-      ->check(CLI::Range(0, max_threads()))
-      ->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu, cuda (one GPU per rank) or auto")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_threads_and_device_options(*cmd, a->threads, a->device);
   add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--progress", a->progress,
                   "Progress and ETA on stderr: auto/on (redrawn on a terminal, a line per sample "

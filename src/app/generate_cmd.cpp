@@ -308,13 +308,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
                 "and with --logprobs N: logprobs "
                 "(per token: id, token, bytes, logprob, top_logprobs [{id, token, bytes, "
                 "logprob}])");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
-      ->check(CLI::Range(0, max_threads()))
-      ->capture_default_str();
-  cmd->add_option("--device", a->device,
-                  "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_threads_and_device_options(*cmd, a->threads, a->device);
   add_weights_type_option(*cmd, a->weights_type);
   cmd->add_option("--attn", a->attn,
                   "Context attention: star (Star Attention), ring (exact, context-parallel) or "

@@ -200,13 +200,7 @@ std::function<int()> add_serve_command(CLI::App& app) {
                   "free (GPU: after weights and workspace; CPU: half of the free memory)")
       ->capture_default_str();
   add_weights_type_option(*cmd, a->weights_type);
-  cmd->add_option("-t,--threads", a->threads, "CPU threads; 0 = all cores")
-      ->check(CLI::Range(0, max_threads()))
-      ->capture_default_str();
-  cmd->add_option("--device", a->device,
-                  "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
-      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-      ->capture_default_str();
+  add_threads_and_device_options(*cmd, a->threads, a->device);
   cmd->add_option("--attn", a->attn,
                   "How contexts are encoded: star (Star Attention), ring (exact, "
                   "context-parallel) or dense (exact, rank 0 alone)")
