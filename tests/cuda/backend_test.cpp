@@ -121,12 +121,22 @@ TEST(CudaBackend, NativeQ8_0WeightsMatchCpu) {
   EXPECT_EQ(gpu->weight_storage().find("BF16"), std::string::npos) << gpu->weight_storage();
   const std::unique_ptr<Backend> gpu_bf16 = make_cuda_backend(f32, 0);
   EXPECT_LT(gpu->weight_bytes() * 3, gpu_bf16->weight_bytes() * 2);
-  // Many rows (the dequantised tiles), then one row at a time (the quantised GEMV).
+  // Many rows (the dequantised tiles, bf16 GEMMs): the f32 path's twin.
   EXPECT_LT(test::rel_l2(all_logits_host_attention(*gpu, ids), want), kTol);
+  // One row at a time (the quantised GEMV) rounds the activations to 8 bits per 32 elements, as
+  // the CPU's kernels for native blocks do, so it carries their error against the f32 path:
+  // native_weights_test.cpp derives the 6% bound (3.2% measured there on this model on the CPU;
+  // 2.7-4.8% per token here on an H200). Its twin is the CPU on the same blocks, whose products
+  // round the same way (the two still differ by the bf16 activations between the GPU's ops).
+  constexpr double kEightBitActivations = 6e-2;
+  CpuBackend cpu_native(native.config, native.weights);
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::vector<float> l = all_logits_host_attention(*gpu, {ids[i]});
-    const std::vector<float> w = all_logits_host_attention(cpu, {ids[i]});
-    EXPECT_LT(test::rel_l2(l, w), kTol) << "token " << i;
+    EXPECT_LT(test::rel_l2(l, all_logits_host_attention(cpu, {ids[i]})), kEightBitActivations)
+        << "token " << i << " against the f32 path";
+    EXPECT_LT(test::rel_l2(l, all_logits_host_attention(cpu_native, {ids[i]})),
+              kEightBitActivations)
+        << "token " << i << " against the CPU's native kernels";
   }
 }
 

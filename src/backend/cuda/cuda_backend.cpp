@@ -647,6 +647,7 @@ cuda::LinearParams CudaBackend::linear_params(const bf16* in, int64_t in_dim, si
   cuda::LinearParams p;
   p.x = in;
   p.x_stride = in_dim;
+  p.act_scratch = gemm_->act_scratch();
   if (w_type == GgmlType::BF16) {
     p.w = wptr<bf16>(w_offset);
   } else {
