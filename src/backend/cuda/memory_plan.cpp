@@ -27,13 +27,13 @@ size_t sz(int64_t a, int64_t b = 1, int64_t c = 1) {
   return static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c);
 }
 
+}  // namespace
+
 std::string gib(size_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
   return buf;
 }
-
-}  // namespace
 
 WeightLayout weight_layout(const ModelConfig& c, const WeightTypes& types) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;

@@ -98,4 +98,7 @@ int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_toke
 // a smaller --block-size, a shorter context or --kv-type fp8"
 std::string shortfall_message(const std::string& who, const MemoryNeed& need, size_t free_bytes);
 
+// "1.50 GiB": bytes for messages.
+std::string gib(size_t bytes);
+
 }  // namespace starattn::cuda
