@@ -430,41 +430,8 @@ void CudaBackend::logits(const float* hidden, int n, float* out) {
   }
 }
 
-namespace {
-
-cuda::AttnParams to_cuda(const AttnParams& p) {
-  cuda::AttnParams g;
-  g.q = static_cast<const bf16*>(p.q);
-  g.kv_type = p.kv_type;
-  if (p.kv_type == KvType::Fp8) {
-    g.k8 = static_cast<const uint8_t*>(p.k);
-    g.v8 = static_cast<const uint8_t*>(p.v);
-    g.kv_scale_offset = p.kv_scale_offset;
-  } else {
-    g.k = static_cast<const bf16*>(p.k);
-    g.v = static_cast<const bf16*>(p.v);
-  }
-  g.out = static_cast<bf16*>(p.out);
-  g.lse = p.lse;
-  g.n_q = p.n_q;
-  g.n_kv = p.n_kv;
-  g.n_heads = p.n_heads;
-  g.n_kv_heads = p.n_kv_heads;
-  g.head_dim = p.head_dim;
-  g.q_stride = p.q_stride;
-  g.kv_stride = p.kv_stride;
-  g.out_stride = p.out_stride;
-  g.scale = p.scale;
-  g.causal = p.causal;
-  g.causal_offset = p.causal_offset;
-  g.n_kv_at = p.n_kv_at;
-  return g;
-}
-
-}  // namespace
-
 void CudaBackend::attention(const AttnParams& p) {
-  cuda::attention(to_cuda(p), stream_);
+  cuda::attention(cuda::device_params(p), stream_);
 }
 
 void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
@@ -476,15 +443,8 @@ void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem*
   }
   SA_CHECK(n_items >= 0 && (n_items == 0 || items), "attention_merge_items: ", n_items, " items");
   std::vector<cuda::AttnItem> g(static_cast<size_t>(n_items));
-  for (int i = 0; i < n_items; ++i) {
-    g[i].k = static_cast<const bf16*>(items[i].k);
-    g[i].v = static_cast<const bf16*>(items[i].v);
-    g[i].q_row = items[i].q_row;
-    g[i].n_q = items[i].n_q;
-    g[i].n_kv = items[i].n_kv;
-    g[i].causal_offset = items[i].causal_offset;
-  }
-  cuda::attention_merge_items(to_cuda(batch), g.data(), n_items, stream_);
+  for (int i = 0; i < n_items; ++i) g[i] = cuda::device_item(items[i]);
+  cuda::attention_merge_items(cuda::device_params(batch), g.data(), n_items, stream_);
 }
 
 void CudaBackend::merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,
