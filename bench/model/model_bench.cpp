@@ -274,7 +274,7 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     std::vector<int> pos(n);
     for (int i = 0; i < n; ++i) pos[i] = i;
     NoAttention none;
-    b.plan_memory(0, n, KvType::Act);
+    b.plan_memory(0, n, KvType::Act, 0);  // NoAttention holds no scratch
     const double ms =
         tb.median_ms([&] { b.forward(ctx.data(), pos.data(), n, none, 0, nullptr); }, 1, 2);
     rows.push_back({"prefill " + tag + " without attention", ms,
@@ -311,8 +311,8 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
             tok = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
         });
     // Bytes a step must read: every weight but the embedding table (one row of it), and the KV.
-    const double bytes = double(b.weight_bytes()) - embedding_bytes +
-                         2.0 * c.n_layers * n * c.kv_dim() * 2;
+    const double bytes =
+        double(b.weight_bytes()) - embedding_bytes + 2.0 * c.n_layers * n * c.kv_dim() * 2;
     const char* how[] = {" (op by op)", " (graph)", " (graph, greedy)"};
     rows.push_back({"decode 1 token @ " + tag + how[mode], ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
   }

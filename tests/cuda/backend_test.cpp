@@ -306,8 +306,8 @@ TEST_P(EngineOnGpu, TooLargeAContextGetsThePlannersError) {
     EXPECT_NE(msg.find("GiB free"), std::string::npos) << msg;
     EXPECT_NE(msg.find("use more ranks"), std::string::npos) << msg;
   }
-  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Act), Error);
-  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Fp8), Error);
+  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Act, 0), Error);
+  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Fp8, 0), Error);
   // The backend still works afterwards.
   EXPECT_LT(test::rel_l2(run(*gpu_, mode(AttnMode::Dense)), run(*cpu_, mode(AttnMode::Dense))),
             kTol);

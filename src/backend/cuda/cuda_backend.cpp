@@ -143,19 +143,21 @@ size_t CudaBackend::usable_bytes() const {
   return free_bytes() + held;
 }
 
-void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
+void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type,
+                              size_t scratch_bytes) {
   SA_CUDA(cudaSetDevice(device_));
-  const cuda::MemoryNeed need = cuda::memory_need(
-      c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(), wl_.quantised);
+  const cuda::MemoryNeed need =
+      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(),
+                        wl_.quantised, scratch_bytes);
   const size_t available = usable_bytes();
   if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
   reserve_workspace(max_tokens);
 }
 
-int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
+int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const {
   SA_CUDA(cudaSetDevice(device_));
   return cuda::kv_rows_that_fit(c_, wl_.total, max_tokens, kv_row_format(kv_type).row_bytes(),
-                                usable_bytes(), wl_.quantised);
+                                usable_bytes(), wl_.quantised, scratch_bytes);
 }
 
 size_t CudaBackend::logits_ws_offset(LogitsPart part) const {

@@ -46,8 +46,8 @@ class CudaBackend : public Backend {
   std::string name() const override { return name_; }
   DType act_dtype() const override { return DType::BF16; }
 
-  void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) override;
-  int64_t kv_rows_that_fit(KvType kv_type, int max_tokens) const override;
+  void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type, size_t scratch_bytes) override;
+  int64_t kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const override;
   // 8192 rows keep cuBLAS near its peak; activations for them are about half a GiB (8B shape).
   int preferred_chunk() const override { return 8192; }
 
