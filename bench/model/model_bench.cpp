@@ -1,5 +1,5 @@
-// The whole model on one GPU: the random-weight Llama-3.1-8B shape (cuda_factory.h), dense prefill of
-// N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
+// The whole model on one GPU: the random-weight Llama-3.1-8B shape (model/config.h), dense prefill
+// of N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
 //   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention)
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
 // Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
@@ -19,7 +19,6 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
@@ -28,6 +27,7 @@
 #include "backend/cuda/rope.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
+#include "model/config.h"
 #include "starattn/error.h"
 
 namespace starattn {

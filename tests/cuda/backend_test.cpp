@@ -358,19 +358,6 @@ TEST(CudaBackend, RandomWeightsBackendRunsAndIsSeeded) {
   EXPECT_GT(test::rel_l2(a, d), 1e-2) << "another seed, another model";
 }
 
-TEST(CudaBackend, Llama31_8bConfig) {
-  const ModelConfig c = llama31_8b_config();
-  EXPECT_EQ(c.n_layers, 32);
-  EXPECT_EQ(c.q_dim(), 4096);
-  EXPECT_EQ(c.kv_dim(), 1024);
-  EXPECT_EQ(c.d_ffn, 14336);
-  EXPECT_EQ(c.vocab_size, 128256);
-  EXPECT_GE(c.max_positions, 1 << 20);
-  EXPECT_TRUE(c.rope_scaling.llama3);
-  EXPECT_NO_THROW(c.validate());
-  EXPECT_NEAR(static_cast<double>(cuda::weight_layout(c).total), 16.06e9, 0.02e9);
-}
-
 TEST(CudaBackend, SmolLM2MatchesCpu) {
   SA_REQUIRE_GPU();
   const std::string path = test::smollm2_path();

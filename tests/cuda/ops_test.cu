@@ -14,7 +14,6 @@
 
 #include "attention/kv_format.h"
 #include "backend/cpu/ops.h"
-#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemm.h"
