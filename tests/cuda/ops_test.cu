@@ -1,7 +1,7 @@
 // Every op of the CUDA backend against its CPU twin (backend/cpu/ops.h) on random
 // inputs with odd sizes (1, 3, 37, 501 tokens; widths that are not tile multiples), outputs
 // poisoned with NaN before each launch, bf16 tolerances (rel L2 <= 1e-2); NaN never passes.
-// Argmax and sampling: sampling_test.cu.
+// Argmax: argmax_test.cu.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "backend/cuda/argmax.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.h"
@@ -15,7 +16,6 @@
 #include "backend/cuda/quant_gemv.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
-#include "backend/cuda/sampling.h"
 #include "backend/cuda/weight_upload.h"
 #include "model/rope_freq.h"
 #include "starattn/error.h"
