@@ -1,4 +1,4 @@
-// The whole model on one GPU: the random-weight Llama-3.1-8B shape (cuda_factory.h), dense prefill
+// The whole model on one GPU: the random-weight Llama-3.1-8B shape (model/config.h), dense prefill
 // of N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
 //   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention)
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
@@ -19,7 +19,6 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
@@ -29,6 +28,7 @@
 #include "backend/cuda/rope.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
+#include "model/config.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -310,7 +310,7 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     std::vector<int> pos(n);
     for (int i = 0; i < n; ++i) pos[i] = i;
     NoAttention none;
-    b.plan_memory(0, n, KvType::Act);
+    b.plan_memory(0, n, KvType::Act, 0);  // NoAttention holds no scratch
     const double ms =
         tb.median_ms([&] { b.forward(ctx.data(), pos.data(), n, none, 0, nullptr); }, 1, 2);
     rows.push_back({"prefill " + tag + " without attention", ms,

@@ -8,6 +8,7 @@
 #include "app/common.h"
 #include "engine/batch_phase2.h"
 #include "engine/context_encoder.h"
+#include "engine/engine_memory.h"
 #include "engine/layout.h"
 #include "starattn/error.h"
 
@@ -100,7 +101,8 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
   const RunConfig rc = a.run.resolved(a.context, comm.size());
   const int64_t rows = context_rows_of_rank(rc, a.context, comm.size(), comm.rank());
   const int step_rows = std::max(most * a.query, b.preferred_chunk());
-  b.plan_memory(
+  plan_engine_memory(
+      b,
       rows + ContextEncoder::anchor_rows(rc, a.context) +
           (root ? static_cast<int64_t>(most) * (a.query + a.decode) : 0),
       static_cast<int>(std::max<int64_t>(

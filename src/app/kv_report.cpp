@@ -1,5 +1,7 @@
 #include "app/kv_report.h"
 
+#include "engine/engine_memory.h"
+
 namespace starattn::app {
 
 nlohmann::json kv_memory_json(const Backend& b, KvType type, int max_tokens) {
@@ -8,7 +10,7 @@ nlohmann::json kv_memory_json(const Backend& b, KvType type, int max_tokens) {
   j["kv_bytes_per_token"] =
       2 * static_cast<int64_t>(b.config().n_layers) * b.kv_row_format(type).row_bytes();
   for (KvType t : {KvType::Act, KvType::Fp8})
-    j["max_context_tokens"][kv_type_name(t)] = b.kv_rows_that_fit(t, max_tokens);
+    j["max_context_tokens"][kv_type_name(t)] = engine_kv_rows_that_fit(b, t, max_tokens);
   return j;
 }
 

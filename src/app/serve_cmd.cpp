@@ -10,6 +10,7 @@
 #include "app/kv_report.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
+#include "engine/engine_memory.h"
 #include "engine/run_config.h"
 #include "serve/http_server.h"
 #include "serve/plan_runner.h"
@@ -98,9 +99,9 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     backend = make_backend(a.device, *lm, comm);
     const int step = a.sched.step_tokens > 0 ? a.sched.step_tokens : backend->preferred_chunk();
-    backend->plan_memory(0,
-                         std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()),
-                         a.run.kv_type);
+    plan_engine_memory(*backend, 0,
+                       std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()),
+                       a.run.kv_type);
     const uint64_t mine = rank_budget(a, *backend);
     comm.allgather(&mine, budgets.data(), sizeof mine);
   });

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "engine/context_encoder.h"
+#include "engine/engine_memory.h"
 #include "engine/layout.h"
 #include "starattn/error.h"
 
@@ -26,8 +27,9 @@ Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_cont
   // Tokens per forward call: a chunk, a ring rank's whole share, or (broadcast anchor) the anchor.
   const int64_t max_tokens =
       ContextEncoder::max_call_tokens(rc_, n_context_, comm_.size(), comm_.rank());
-  b_.plan_memory(local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
-                 static_cast<int>(std::max<int64_t>(max_tokens, 1)), rc_.kv_type);
+  plan_engine_memory(b_,
+                     local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
+                     static_cast<int>(std::max<int64_t>(max_tokens, 1)), rc_.kv_type);
   context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows(),
                                        is_query_host() ? query_capacity : 0, rc_.kv_type);
   if (is_query_host()) query_ = std::make_unique<KvCache>(KvCache::TailOf{*context_});
