@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "error_of.h"
 #include "eval/method.h"
 #include "eval/metric.h"
 #include "eval/results.h"
@@ -33,15 +34,7 @@ const std::string kPre =
     "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n";
 const std::string kSuf = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
+using test::error_of;
 
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
