@@ -28,7 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Star Attention's 'llama3' template (ruler.md 2), cut where the task text goes.
+// Star Attention's 'llama3' template (ruler/data/template.py), cut where the task text goes.
 const std::string kPre =
     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful "
     "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n";
@@ -119,7 +119,7 @@ TEST(EvalTemplate, PromptFormats) {
 }
 
 TEST(EvalTemplate, NiahSingleFaithfulMatchesRuler) {
-  // ruler.md 4.1, verbatim, including RULER's "You is a helpful assistant.".
+  // As Star Attention's niah.py renders it, verbatim, including "You is a helpful assistant.".
   const PromptPair p = render_niah(PromptFormat::sa_llama3(), *find_niah_spec("niah_single_1"),
                                    "HAYSTACK", "KEY", /*faithful=*/true);
   EXPECT_EQ(
@@ -177,7 +177,8 @@ TEST(EvalTemplate, VtFaithfulMatchesRuler) {
   const PromptFormat f = PromptFormat::sa_llama3();
   const std::string ex =
       render_vt_example(f, "NOISE", "12345", {"AAA", "BBB", "CCC", "DDD", "EEE"}, true);
-  // ruler.md 4.2: template whitespace collapsed, "above." lost, two spaces before the names.
+  // As variable_tracking.py renders it: template whitespace collapsed, "above." lost, two spaces
+  // before the names.
   EXPECT_EQ(ex,
             "Memorize and track the chain(s) of variable assignment hidden in the following text. "
             "NOISE Question: Find all variables that are assigned the value 12345 in the text "
@@ -223,7 +224,8 @@ TEST(EvalTemplate, Cwe) {
   const std::string q = "Question: What are the 10 most common words in the above list?" + kSuf +
                         " Answer: The top 10 words that appear most often in the list are:";
   const std::string nums = "1. w0 2. w1 3. w2 4. w3 5. w4 6. w5 7. w6 8. w7 9. w8 10. w9";
-  // ruler.md 4.3: the example is a whole prompt, "are:1." glued, a second <|begin_of_text|>.
+  // As common_words_extraction.py renders it: the example is a whole prompt, "are:1." glued, a
+  // second <|begin_of_text|>.
   const PromptPair p = render_cwe(f, "EX", ans, "LIST", true);
   EXPECT_EQ(p.context, kPre + instr + "EX\n" + q + nums + "\n" + kPre + instr + "LIST\n");
   EXPECT_EQ(p.query, q);
