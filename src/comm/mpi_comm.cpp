@@ -217,12 +217,16 @@ class MpiComm final : public Comm {
       off += static_cast<size_t>(n);
     } while (off < send_bytes);
 
+    // One wait per request rather than MPI_Waitall: OpenMPI 4.1's Waitall can wait forever when
+    // one of the receives fails (a message longer than posted), where MPI_Wait returns the error.
+    // Every request is waited for before the first error is reported, so none is left pending.
     std::vector<MPI_Status> st(reqs.size());
-    const int rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), st.data());
-    if (rc == MPI_ERR_IN_STATUS) {
-      for (const MPI_Status& x : st) SA_MPI_CHECK(x.MPI_ERROR);
+    int first_error = MPI_SUCCESS;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const int rc = MPI_Wait(&reqs[i], &st[i]);
+      if (rc != MPI_SUCCESS && first_error == MPI_SUCCESS) first_error = rc;
     }
-    SA_MPI_CHECK(rc);
+    SA_MPI_CHECK(first_error);
     for (size_t i = 0; i < expected.size(); ++i) {
       check_received("sendrecv", st[i], expected[i], recv_bytes, from, tag);
     }
