@@ -92,14 +92,11 @@ void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, 
 }
 
 const char* kv_type_name(KvType t) {
-  return t == KvType::Fp8 ? "fp8" : "bf16";
+  return enum_name(kKvTypeNames, t);
 }
 
 KvType parse_kv_type(const char* s) {
-  const std::string v = s ? s : "";
-  if (v == "bf16") return KvType::Act;
-  if (v == "fp8") return KvType::Fp8;
-  fail("unknown KV cache type '", v, "' (expected bf16 or fp8)");
+  return parse_enum(kKvTypeNames, s ? s : "", "KV cache type");
 }
 
 }  // namespace starattn

@@ -25,6 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/enum_names.h"
+
 namespace starattn {
 
 enum class KvType : int32_t {
@@ -76,7 +78,9 @@ void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void*
 void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                          int head_dim, int64_t n, float* out);
 
-const char* kv_type_name(KvType t);   // "bf16" (Act) or "fp8"
-KvType parse_kv_type(const char* s);  // "bf16" or "fp8"; throws otherwise
+// --kv-type: "bf16" (Act: the CPU's fp32 keeps that name) or "fp8".
+inline constexpr EnumName<KvType> kKvTypeNames[] = {{KvType::Act, "bf16"}, {KvType::Fp8, "fp8"}};
+const char* kv_type_name(KvType t);
+KvType parse_kv_type(const char* s);  // throws Error naming the accepted values
 
 }  // namespace starattn
