@@ -9,6 +9,7 @@
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/quant_gemv.h"
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn::cuda {
 namespace {
@@ -505,12 +506,6 @@ __global__ void embedding_quant_kernel(EmbeddingQuantParams p) {
   }
 }
 
-__device__ __forceinline__ uint64_t mix(uint64_t h) {
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
-}
-
 // Random bytes, then the fp16 scales set: Q8_0 d with codes of std ~73; Q4_K d, dmin for
 // d * sc * q of std ~218 d and a mean taken out by the min.
 __global__ void random_blocks_kernel(GgmlType type, uint8_t* dst, int64_t n_blocks, int bytes,
@@ -519,7 +514,8 @@ __global__ void random_blocks_kernel(GgmlType type, uint8_t* dst, int64_t n_bloc
        b += int64_t{gridDim.x} * blockDim.x) {
     uint8_t* blk = dst + b * bytes;
     for (int i = 0; i < bytes; i += 8) {
-      const uint64_t h = mix(seed + static_cast<uint64_t>(b * bytes + i) * 0x9E3779B97F4A7C15ull);
+      const uint64_t h =
+          splitmix64_mix(seed + static_cast<uint64_t>(b * bytes + i) * kSplitMix64Gamma);
       for (int k = 0; k < 8 && i + k < bytes; ++k) blk[i + k] = static_cast<uint8_t>(h >> (8 * k));
     }
     const auto put = [&](int at, float v) {

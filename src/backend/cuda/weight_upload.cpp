@@ -11,6 +11,7 @@
 #include "backend/cuda/quant_gemv.h"
 #include "backend/cuda/random_fill.h"
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn::cuda {
 namespace {
@@ -23,12 +24,9 @@ GgmlType device_type(std::initializer_list<const WeightMatrix*> parts) {
   return quant_supported(t) ? t : GgmlType::BF16;
 }
 
-// A distinct seed for each tensor of a seeded model (splitmix64 of seed and index).
+// A distinct seed for each tensor of a seeded model.
 uint64_t mix_seed(uint64_t seed, uint64_t i) {
-  uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
+  return splitmix64_at(seed, i);
 }
 
 }  // namespace
