@@ -14,6 +14,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_info.h"
 #include "starattn/error.h"
 
 namespace starattn::cuda::attn {
@@ -66,11 +67,7 @@ void* workspace(size_t bytes, cudaStream_t stream);
 inline std::atomic<uint64_t> workspace_generation{0};
 
 inline int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    return 132;
-  return n;
+  return device_info().sms;
 }
 
 }  // namespace starattn::cuda::attn
