@@ -36,12 +36,11 @@ std::string render_prometheus(const Metrics& m) {
   o += "# HELP starattn_requests_total Requests answered, by outcome.\n";
   o += "# TYPE starattn_requests_total counter\n";
   o += "starattn_requests_total{outcome=\"ok\"} " + num(m.requests_ok.load()) + "\n";
-  o += "starattn_requests_total{outcome=\"client_error\"} " +
-       num(m.requests_client_error.load()) + "\n";
-  o += "starattn_requests_total{outcome=\"server_error\"} " +
-       num(m.requests_server_error.load()) + "\n";
-  o += "starattn_requests_total{outcome=\"cancelled\"} " + num(m.requests_cancelled.load()) +
+  o += "starattn_requests_total{outcome=\"client_error\"} " + num(m.requests_client_error.load()) +
        "\n";
+  o += "starattn_requests_total{outcome=\"server_error\"} " + num(m.requests_server_error.load()) +
+       "\n";
+  o += "starattn_requests_total{outcome=\"cancelled\"} " + num(m.requests_cancelled.load()) + "\n";
   o += "# HELP starattn_tokens_total Tokens by kind: prompt (context + query), completion, and "
        "cached (prompt tokens whose context was already encoded).\n";
   o += "# TYPE starattn_tokens_total counter\n";
@@ -56,6 +55,12 @@ std::string render_prometheus(const Metrics& m) {
        "Wall time spent in phase-2 steps (queries and generated tokens).",
        seconds(m.phase2_us.load()));
   line(o, "starattn_phase2_steps_total", "counter", "Phase-2 steps run.", num(m.steps.load()));
+  line(o, "starattn_phase2_step_sequences_total", "counter",
+       "Sequences summed over the phase-2 steps (divided by the steps: the mean batch).",
+       num(m.step_sequences.load()));
+  line(o, "starattn_phase2_step_sequences_max", "gauge",
+       "The most sequences decoded together in one phase-2 step so far.",
+       num(m.step_sequences_max.load()));
   line(o, "starattn_contexts_encoded_total", "counter", "Contexts encoded by phase 1.",
        num(m.contexts_encoded.load()));
   line(o, "starattn_context_cache_hits_total", "counter",
@@ -70,8 +75,7 @@ std::string render_prometheus(const Metrics& m) {
        seconds(m.ttft_us_sum.load()));
   line(o, "starattn_time_to_first_token_seconds_count", "counter",
        "Generations that produced a first token.", num(m.ttft_count.load()));
-  line(o, "starattn_queue_depth", "gauge", "Requests waiting to start.",
-       num(m.queue_depth.load()));
+  line(o, "starattn_queue_depth", "gauge", "Requests waiting to start.", num(m.queue_depth.load()));
   line(o, "starattn_active_sequences", "gauge", "Sequences decoding now.",
        num(m.active_sequences.load()));
   line(o, "starattn_contexts_ready", "gauge", "Encoded contexts held in KV memory.",

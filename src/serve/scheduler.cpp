@@ -6,8 +6,8 @@
 #include <random>
 
 #include "engine/layout.h"
-#include "serve/http_error.h"
 #include "engine/stop_strings.h"
+#include "serve/http_error.h"
 #include "starattn/error.h"
 
 namespace starattn::serve {
@@ -105,9 +105,9 @@ void Scheduler::submit(std::shared_ptr<Job> job) {
     std::lock_guard<std::mutex> lock(intake_mu_);
     if (stopping_) throw HttpError(503, "server_error", "the server is shutting down");
     if (queued_ >= opt_.max_queue)
-      throw HttpError(503, "server_error",
-                      "too many requests are waiting (" + std::to_string(opt_.max_queue) +
-                          "); retry shortly");
+      throw HttpError(
+          503, "server_error",
+          "too many requests are waiting (" + std::to_string(opt_.max_queue) + "); retry shortly");
     ++queued_;
     intake_.push_back(std::move(job));
   }
@@ -217,8 +217,7 @@ void Scheduler::plan_phase1(Plan& plan) {
       std::shared_ptr<ContextEntry> e = job->context;
       const bool needs = [&] {
         std::lock_guard<std::mutex> lock(registry_.mutex());
-        return e->state == ContextEntry::State::Pending ||
-               e->state == ContextEntry::State::Evicted;
+        return e->state == ContextEntry::State::Pending || e->state == ContextEntry::State::Evicted;
       }();
       if (!needs) continue;
       // First in the queue first; if its context does not fit yet, wait for memory.
@@ -405,8 +404,9 @@ void Scheduler::end_sequence(Sequence& s, const std::string& reason) {
 }
 
 void Scheduler::reap() {
-  active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& s) { return s->ended; }),
-                active_.end());
+  active_.erase(
+      std::remove_if(active_.begin(), active_.end(), [](const auto& s) { return s->ended; }),
+      active_.end());
 }
 
 void Scheduler::update_gauges() {
@@ -482,6 +482,9 @@ void Scheduler::run(const std::atomic<int>& stop) {
       if (!p2.step.empty()) {
         after_step(hidden);
         metrics_.steps++;
+        const auto n = static_cast<int64_t>(p2.step.size());
+        metrics_.step_sequences += static_cast<uint64_t>(n);
+        if (n > metrics_.step_sequences_max) metrics_.step_sequences_max = n;  // one writer
       }
       metrics_.phase2_us += micros(steady_now() - t0);
     }
@@ -491,8 +494,7 @@ void Scheduler::run(const std::atomic<int>& stop) {
     if (idle && signals > 0 && active_.empty() && !encoding_) break;
     if (idle) {
       std::unique_lock<std::mutex> lock(intake_mu_);
-      intake_cv_.wait_for(lock, std::chrono::milliseconds(100),
-                          [&] { return !intake_.empty(); });
+      intake_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return !intake_.empty(); });
     }
   }
   if (many) {

@@ -11,9 +11,9 @@ Scenarios:
   flow       the context flow under mpirun -np N (answers equal `mpirun -np N starattn generate`)
   bad        every kind of bad input over raw HTTP, an API key, a client that leaves mid-stream,
              and a graceful stop on SIGTERM
-  load       32 concurrent clients x 4 requests (fp32 weights): every answer equals the same
-             question asked alone (or parts from it at a near tie), nothing is lost, and the
-             server's memory does not grow
+  load       32 concurrent clients x 4 requests, --parallel 32 (fp32 weights): every answer
+             equals the same question asked alone (or parts from it at a near tie), nothing is
+             lost, more than 16 questions share a step, and the server's memory does not grow
   rankdeath  mpirun -np N: a worker rank killed mid-request ends the whole job within 10 s
 
 Prints SKIP (and exits 0) when the model file is missing. Every failure is an exception with a
@@ -471,7 +471,7 @@ def scenario_load(args):
     # the logits by a few hundredths of a nat (measured: a 0.056-nat tie flipped). In fp32 a
     # batched row differs from a lone one by summation order only, so near ties are all that can
     # part them, and a sequence mixed up with another is still caught.
-    srv = Server(args, extra=["--parallel", "16", "--weights-type", "f32"], np=args.np)
+    srv = Server(args, extra=["--parallel", "32", "--weights-type", "f32"], np=args.np)
     try:
         c = srv.client()
         model = c.models.list().data[0].id
@@ -531,6 +531,12 @@ def scenario_load(args):
         check(rss2 <= rss1 * 1.05 + 8 * 1024, f"the server's memory grew: {rss1} -> {rss2} KiB")
         check(m["starattn_active_sequences"] == 0 and m["starattn_queue_depth"] == 0,
               "sequences or jobs left over")
+        # 32 clients at once under --parallel 32: their questions share steps, far more than the
+        # default 8 at a time (the largest step, and the mean over all of them).
+        most = m["starattn_phase2_step_sequences_max"]
+        mean = m["starattn_phase2_step_sequences_total"] / m["starattn_phase2_steps_total"]
+        print(f"sequences per step: at most {most:.0f}, mean {mean:.1f}")
+        check(16 < most <= 32, f"the largest step held {most} sequences, not 17 to 32")
         check(srv.stop() == 0, f"SIGTERM should stop the server cleanly:\n{srv.output()}")
     finally:
         srv.stop(signal.SIGKILL)
