@@ -226,7 +226,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     tasks = eval::parse_task_list(a.tasks);
     lengths = eval::parse_lengths(a.lengths);
     for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());  // -b/-a
-    check_device(a.device);
+    check_device(a.device, parse_kv_type(a.method.kv_type.c_str()));
     if (root && !a.haystack.empty())
       check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
     lm = load_model_and_tokenizer(a.model, "", a.weights_type);
@@ -395,16 +395,16 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "or constant (the first token repeated)")
       ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
       ->capture_default_str();
-  cmd->add_option("--anchor-seed", a->method.anchor_seed,
-                  "Seed of the random and shuffled anchors")
+  cmd->add_option("--anchor-seed", a->method.anchor_seed, "Seed of the random and shuffled anchors")
       ->capture_default_str();
   cmd->add_option("--chunk", a->method.chunk,
                   "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
                   "GPU 8192)")
       ->capture_default_str();
-  cmd->add_option("--kv-type", a->method.kv_type,
-                  std::string(kKvTypeHelp) + "; an fp8 column is labelled \"kv=fp8\"")
-      ->check(CLI::IsMember({"bf16", "fp8"}))
+  cmd->add_option(
+         "--kv-type", a->method.kv_type,
+         std::string(kKvTypeHelp) + "; an fp8 or f32 column is labelled \"kv=fp8\" or \"kv=f32\"")
+      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
       ->capture_default_str();
   cmd->add_option(
          "--max-new", a->max_new,

@@ -105,7 +105,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              "of the JSON output)");
     const StopStrings check_stops(a.stops);  // validates --stop
     a.run.check();                           // -b/-a/--chunk
-    check_device(a.device);
+    check_device(a.device, a.run.kv_type);
     if (!a.interactive) {
       std::tie(context, query) = prompt_texts(a);
     } else if (!a.context_file.empty()) {
@@ -339,7 +339,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
                   "GPU 8192)")
       ->capture_default_str();
   cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
-      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
       ->capture_default_str();
   cmd->add_option("--progress", a->progress,
                   "Prefill progress bar on stderr: auto (if a terminal), on, off")

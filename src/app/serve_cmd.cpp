@@ -92,7 +92,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     SA_CHECK(a.context_memory_gib >= 0, "--context-memory must be >= 0");
     SA_CHECK(a.http.port >= 0 && a.http.port <= 65535, "--port must be in [0, 65535]");
     (void)a.run.resolved(1, comm.size());  // checks -b, -a and --chunk before the slow load
-    check_device(a.device);
+    check_device(a.device, a.run.kv_type);
     lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
@@ -221,7 +221,7 @@ std::function<int()> add_serve_command(CLI::App& app) {
                   "chunk per token while a context encodes); 0 = the device's default")
       ->capture_default_str();
   cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
-      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
       ->capture_default_str();
   return [a]() {
     a->run.attn = parse_attn_mode(a->attn);

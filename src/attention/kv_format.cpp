@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "model/ggml_types.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -91,15 +92,33 @@ void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, 
   }
 }
 
+void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst) {
+  auto* out = static_cast<uint16_t*>(dst);
+#pragma omp parallel for schedule(static) if (n * kv_dim > (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t e = 0; e < kv_dim; ++e) out[j * kv_dim + e] = fp32_to_bf16(x[j * kv_dim + e]);
+}
+
 const char* kv_type_name(KvType t) {
-  return t == KvType::Fp8 ? "fp8" : "bf16";
+  switch (t) {
+    case KvType::Act:
+      return "act";
+    case KvType::Fp8:
+      return "fp8";
+    case KvType::Bf16:
+      return "bf16";
+    case KvType::F32:
+      return "f32";
+  }
+  return "unknown";
 }
 
 KvType parse_kv_type(const char* s) {
   const std::string v = s ? s : "";
-  if (v == "bf16") return KvType::Act;
+  if (v == "bf16") return KvType::Bf16;
   if (v == "fp8") return KvType::Fp8;
-  fail("unknown KV cache type '", v, "' (expected bf16 or fp8)");
+  if (v == "f32") return KvType::F32;
+  fail("unknown KV cache type '", v, "' (expected bf16, fp8 or f32)");
 }
 
 }  // namespace starattn
