@@ -26,6 +26,10 @@
 #              --sequences), beside HF transformers' batched decode (bench/batch/hf_batched.py)
 #   quant      the model benchmark with its matrices in Q4_K and Q8_0 blocks
 #   fp8        what `gpu-check.sh fp8` runs (above)
+#   accuracy   (not in the default list) the default model's eval with bf16 and fp8 KV through
+#              tools/eval_fp8_matrix.sh; needs models/SmolLM2-135M-Instruct.Q4_1.gguf, and
+#              HAYSTACK / WORDLIST files where the machine has no bible-kjv / wamerican;
+#              EVAL_SAMPLES (default 50)
 #
 # Logs go to $OUT when set (the device tool brings them back), else to DIR.
 set -uo pipefail
@@ -175,7 +179,10 @@ fi
 
 if want quant; then
 echo "== model benchmark with the matrices in GGUF blocks (decode and prefill against bf16 above)"
-for wt in q4_k q8_0; do
+# The bf16 baseline comes from the model section, or here when that section is not run.
+quant_types="q4_k q8_0"
+want model || quant_types="bf16 $quant_types"
+for wt in $quant_types; do
   timeout 240 "$dir/model_bench" --tokens 32768 --steps 32 --weights "$wt" --out "$log/model_$wt.txt" \
     2>&1 | tee "$log/model_bench_$wt.log" | grep -E "^backend:|^prefill dense|^decode 1 token"
   summary+=("model bench $wt: rc=${PIPESTATUS[0]}")
@@ -184,6 +191,19 @@ fi
 
 if want fp8; then
   fp8_checks
+fi
+
+if want accuracy; then
+  echo "== accuracy with fp8 KV: dense and star, bf16 and fp8, 2K/4K/8K, 50 samples per task"
+  if [[ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]]; then
+    STARATTN=$dir/starattn timeout 1200 tools/eval_fp8_matrix.sh "$log/eval_fp8" 2048,4096,8192 \
+      "${EVAL_SAMPLES:-50}" niah_single_2,niah_single_3,niah_multivalue,niah_multiquery \
+      --max-new 48 ${HAYSTACK:+--haystack "$HAYSTACK"} ${WORDLIST:+--wordlist "$WORDLIST"} \
+      2>&1 | tee "$log/eval_fp8.log" | tail -30
+    summary+=("accuracy fp8: rc=${PIPESTATUS[0]}, tables in $log/eval_fp8.log")
+  else
+    summary+=("accuracy fp8: skipped (no models/SmolLM2-135M-Instruct.Q4_1.gguf)")
+  fi
 fi
 
 echo

@@ -203,19 +203,5 @@ TEST(Merge, ExtremeLseDifferencesStayFinite) {
   EXPECT_TRUE(std::isinf(le[0]));
 }
 
-TEST(Merge, ScaledPartialsSumToMerged) {
-  // The sum-based cross-rank merge: scale each partial by exp(lse_r - lse_global), then add.
-  std::vector<float> o1 = {1, 1}, l1 = {0.5f}, o2 = {3, -1}, l2 = {-0.25f};
-  std::vector<float> om = o1, lm = l1;
-  merge_attention(om.data(), lm.data(), o2.data(), l2.data(), 1, 1, 2);
-  const float m = std::max(l1[0], l2[0]);
-  const float g = m + std::log(std::exp(l1[0] - m) + std::exp(l2[0] - m));
-  scale_partial_attention(o1.data(), l1.data(), &g, 1, 1, 2);
-  scale_partial_attention(o2.data(), l2.data(), &g, 1, 1, 2);
-  EXPECT_NEAR(o1[0] + o2[0], om[0], 1e-6);
-  EXPECT_NEAR(o1[1] + o2[1], om[1], 1e-6);
-  EXPECT_NEAR(g, lm[0], 1e-6);
-}
-
 }  // namespace
 }  // namespace starattn

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "error_of.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
 #include "tokenizer/chat.h"
@@ -70,14 +71,7 @@ ChatTemplate fixture_template(const std::string& name) {
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 const Tokenizer& llama3_tokenizer() {
   static const Tokenizer t = Tokenizer::from_hf_json(kTokDir + "llama3_tokenizer.json",

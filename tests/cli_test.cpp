@@ -108,6 +108,26 @@ TEST(Cli, HelpExplainsEveryFlag) {
   EXPECT_EQ(run("bench --help").code, 0);
 }
 
+TEST(Cli, SubcommandsShareTheContextFlagsAndDefaults) {
+  // One declaration of --attn and the flags around it: the same values, defaults and help on
+  // every subcommand; eval's -b differs on purpose and says why.
+  for (const char* sub : {"generate", "bench", "eval", "serve"}) {
+    const Result r = run(std::string(sub) + " --help");
+    ASSERT_EQ(r.code, 0) << sub;
+    for (const char* want : {"--attn TEXT:{dense,star,ring}=star",
+                             "--anchor-mode TEXT:{recompute,shared,broadcast}=shared",
+                             "--anchor-source TEXT:{first,previous,random,shuffled,constant}=first",
+                             "--kv-type TEXT:{bf16,fp8}=bf16", "--chunk INT=0", "-t,--threads",
+                             "cores / ranks, at least 1"})
+      EXPECT_NE(r.out.find(want), std::string::npos) << sub << ": " << want;
+    const bool eval = std::string(sub) == "eval";
+    EXPECT_EQ(r.out.find("-b,--block-size INT=-1") != std::string::npos, !eval) << sub;
+    if (eval) {
+      EXPECT_NE(r.out.find("The default is the paper's L/4"), std::string::npos);
+    }
+  }
+}
+
 TEST(Cli, VersionAndBareUsage) {
   const Result v = run("--version");
   EXPECT_EQ(v.code, 0) << v.out;
@@ -117,7 +137,7 @@ TEST(Cli, VersionAndBareUsage) {
   // No subcommand: the usage (naming every subcommand), and exit 1 since nothing was done.
   const Result bare = run("");
   EXPECT_EQ(bare.code, 1) << bare.out;
-  for (const char* sub : {"generate", "bench", "eval", "--version"})
+  for (const char* sub : {"Usage: starattn", "generate", "bench", "eval", "serve", "--version"})
     EXPECT_NE(bare.out.find(sub), std::string::npos) << sub << " in:\n" << bare.out;
   EXPECT_EQ(count(bare.out, "starattn: error:"), 0) << bare.out;
 }

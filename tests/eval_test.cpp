@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "error_of.h"
 #include "eval/method.h"
 #include "eval/metric.h"
 #include "eval/results.h"
@@ -27,21 +28,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Star Attention's 'llama3' template (ruler.md 2), cut where the task text goes.
+// Star Attention's 'llama3' template (ruler/data/template.py), cut where the task text goes.
 const std::string kPre =
     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful "
     "assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n";
 const std::string kSuf = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
+using test::error_of;
 
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
@@ -126,7 +119,7 @@ TEST(EvalTemplate, PromptFormats) {
 }
 
 TEST(EvalTemplate, NiahSingleFaithfulMatchesRuler) {
-  // ruler.md 4.1, verbatim, including RULER's "You is a helpful assistant.".
+  // As Star Attention's niah.py renders it, verbatim, including "You is a helpful assistant.".
   const PromptPair p = render_niah(PromptFormat::sa_llama3(), *find_niah_spec("niah_single_1"),
                                    "HAYSTACK", "KEY", /*faithful=*/true);
   EXPECT_EQ(
@@ -184,7 +177,8 @@ TEST(EvalTemplate, VtFaithfulMatchesRuler) {
   const PromptFormat f = PromptFormat::sa_llama3();
   const std::string ex =
       render_vt_example(f, "NOISE", "12345", {"AAA", "BBB", "CCC", "DDD", "EEE"}, true);
-  // ruler.md 4.2: template whitespace collapsed, "above." lost, two spaces before the names.
+  // As variable_tracking.py renders it: template whitespace collapsed, "above." lost, two spaces
+  // before the names.
   EXPECT_EQ(ex,
             "Memorize and track the chain(s) of variable assignment hidden in the following text. "
             "NOISE Question: Find all variables that are assigned the value 12345 in the text "
@@ -230,7 +224,8 @@ TEST(EvalTemplate, Cwe) {
   const std::string q = "Question: What are the 10 most common words in the above list?" + kSuf +
                         " Answer: The top 10 words that appear most often in the list are:";
   const std::string nums = "1. w0 2. w1 3. w2 4. w3 5. w4 6. w5 7. w6 8. w7 9. w8 10. w9";
-  // ruler.md 4.3: the example is a whole prompt, "are:1." glued, a second <|begin_of_text|>.
+  // As common_words_extraction.py renders it: the example is a whole prompt, "are:1." glued, a
+  // second <|begin_of_text|>.
   const PromptPair p = render_cwe(f, "EX", ans, "LIST", true);
   EXPECT_EQ(p.context, kPre + instr + "EX\n" + q + nums + "\n" + kPre + instr + "LIST\n");
   EXPECT_EQ(p.query, q);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "model/ggml_types.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
@@ -439,14 +440,7 @@ TEST(GgufReader, RangeCheckedIntegers) {
   EXPECT_EQ(f.get_int_in("t.u32", 1, 4000000000), 4000000000);
   EXPECT_EQ(f.get_int_in_or("absent", 0, 10, 7), 7);
   EXPECT_EQ(f.get_int_in_or("t.u16", 0, 60000, 7), 60000);
-  auto msg = [&](auto fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  const auto msg = [](auto fn) { return test::error_of(fn); };
   EXPECT_NE(msg([&] {
               f.get_int_in("t.id", -1, int_max);
             }).find("'t.id' = 4294967298 is outside [-1, 2147483647]"),

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "error_of.h"
 #include "starattn/error.h"
 #include "tokenizer/jinja/template.h"
 
@@ -124,14 +125,11 @@ TEST(Jinja, ChatTemplatesMatchTransformers) {
   EXPECT_GE(n, 200);
 }
 
-std::string error_of(const std::string& source, const ordered_json& vars = ordered_json::object(),
-                     const jinja::RenderOptions& opt = {}) {
-  try {
-    jinja::Template(source).render(vars, opt);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+// The error of rendering `source`, or "" when it renders.
+std::string render_error(const std::string& source,
+                         const ordered_json& vars = ordered_json::object(),
+                         const jinja::RenderOptions& opt = {}) {
+  return test::error_of([&] { jinja::Template(source).render(vars, opt); });
 }
 
 TEST(Jinja, UnsupportedConstructsNameThemselvesAndTheirPlace) {
@@ -174,7 +172,7 @@ TEST(Jinja, UnsupportedConstructsNameThemselvesAndTheirPlace) {
       {"{{ '%5.2f' % 1.5 }}", "unsupported '%' format"},
   };
   for (const auto& [src, want] : cases) {
-    const std::string err = error_of(src);
+    const std::string err = render_error(src);
     EXPECT_NE(err.find(want), std::string::npos) << src << "\n  got: " << err;
     EXPECT_EQ(err.find('\n'), std::string::npos) << "one line: " << err;
   }
@@ -183,10 +181,10 @@ TEST(Jinja, UnsupportedConstructsNameThemselvesAndTheirPlace) {
 TEST(Jinja, PrintingWhatPythonPrintsWithAnAddressIsAnError) {
   // jinja2 prints "<generator object ... at 0x7f...>": no output can match it, so refuse.
   EXPECT_NE(
-      error_of("{{ messages | map(attribute='role') }}", {{"messages", ordered_json::array()}})
+      render_error("{{ messages | map(attribute='role') }}", {{"messages", ordered_json::array()}})
           .find("cannot print a generator"),
       std::string::npos);
-  EXPECT_NE(error_of("{{ range }}").find("cannot print a function"), std::string::npos);
+  EXPECT_NE(render_error("{{ range }}").find("cannot print a function"), std::string::npos);
 }
 
 // Hostile templates (the server renders templates from strangers' model files) must fail with a
@@ -194,7 +192,7 @@ TEST(Jinja, PrintingWhatPythonPrintsWithAnAddressIsAnError) {
 void expect_fails_fast(const std::string& source, const std::string& want,
                        const jinja::RenderOptions& opt = {}) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string err = error_of(source, ordered_json::object(), opt);
+  const std::string err = render_error(source, ordered_json::object(), opt);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(err.find(want), std::string::npos) << source.substr(0, 80) << "\n  got: " << err;
   EXPECT_LT(s, 5.0) << source.substr(0, 80);
@@ -302,7 +300,7 @@ TEST(Jinja, LimitsAreConfigurable) {
 }
 
 TEST(Jinja, VariablesMustBeAnObject) {
-  EXPECT_NE(error_of("{{ x }}", ordered_json::array()).find("JSON object"), std::string::npos);
+  EXPECT_NE(render_error("{{ x }}", ordered_json::array()).find("JSON object"), std::string::npos);
 }
 
 }  // namespace

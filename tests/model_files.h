@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"
 #include "starattn/error.h"
@@ -61,21 +62,7 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-// The message of the starattn::Error that f throws; a test failure if it throws nothing or
-// something else.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-starattn exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
+using test::error_of;
 
 // ---- safetensors ------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "model/config.h"
 #include "model/gguf.h"
 #include "model/loader.h"
 #include "model/rope_freq.h"
@@ -253,6 +254,35 @@ TEST(Models, RealLlama3xRopeThroughBothLoaders) {
     EXPECT_EQ(gg.max_positions, 131072) << name;
     expect_inv_freq(gg, inv_freq, name + " (GGUF)");
   }
+}
+
+// The random model of speed runs has Llama-3.1-8B's shape as the Hub's config.json gives it (the
+// fixture's copy), RoPE included; only its positions differ (it was never trained to a length).
+TEST(Models, RandomLlama31_8bShapeIsTheHubs) {
+  const json fixture = json::parse(read_bytes(tiny_fixture("real_rope") + "/llama3.json"));
+  const ModelConfig hub = config_from_hf(fixture.at("llama-3.1-8b").at("config"));
+  const ModelConfig c = llama31_8b_config();
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.arch, hub.arch);
+  EXPECT_EQ(c.n_layers, hub.n_layers);
+  EXPECT_EQ(c.d_model, hub.d_model);
+  EXPECT_EQ(c.n_heads, hub.n_heads);
+  EXPECT_EQ(c.n_kv_heads, hub.n_kv_heads);
+  EXPECT_EQ(c.head_dim, hub.head_dim);
+  EXPECT_EQ(c.d_ffn, hub.d_ffn);
+  EXPECT_EQ(c.vocab_size, hub.vocab_size);
+  EXPECT_EQ(c.rms_eps, hub.rms_eps);
+  EXPECT_EQ(c.rope_theta, hub.rope_theta);
+  EXPECT_EQ(c.rope_scaling.llama3, hub.rope_scaling.llama3);
+  EXPECT_EQ(c.rope_scaling.factor, hub.rope_scaling.factor);
+  EXPECT_EQ(c.rope_scaling.low_freq_factor, hub.rope_scaling.low_freq_factor);
+  EXPECT_EQ(c.rope_scaling.high_freq_factor, hub.rope_scaling.high_freq_factor);
+  EXPECT_EQ(c.rope_scaling.original_max_positions, hub.rope_scaling.original_max_positions);
+  EXPECT_EQ(c.qkv_bias, hub.qkv_bias);
+  EXPECT_EQ(c.tied_embeddings, hub.tied_embeddings);
+  expect_inv_freq(c, fixture["llama-3.1-8b"]["inv_freq"].get<std::vector<float>>(),
+                  "llama31_8b_config");
+  EXPECT_GE(c.max_positions, (1 << 20) + 65536) << "a 1M-token context and its queries";
 }
 
 }  // namespace

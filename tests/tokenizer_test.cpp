@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "error_of.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
 #include "tokenizer/tokenizer.h"
@@ -301,14 +302,7 @@ TEST_F(Llama3, InvalidIdThrows) {
   EXPECT_THROW(from_gguf().token_text(-1), Error);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(TokenizerErrors, SentencePieceGgufWithoutScores) {
   // bad_model.gguf claims a SentencePiece ("llama") vocab but has no piece scores to merge by.

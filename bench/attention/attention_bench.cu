@@ -1,6 +1,7 @@
 // Times the CUDA attention kernels against the machine's measured ceilings.
 //   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2
-//   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V)
+//   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V);
+//            also over fp8 KV rows (bytes = 2 * 128K * 1056: E4M3 codes and fp32 scales)
 //   shared context: S = 1, 8, 32, 64 sequences x 1 token over the same 128K unmasked keys (a
 //            served step's sequences on one context), GQA 32/8, d=128: one call reads K + V once
 //            (537 MB) for 4 * S * 32 * 128 * 128K FLOPs; against the kernels the dispatch used
@@ -24,7 +25,9 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/attention_common.cuh"
+#include "backend/cuda/kv_write.h"
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace {
 
@@ -39,10 +42,7 @@ void ck(cudaError_t e, const char* what) {
 __global__ void fill_normal(bf16* x, size_t n, uint64_t seed) {
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
        i += size_t{gridDim.x} * blockDim.x) {
-    uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    h ^= h >> 31;
+    const uint64_t h = starattn::splitmix64_at(seed, i);
     const float u1 = (static_cast<float>(h >> 40) + 0.5f) / 16777216.0f;
     const float u2 = (static_cast<float>(h & 0xFFFFFF) + 0.5f) / 16777216.0f;
     x[i] = __float2bfloat16_rn(sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
@@ -151,6 +151,34 @@ int run(const char* out_path) {
     rows.push_back({n_q == 1 ? "decode 1q x 128K GQA 32/8" : "decode 4q x 128K GQA 32/8 causal", ms,
                     tbs, "TB/s", tbs / copy_tbs});
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
+  }
+
+  {  // the same decode over fp8 KV rows (E4M3 + a scale per token and head), quantised by the
+     // cache's own write from random bf16; bytes = the rows' K + V bytes with their scales
+    const int n_kv = 131072;
+    const starattn::KvRowFormat f{starattn::KvType::Fp8, 8, 128, 2};
+    bf16* q = random_bf16(size_t{32} * 128, 5);
+    bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 6);
+    bf16* v = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 7);
+    bf16* out = random_bf16(size_t{32} * 128, 8);
+    float* lse = nullptr;
+    BCK(cudaMalloc(&lse, size_t{32} * sizeof(float)));
+    void *k8 = nullptr, *v8 = nullptr;
+    BCK(cudaMalloc(&k8, static_cast<size_t>(n_kv) * f.row_bytes()));
+    BCK(cudaMalloc(&v8, static_cast<size_t>(n_kv) * f.row_bytes()));
+    starattn::cuda::KvWriteParams w;
+    w.dst[0] = k8, w.dst[1] = v8, w.src[0] = k, w.src[1] = v, w.format = f, w.n = n_kv;
+    starattn::cuda::write_kv_rows(w, nullptr);
+    auto p = params(q, nullptr, nullptr, out, lse, 1, n_kv, false);
+    p.kv_type = starattn::KvType::Fp8;
+    p.k8 = static_cast<const uint8_t*>(k8), p.v8 = static_cast<const uint8_t*>(v8);
+    p.kv_stride = static_cast<int64_t>(f.row_bytes());
+    p.kv_scale_offset = f.scale_offset();
+    const double ms = median_ms([&] { starattn::cuda::attention(p, nullptr); }, 10, 100);
+    const double tbs = 2.0 * n_kv * f.row_bytes() / (ms * 1e-3) / 1e12;
+    rows.push_back({"decode 1q x 128K GQA 32/8, fp8 KV", ms, tbs, "TB/s", tbs / copy_tbs});
+    for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse, k8, v8})
+      BCK(cudaFree(ptr));
   }
 
   {  // shared context: S sequences x 1 token over the same 128K keys, no mask

@@ -1,5 +1,5 @@
-// The whole model on one GPU: the random-weight Llama-3.1-8B shape (cuda_factory.h), dense prefill of
-// N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
+// The whole model on one GPU: the random-weight Llama-3.1-8B shape (model/config.h), dense prefill
+// of N tokens and decode steps over an N-token context, through the Engine as `starattn` runs them.
 //   prefill FLOPs = 2 * 6.98e9 * N + 262144 * N^2  (layer GEMMs + causal attention)
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
 // Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
@@ -19,15 +19,16 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/quant_gemv.h"
 #include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
+#include "model/config.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -93,7 +94,7 @@ __nv_bfloat16* random_bf16(size_t count, uint64_t seed, cudaStream_t s) {
 
 // Each piece of one layer alone, at the prefill shapes (n tokens; the FFN in kFfnRows chunks) and
 // at the decode shapes (1 row, ours vs cuBLAS), with the whole forward's share of each.
-void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs) {
+void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs, GgmlType weights) {
   const ModelConfig c = llama31_8b_config();
   const int d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn, L = c.n_layers;
   const int nf = cuda::kFfnRows, chunks = (n + nf - 1) / nf;
@@ -192,6 +193,41 @@ void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs) {
   gemm_row("decode gate|up GEMV", 1, d, 2 * f, false, L);
   gemm_row("decode down GEMV (+= fp32)", 1, f, d, true, L);
   gemm_row("decode lm_head GEMV (fp32 out)", 1, d, c.vocab_size, true, 1);
+  if (weights != GgmlType::BF16) {  // the same decode shapes with the matrices in GGUF blocks
+    const size_t blocks = size_t{1} * c.vocab_size * d / ggml_block_elems(weights);
+    uint8_t* wq = nullptr;
+    SA_CUDA(cudaMalloc(&wq, blocks * ggml_block_bytes(weights)));
+    cuda::random_blocks(weights, wq, static_cast<int64_t>(blocks), 7, s);
+    const auto quant_row = [&](const char* name, int in, int out, bool fp32, int times) {
+      cuda::LinearParams p;
+      p.x = x;
+      p.x_stride = in;
+      p.wq = wq;
+      p.wq_type = weights;
+      p.wq_row_bytes = static_cast<int64_t>(ggml_row_bytes(weights, in));
+      p.n = 1;
+      p.in = in;
+      p.out = out;
+      p.y_stride = out;
+      if (fp32) {
+        p.y_f32 = acc;
+        p.accumulate = true;
+      } else {
+        p.y_bf16 = y;
+      }
+      const double bytes = double(p.wq_row_bytes) * out;
+      const double ms = t.median_ms([&] { gemm.linear(p); }, 5, 20);
+      std::printf("%-44s %9.3f %9.2f %-8s %8.2f ms  (%s blocks; copy %.2f)\n", name, ms,
+                  bytes / (ms * 1e-3) / 1e12, "TB/s", ms * times, ggml_type_name(weights),
+                  copy_tbs);
+    };
+    quant_row("decode qkv GEMV, blocks", d, q + 2 * kv, false, L);
+    quant_row("decode o GEMV (+= fp32), blocks", q, d, true, L);
+    quant_row("decode gate|up GEMV, blocks", d, 2 * f, false, L);
+    quant_row("decode down GEMV (+= fp32), blocks", f, d, true, L);
+    quant_row("decode lm_head GEMV (fp32 out), blocks", d, c.vocab_size, true, 1);
+    SA_CUDA(cudaFree(wq));
+  }
   for (void* ptr : {(void*)x, (void*)w, (void*)y, (void*)acc}) SA_CUDA(cudaFree(ptr));
 }
 
@@ -242,7 +278,7 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     for (auto* p : {x, w, y}) SA_CUDA(cudaFree(p));
   }
   const double copy_tbs = rows[0].rate, gemm_tflops = rows[1].rate;
-  breakdown(n, ts, s, copy_tbs);
+  breakdown(n, ts, s, copy_tbs, weights);
 
   CudaBackend b(llama31_8b_config(), 0, 1234, weights);
   std::printf("backend: %s, weights %.2f GB\n", b.name().c_str(), b.weight_bytes() / 1e9);
@@ -274,7 +310,7 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     std::vector<int> pos(n);
     for (int i = 0; i < n; ++i) pos[i] = i;
     NoAttention none;
-    b.plan_memory(0, n, KvType::Act);
+    b.plan_memory(0, n, KvType::Act, 0);  // NoAttention holds no scratch
     const double ms =
         tb.median_ms([&] { b.forward(ctx.data(), pos.data(), n, none, 0, nullptr); }, 1, 2);
     rows.push_back({"prefill " + tag + " without attention", ms,
@@ -311,8 +347,8 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
             tok = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
         });
     // Bytes a step must read: every weight but the embedding table (one row of it), and the KV.
-    const double bytes = double(b.weight_bytes()) - embedding_bytes +
-                         2.0 * c.n_layers * n * c.kv_dim() * 2;
+    const double bytes =
+        double(b.weight_bytes()) - embedding_bytes + 2.0 * c.n_layers * n * c.kv_dim() * 2;
     const char* how[] = {" (op by op)", " (graph)", " (graph, greedy)"};
     rows.push_back({"decode 1 token @ " + tag + how[mode], ms, bytes / (ms * 1e-3) / 1e12, "TB/s"});
   }

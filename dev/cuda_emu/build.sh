@@ -23,7 +23,7 @@ pids=()
 for f in "${kernels[@]}"; do
   "${CXX[@]}" "${EMU[@]}" -c "$tree/src/backend/cuda/$f.cu" -o "$out/k_$f.o" & pids+=($!)
 done
-for f in backend/cuda/cuda_check attention/merge backend/cpu/attention_cpu backend/cpu/threads; do
+for f in backend/cuda/cuda_check backend/cuda/device_info attention/merge backend/cpu/attention_cpu backend/cpu/threads; do
   "${CXX[@]}" -c "$tree/src/$f.cpp" -o "$out/c_$(basename $f).o" & pids+=($!)
 done
 for t in "${tests[@]}"; do

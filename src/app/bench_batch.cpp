@@ -8,6 +8,7 @@
 #include "app/common.h"
 #include "engine/batch_phase2.h"
 #include "engine/context_encoder.h"
+#include "engine/engine_memory.h"
 #include "engine/layout.h"
 #include "starattn/error.h"
 
@@ -91,8 +92,8 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
            "--sequences needs a context (the last --prefill), --query and --decode of at least 1");
   const int most = *std::max_element(a.sequences.begin(), a.sequences.end());
   SA_CHECK(a.context + a.query + a.decode <= c.max_positions, "--sequences: context ", a.context,
-           " + query ", a.query, " + decode ", a.decode, " exceed the model's ",
-           c.max_positions, " positions");
+           " + query ", a.query, " + decode ", a.decode, " exceed the model's ", c.max_positions,
+           " positions");
   std::mt19937 rng(11);  // same seed on every rank: the same tokens everywhere
   std::uniform_int_distribution<int> tok(0, c.vocab_size - 1);
   std::vector<int> context(a.context);
@@ -100,7 +101,8 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
   const RunConfig rc = a.run.resolved(a.context, comm.size());
   const int64_t rows = context_rows_of_rank(rc, a.context, comm.size(), comm.rank());
   const int step_rows = std::max(most * a.query, b.preferred_chunk());
-  b.plan_memory(
+  plan_engine_memory(
+      b,
       rows + ContextEncoder::anchor_rows(rc, a.context) +
           (root ? static_cast<int64_t>(most) * (a.query + a.decode) : 0),
       static_cast<int>(std::max<int64_t>(
@@ -123,8 +125,8 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
   if (root && !a.json) {
     std::printf("\n%d-token context encoded once in %.3f s; %d-token questions, %d decode steps\n",
                 a.context, phase1, a.query, a.decode);
-    std::printf("%10s %14s %12s %14s %18s\n", "sequences", "first step (s)", "ms/step",
-                "tokens/s", "unshared ms/step");
+    std::printf("%10s %14s %12s %14s %18s\n", "sequences", "first step (s)", "ms/step", "tokens/s",
+                "unshared ms/step");
   }
   double base_tok_s = 0;
   for (int s : a.sequences) {
@@ -141,8 +143,8 @@ void bench_sequences(Backend& b, Comm& comm, TensorComm& tensors, const BatchBen
       char gain[48] = "";
       if (base_tok_s > 0 && s > 1)
         std::snprintf(gain, sizeof gain, "   (%.1fx the tokens/s of S=1)", tok_s / base_tok_s);
-      std::printf("%10d %14.3f %12.2f %14.1f %18.2f%s\n", s, shared.first_s, shared.step_ms,
-                  tok_s, alone.step_ms, gain);
+      std::printf("%10d %14.3f %12.2f %14.1f %18.2f%s\n", s, shared.first_s, shared.step_ms, tok_s,
+                  alone.step_ms, gain);
     }
   }
 }

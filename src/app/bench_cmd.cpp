@@ -33,7 +33,7 @@ struct BenchArgs {
   std::string device = "cpu";
   bool json = false;
   RunConfig run;
-  std::string attn = "dense", anchor_mode = "shared", kv_type = "bf16";
+  ContextFlags context_flags;
   std::vector<int> sequences;  // --sequences: concurrent questions over one context
   std::string weights_type = "native";
 };
@@ -76,7 +76,7 @@ double prefill_flops(const ModelConfig& c, int64_t n) {
 
 int bench_on_rank(const BenchArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
-  set_threads(a.threads);
+  set_threads(a.threads, comm);
   std::unique_ptr<LoadedModel> lm;
   std::unique_ptr<Backend> backend;
   on_all_ranks(comm, [&] {
@@ -224,12 +224,9 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
 
 std::function<int()> add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure prefill and decode speed on random tokens, next to the sgemm rate.");
-  cmd->add_option("-m,--model", a->model,
-                  "Model: a GGUF file, a Hugging Face folder, or random:llama-3.1-8b (GPU only)")
-      ->capture_default_str();
+  add_model_option(*cmd, a->model, /*random_ok=*/true);
   cmd->add_option("--prefill", a->prefill, "Prompt lengths to time (tokens)")
       ->delimiter(',')
       ->capture_default_str();
@@ -247,28 +244,10 @@ std::function<int()> add_bench_command(CLI::App& app) {
   add_threads_and_device_options(*cmd, a->threads, a->device);
   cmd->add_flag("--json", a->json, "Print the results as one JSON object");
   add_weights_type_option(*cmd, a->weights_type);
-  cmd->add_option("--attn", a->attn, "Context attention: dense, star or ring")
-      ->check(CLI::IsMember({"star", "ring", "dense"}))
-      ->capture_default_str();
-  cmd->add_option("-b,--block-size", a->run.block_size, "Star block size; -1 = context / ranks")
-      ->capture_default_str();
-  cmd->add_option("-a,--anchor-size", a->run.anchor_size, "Star anchor size; -1 = block size")
-      ->capture_default_str();
-  cmd->add_option("--anchor-mode", a->anchor_mode, "recompute, shared or broadcast")
-      ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
-      ->capture_default_str();
-  cmd->add_option("--chunk", a->run.chunk,
-                  "Tokens per forward call; 0 = the device's default (CPU 512, GPU 8192)")
-      ->capture_default_str();
-  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
-      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
-      ->capture_default_str();
+  add_context_options(*cmd, a->context_flags, &a->run);
   return [a]() {
-    a->run.attn = parse_attn_mode(a->attn);
-    a->run.anchor = parse_anchor_mode(a->anchor_mode);
-    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
-    std::unique_ptr<Comm> comm = make_default_comm();
-    return run_on_ranks(*comm, [&] { return bench_on_rank(*a, *comm); });
+    a->context_flags.apply(a->run);
+    return run_on_default_comm([&](Comm& comm) { return bench_on_rank(*a, comm); });
   };
 }
 

@@ -57,11 +57,12 @@ int run_chat(Comm& comm, const LoadedModel& lm, Backend& backend, const RunConfi
     for (int id : context) sampler.accept(id);
 
   const size_t chunk = rc.chunk > 0 ? rc.chunk : backend.preferred_chunk();
-  ProgressBar bar("phase 1", root && s.progress && context.size() > 2 * chunk);
+  ProgressBar bar("phase 1", root && context.size() > 2 * chunk ? s.progress : ProgressStyle::Off,
+                  comm.size());
   double t0 = now_seconds();
-  engine.encode_context(context, [&](int64_t d, int64_t n) {
-    bar.update(d, n);
-    if (d == n) bar.finish();
+  engine.encode_context(context, [&](const Progress& p) {
+    bar.update(p);
+    if (p.tokens_total > 0 && p.tokens_done == p.tokens_total) bar.finish();
   });
   comm.barrier();  // phase 1 ends when the slowest rank is done
   Timings first;

@@ -23,10 +23,10 @@ struct ChatSettings {
   SamplerOptions sampler;     // one sampler for the whole chat: its penalty spans the turns
   int logprobs = 0;
   std::vector<std::string> stops;
-  bool json = false;      // one JSON object per turn (the fields of `generate --json`, + turn)
-  bool progress = false;  // phase-1 progress bar on stderr
-  double load_s = 0;      // reported with the first turn
-  int64_t ctx_size = 0;   // positions the whole chat may use, context included; 0 = the model's
+  bool json = false;  // one JSON object per turn (the fields of `generate --json`, + turn)
+  ProgressStyle progress = ProgressStyle::Off;  // phase-1 progress on rank 0's stderr
+  double load_s = 0;                            // reported with the first turn
+  int64_t ctx_size = 0;  // positions the whole chat may use, context included; 0 = the model's
 };
 
 // Every rank calls it with the same arguments; conv has been made from the same inputs on every

@@ -1,5 +1,6 @@
 #include "app/common.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@
 #ifdef STARATTN_HAVE_CUDA
 #include "backend/cuda/cuda_factory.h"
 #endif
+#include "app/kv_report.h"
 #include "backend/cpu/threads.h"
 #include "model/gguf.h"
 #include "starattn/error.h"
@@ -87,13 +89,88 @@ CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value) {
 }
 
 void add_threads_and_device_options(CLI::App& cmd, int& threads, std::string& device) {
-  cmd.add_option("-t,--threads", threads, "CPU threads; 0 = all cores")
+  cmd.add_option("-t,--threads", threads,
+                 "CPU threads of each rank; 0 = OMP_NUM_THREADS if set, else this host's cores "
+                 "shared out among the ranks on it (cores / ranks, at least 1; no more than the "
+                 "cores a rank is bound to)")
       ->check(CLI::Range(0, max_threads()))
       ->capture_default_str();
   cmd.add_option("--device", device,
                  "cpu, cuda (one GPU per rank, by local rank) or auto (cuda when present)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
+}
+
+void add_model_option(CLI::App& cmd, std::string& model, bool random_ok) {
+  const std::string help =
+      random_ok ? "Model: a GGUF file, a Hugging Face folder (config.json, *.safetensors, "
+                  "tokenizer.json), or random:llama-3.1-8b (random weights, GPU only)"
+                : "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
+                  "tokenizer.json)";
+  model = default_model_path();
+  cmd.add_option("-m,--model", model, help)->capture_default_str();
+}
+
+void add_chat_template_option(CLI::App& cmd, std::string& value, const std::string& help_prefix) {
+  cmd.add_option("--chat-template", value,
+                 help_prefix +
+                     ": a built-in name (chatml, llama2, llama3, mistral) or a file with a Jinja "
+                     "template");
+}
+
+namespace {
+
+// A flag whose values are the names of an enum's table.
+template <typename E, size_t N>
+void add_enum_option(CLI::App& cmd, const std::string& flags, std::string& value,
+                     const EnumName<E> (&names)[N], const std::string& help) {
+  cmd.add_option(flags, value, help)
+      ->check(CLI::IsMember(enum_names(names)))
+      ->capture_default_str();
+}
+
+}  // namespace
+
+void ContextFlags::apply(RunConfig& rc) const {
+  rc.attn = parse_attn_mode(attn);
+  rc.anchor = parse_anchor_mode(anchor_mode);
+  rc.anchor_source = parse_anchor_source(anchor_source);
+  rc.anchor_seed = anchor_seed;
+  rc.chunk = chunk;
+  rc.kv_type = parse_kv_type(kv_type.c_str());
+}
+
+void add_context_options(CLI::App& cmd, ContextFlags& f, RunConfig* sizes,
+                         const std::string& chunk_note) {
+  add_enum_option(cmd, "--attn", f.attn, kAttnModeNames,
+                  "Context attention: star (Star Attention), ring (exact, context-parallel) or "
+                  "dense (exact, on rank 0 alone)");
+  if (sizes != nullptr) {
+    cmd.add_option("-b,--block-size", sizes->block_size,
+                   "Star block size B in tokens (>= 1); -1 = context tokens / ranks, rounded up")
+        ->capture_default_str();
+    cmd.add_option("-a,--anchor-size", sizes->anchor_size,
+                   "Star anchor size A in tokens (0 <= A <= B); -1 = B; 0 = no anchor")
+        ->capture_default_str();
+  }
+  add_enum_option(cmd, "--anchor-mode", f.anchor_mode, kAnchorModeNames,
+                  "Where a rank gets the anchor's KV (all give the same results): recompute (per "
+                  "block, as the paper), shared (once per rank), broadcast (sent by rank 0 layer "
+                  "by layer)");
+  add_enum_option(cmd, "--anchor-source", f.anchor_source, kAnchorSourceNames,
+                  "What the anchor holds (an experiment; positions stay 0..A-1): first (the "
+                  "context's first A tokens), previous (each block's previous block; needs "
+                  "--anchor-mode recompute), random, shuffled (the first A in a random order) or "
+                  "constant (the first token repeated)");
+  cmd.add_option("--anchor-seed", f.anchor_seed, "Seed of the random and shuffled anchors")
+      ->check(non_negative_integer())
+      ->capture_default_str();
+  cmd.add_option("--chunk", f.chunk,
+                 "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
+                 "GPU 8192)" +
+                     (chunk_note.empty() ? "" : "; " + chunk_note))
+      ->capture_default_str();
+  add_enum_option(cmd, "--kv-type", f.kv_type, kKvTypeNames, kKvTypeHelp);
 }
 
 std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
@@ -132,8 +209,17 @@ std::unique_ptr<LoadedModel> load_model_and_tokenizer(const std::string& path,
   return m;
 }
 
-void set_threads(int n) {
+int set_threads(int n, const Comm& comm) {
+  if (n <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    if (env != nullptr && *env != '\0') {
+      cpu::set_threads(0);  // the runtime has read it already
+      return omp_get_max_threads();
+    }
+    n = cpu::default_threads(cpu::host_cpus(), cpu::allowed_cpus(), comm.local_size());
+  }
   cpu::set_threads(n);
+  return n;
 }
 
 int max_threads() {
@@ -210,26 +296,48 @@ double now_seconds() {
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
 }
 
-void ProgressBar::update(int64_t done, int64_t total) {
-  if (!enabled_ || total <= 0) return;
-  const double t = now_seconds();
-  if (start_ < 0) start_ = t;
-  const double frac = static_cast<double>(done) / static_cast<double>(total);
-  const int width = 30, filled = static_cast<int>(frac * width);
-  const double elapsed = t - start_;
-  const double eta = frac > 0 ? elapsed * (1.0 - frac) / frac : 0.0;
-  std::string bar(filled, '#');
-  bar.resize(width, '.');
-  std::fprintf(stderr, "\r%s [%s] %lld/%lld tokens, %.0f tok/s, ETA %.0fs ", label_.c_str(),
-               bar.c_str(), static_cast<long long>(done), static_cast<long long>(total),
-               elapsed > 0 ? done / elapsed : 0.0, eta);
+ProgressStyle progress_style(const std::string& mode, int ranks) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  if (mode == "off") return ProgressStyle::Off;
+  if (tty) return ProgressStyle::Redraw;
+  return mode == "on" || ranks > 1 ? ProgressStyle::Lines : ProgressStyle::Off;
+}
+
+void print_loading_line(const std::string& model, int ranks, int threads,
+                        const std::string& device) {
+  std::fprintf(stderr, "loading %s (%d rank%s, %d CPU thread%s each, %s)\n", model.c_str(), ranks,
+               ranks == 1 ? "" : "s", threads, threads == 1 ? "" : "s", device.c_str());
   std::fflush(stderr);
-  drawn_ = true;
+}
+
+void ProgressBar::update(const Progress& p) {
+  if (style_ == ProgressStyle::Off || p.tokens_total <= 0) return;
+  const double t = now_seconds();
+  if (start_ < 0) start_ = last_line_ = t;  // the step's first frame: the clock starts
+  last_ = p;
+  const std::string frame = progress_frame(label_, p, t - start_, ranks_);
+  if (style_ == ProgressStyle::Redraw) {
+    std::fprintf(stderr, "\r%s\033[K", frame.c_str());
+    drawn_ = true;
+  } else if (t - last_line_ >= 10.0) {
+    // A log gets a line every ten seconds, so a long run can be followed with tail -f.
+    std::fprintf(stderr, "%s\n", frame.c_str());
+    last_line_ = t;
+  }
+  std::fflush(stderr);
 }
 
 void ProgressBar::finish() {
   if (drawn_) std::fprintf(stderr, "\r\033[K");
   drawn_ = false;
+  if (style_ != ProgressStyle::Off && last_.work_done > 0 &&
+      last_.work_done < 0.999 * last_.work_total) {
+    const std::optional<double> eta =
+        eta_seconds(now_seconds() - start_, last_.work_done, last_.work_total);
+    std::fprintf(stderr, "%s: rank 0 is done; the slowest rank needs about %s more\n",
+                 label_.c_str(), short_duration(eta.value_or(0)).c_str());
+  }
+  std::fflush(stderr);
 }
 
 }  // namespace starattn::app

@@ -10,6 +10,8 @@
 #include "backend/backend.h"
 #include "comm/comm.h"
 #include "comm/tensor_comm.h"
+#include "engine/progress.h"
+#include "engine/run_config.h"
 #include "model/loader.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,6 +38,32 @@ struct LoadedModel {
 CLI::Option* add_weights_type_option(CLI::App& cmd, std::string& value);
 // -t/--threads and --device, as every subcommand takes them.
 void add_threads_and_device_options(CLI::App& cmd, int& threads, std::string& device);
+// -m/--model, defaulting to default_model_path(); random_ok: the help offers random:llama-3.1-8b
+// (generate and bench).
+void add_model_option(CLI::App& cmd, std::string& model, bool random_ok);
+// --chat-template, as generate, eval and serve take it.
+void add_chat_template_option(CLI::App& cmd, std::string& value, const std::string& help_prefix);
+
+// How phase 1 spreads the context over the ranks, as the flags name it: generate, bench, eval
+// and serve declare these through add_context_options, so that names, defaults and checks are
+// the same in all four. The block and anchor sizes are apart: eval gives them relative to the
+// target length (add_block_and_anchor_options is the others' form).
+struct ContextFlags {
+  std::string attn = "star";
+  std::string anchor_mode = "shared";
+  std::string anchor_source = "first";
+  uint64_t anchor_seed = 0;
+  int chunk = 0;
+  std::string kv_type = "bf16";
+  // Sets the fields of rc that these flags name (attn, anchor, anchor_source, anchor_seed, chunk,
+  // kv_type); throws Error for a name the enums do not know.
+  void apply(RunConfig& rc) const;
+};
+// --attn, then -b/--block-size and -a/--anchor-size in tokens into *sizes (-1: the default; when
+// sizes is not null), --anchor-mode, --anchor-source, --anchor-seed, --chunk and --kv-type.
+// chunk_note, when not empty, is added to --chunk's help.
+void add_context_options(CLI::App& cmd, ContextFlags& flags, RunConfig* sizes,
+                         const std::string& chunk_note = "");
 
 // A GGUF file, a Hugging Face folder (config.json, *.safetensors, tokenizer.json), or
 // "random:llama-3.1-8b" (speed runs on a GPU: random weights of the Llama-3.1-8B shape).
@@ -67,24 +95,44 @@ std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend);
 // Text of a generated token; ids beyond the tokenizer (a random model) print as "<id>".
 bool token_has_text(const LoadedModel& m, int id);
 
-// Sets OpenMP and OpenBLAS threads; 0 keeps the defaults (all cores).
-void set_threads(int n);
+// Sets this rank's CPU threads (OpenMP; OpenBLAS runs single-threaded inside them) to n, or when
+// n is 0 to OMP_NUM_THREADS if set, else to the host's CPUs shared out among the ranks on it
+// (cpu::default_threads). Returns the count chosen.
+int set_threads(int n, const Comm& comm);
 // The most -t accepts: this machine's CPUs. More threads never help the compute, and thousands
 // end the process inside OpenBLAS or the OpenMP runtime, with their message instead of ours.
 int max_threads();
 
-// A one-line progress bar on stderr, redrawn in place; silent when disabled.
+// How progress is shown on stderr: not at all, one line redrawn in place (a terminal), or a line
+// every so often (a pipe or a file: a log stays readable).
+enum class ProgressStyle { Off, Redraw, Lines };
+// --progress: "off"; "on" (Redraw on a terminal, else Lines); "auto" (Redraw on a terminal; Lines
+// under several ranks, because mpirun gives the ranks a pipe for stderr even when its own is a
+// terminal; else off).
+ProgressStyle progress_style(const std::string& mode, int ranks);
+
+// "loading MODEL (2 ranks, 1 thread each, cpu)": rank 0's line before a slow load, when progress
+// is shown.
+void print_loading_line(const std::string& model, int ranks, int threads,
+                        const std::string& device);
+
+// The progress of one step on rank 0's stderr (progress_frame in engine/progress.h).
 class ProgressBar {
  public:
-  ProgressBar(std::string label, bool enabled) : label_(std::move(label)), enabled_(enabled) {}
-  void update(int64_t done, int64_t total);
+  ProgressBar(std::string label, ProgressStyle style, int ranks)
+      : label_(std::move(label)), style_(style), ranks_(ranks) {}
+  void update(const Progress& p);
+  // Clears a redrawn bar. When this rank finished before the slowest one, says (on a line of its
+  // own) about how long that one still needs: the job waits for it.
   void finish();
 
  private:
   std::string label_;
-  bool enabled_;
+  ProgressStyle style_;
+  int ranks_;
   bool drawn_ = false;
-  double start_ = -1.0;
+  double start_ = -1.0, last_line_ = -1.0;
+  Progress last_;
 };
 
 double now_seconds();

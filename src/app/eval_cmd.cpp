@@ -13,7 +13,9 @@
 #include "app/kv_report.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
+#include "engine/context_encoder.h"
 #include "engine/generate.h"
+#include "engine/progress.h"
 #include "eval/method.h"
 #include "eval/metric.h"
 #include "eval/results.h"
@@ -32,7 +34,8 @@ using eval::Sample;
 
 struct EvalArgs {
   std::string model, tasks = "all", lengths = "4096", out = "eval_results";
-  eval::MethodSpec method;
+  eval::MethodSpec method;  // its -b and -a are bound here; the rest comes from context_flags
+  ContextFlags context_flags;
   std::string haystack, wordlist = eval::kDefaultWordList, system, label, chat_template;
   std::string progress = "auto", device = "cpu", weights_type = "native";
   int samples = 10, max_new = 0, threads = 0;
@@ -86,26 +89,35 @@ std::string hms(double s) {
 }
 
 // Samples done / total with an ETA on stderr: redrawn in place on a terminal, one line per sample
-// in a log file (nohup), so a long background run can be followed with tail -f.
+// in a log file (nohup), so a long background run can be followed with tail -f. The ETA weighs
+// each sample by the prefill work of its length (engine/progress.h): a 16K sample costs far
+// more than four 4K ones, so an average over the (shorter, earlier) samples would come out low.
+// Generation is not weighed; at short lengths it is a larger part of each sample.
 class EvalProgress {
  public:
-  EvalProgress(int64_t total, bool tty) : total_(total), tty_(tty), start_(now_seconds()) {}
+  // work: of each planned sample, in the order they run.
+  EvalProgress(std::vector<double> work, bool tty)
+      : work_(std::move(work)), tty_(tty), start_(now_seconds()) {
+    for (double w : work_) work_total_ += w;
+  }
   void sample_done(const std::string& id, double score, double seconds, double mean) {
+    work_done_ += work_[static_cast<size_t>(done_)];
     ++done_;
+    const long long total = static_cast<long long>(work_.size());
     const double el = now_seconds() - start_;
-    const double eta = el / static_cast<double>(done_) * static_cast<double>(total_ - done_);
+    const double eta = eta_seconds(el, work_done_, work_total_).value_or(0.0);
     std::fprintf(stderr, "%s[eval] %lld/%lld %s score %.2f (%.1f s) | mean %.1f | %s, ETA %s%s",
-                 tty_ ? "\r\033[K" : "", static_cast<long long>(done_),
-                 static_cast<long long>(total_), id.c_str(), score, seconds, 100.0 * mean,
-                 hms(el).c_str(), hms(eta).c_str(), tty_ ? "" : "\n");
-    if (tty_ && done_ == total_) std::fprintf(stderr, "\n");
+                 tty_ ? "\r\033[K" : "", static_cast<long long>(done_), total, id.c_str(), score,
+                 seconds, 100.0 * mean, hms(el).c_str(), hms(eta).c_str(), tty_ ? "" : "\n");
+    if (tty_ && done_ == total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
 
  private:
-  int64_t total_, done_ = 0;
+  std::vector<double> work_;
+  int64_t done_ = 0;
   bool tty_;
-  double start_;
+  double start_, work_done_ = 0, work_total_ = 0;
 };
 
 eval::TaskEnv make_env(const EvalArgs& a, const Tokenizer& tok) {
@@ -149,7 +161,8 @@ void write_summary(const std::string& dir, bool to_file) {
   std::fflush(stdout);
 }
 
-// Writes the samples in RULER's own fields (ruler.md 1.2), without running the model.
+// Writes the samples in RULER's own fields (those of Star Attention's ruler/data/prepare.py),
+// without running the model.
 void dump_samples(eval::SampleMaker& maker, const std::vector<std::string>& tasks,
                   const std::vector<int64_t>& lengths, int n, const std::string& path) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -208,7 +221,7 @@ struct Planned {
 
 int eval_on_rank(const EvalArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
-  set_threads(a.threads);
+  const int threads = set_threads(a.threads, comm);
   std::unique_ptr<LoadedModel> lm;
   std::unique_ptr<eval::SampleMaker> maker;
   std::vector<std::string> tasks;
@@ -229,6 +242,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     check_device(a.device, parse_kv_type(a.method.kv_type.c_str()));
     if (root && !a.haystack.empty())
       check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
+    if (root && a.progress != "off") print_loading_line(a.model, comm.size(), threads, a.device);
     lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     for (int64_t len : lengths) {
       SA_CHECK(len <= lm->model.config.max_positions, "--length ", len,
@@ -287,7 +301,14 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   const std::unique_ptr<Backend> backend = make_backend(a.device, *lm, comm);
   const std::unique_ptr<TensorComm> tensors = connect_ranks(comm, *backend);
   const Tokenizer& tok = lm->tokenizer;
-  EvalProgress progress(static_cast<int64_t>(n_plan), isatty(STDERR_FILENO) != 0);
+  std::vector<double> plan_work;
+  for (const Planned& pl : plan) {  // rank 0's plan (the others have none)
+    RunConfig rc = a.method.at_length(pl.length).resolved(pl.length, comm.size());
+    if (rc.chunk == 0) rc.chunk = backend->preferred_chunk();
+    plan_work.push_back(
+        ContextEncoder::slowest_rank_work(rc, lm->model.config, pl.length, comm.size()));
+  }
+  EvalProgress progress(std::move(plan_work), isatty(STDERR_FILENO) != 0);
   double score_sum = 0;
   for (unsigned long long p = 0; p < n_plan; ++p) {
     // Rank 0 makes the sample (only it needs the word list and the haystack) and sends the ids.
@@ -336,16 +357,10 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
   return 0;
 }
 
-int run_eval(const EvalArgs& a) {
-  std::unique_ptr<Comm> comm = make_default_comm();
-  return run_on_ranks(*comm, [&] { return eval_on_rank(a, *comm); });
-}
-
 }  // namespace
 
 std::function<int()> add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
-  a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
       "eval",
       "Long-context accuracy with RULER-style tasks (needle in a haystack, variable tracking,\n"
@@ -354,10 +369,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
       "Every rank runs every sample (use mpirun for star/ring over several ranks); rank 0 scores\n"
       "(string_match_all) and appends to OUT/results.jsonl, then prints the task x method table\n"
       "of every result in that file and writes OUT/summary.md.");
-  cmd->add_option("-m,--model", a->model,
-                  "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
-                  "tokenizer.json)")
-      ->capture_default_str();
+  add_model_option(*cmd, a->model, /*random_ok=*/false);
   cmd->add_option("--tasks", a->tasks,
                   "Comma-separated: niah_single_1/2/3, niah_multikey_1/2/3, niah_multivalue, "
                   "niah_multiquery, vt, cwe, fwe (or ruler: these 11), qa1, qa2, qa3 (or "
@@ -370,42 +382,16 @@ std::function<int()> add_eval_command(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Seed of the sample generator (same seed, same samples)")
       ->check(non_negative_integer())
       ->capture_default_str();
-  cmd->add_option("--attn", a->method.attn,
-                  "Context attention: star (Star Attention), ring (exact, context-parallel) or "
-                  "dense (exact, one host)")
-      ->check(CLI::IsMember({"star", "ring", "dense"}))
-      ->capture_default_str();
   cmd->add_option("-b,--block-size", a->method.block,
-                  "Star block size: L/k (target length / k, the paper uses L/4), a token count, or "
-                  "auto (context / ranks)")
+                  "Star block size: L/k (target length / k), a token count, or auto (context / "
+                  "ranks). The default is the paper's L/4, not generate's context / ranks, so "
+                  "that a column of the tables means the same blocks on any number of ranks")
       ->capture_default_str();
   cmd->add_option("-a,--anchor-size", a->method.anchor,
                   "Star anchor size: B (= block size), B/k, or a token count; 0 = no anchor (the "
                   "paper's ablation)")
       ->capture_default_str();
-  cmd->add_option(
-         "--anchor-mode", a->method.anchor_mode,
-         "Where a rank gets the anchor's KV: recompute, shared or broadcast (same results)")
-      ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
-      ->capture_default_str();
-  cmd->add_option("--anchor-source", a->method.anchor_source,
-                  "What the anchor holds (an experiment; positions stay 0..A-1): first (the "
-                  "context's first A tokens), previous (each block's previous block; needs "
-                  "--anchor-mode recompute), random, shuffled (the first A in a random order) "
-                  "or constant (the first token repeated)")
-      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
-      ->capture_default_str();
-  cmd->add_option("--anchor-seed", a->method.anchor_seed, "Seed of the random and shuffled anchors")
-      ->capture_default_str();
-  cmd->add_option("--chunk", a->method.chunk,
-                  "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
-                  "GPU 8192)")
-      ->capture_default_str();
-  cmd->add_option(
-         "--kv-type", a->method.kv_type,
-         std::string(kKvTypeHelp) + "; an fp8 or f32 column is labelled \"kv=fp8\" or \"kv=f32\"")
-      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
-      ->capture_default_str();
+  add_context_options(*cmd, a->context_flags, nullptr);
   cmd->add_option(
          "--max-new", a->max_new,
          "Cap on generated tokens per sample; 0 = the task's (niah 128, vt 30, cwe/fwe 120, "
@@ -415,8 +401,10 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--resume", a->resume,
                 "Skip samples already in OUT/results.jsonl for this method and settings");
-  cmd->add_option("--label", a->label,
-                  "Column name of this run in the tables (default from --attn, -b, -a)");
+  cmd->add_option(
+      "--label", a->label,
+      "Column name of this run in the tables (default from --attn, -b, -a, and \" kv=fp8\" "
+      "with --kv-type fp8)");
   cmd->add_option("--haystack", a->haystack,
                   "Prose for the essay haystack (niah_single_2/3, multikey_1, multivalue, "
                   "multiquery, qa1-qa3): a regular text file of at most 1 GiB, or a .json with a "
@@ -427,9 +415,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--system", a->system,
                   "System message for the chat template; empty = the template's own default");
-  cmd->add_option("--chat-template", a->chat_template,
-                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
-                  "llama3, mistral) or a file with a Jinja template");
+  add_chat_template_option(*cmd, a->chat_template, "Chat template to use instead of the model's");
   cmd->add_flag("--faithful", a->faithful,
                 "Reproduce Star Attention's RULER quirks (\"You is a helpful assistant\", cwe "
                 "example as a second prompt, cwe 300/30 repeats at >= 4K, fwe over-length)");
@@ -445,7 +431,16 @@ std::function<int()> add_eval_command(CLI::App& app) {
                   "otherwise) or off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
-  return [a]() { return run_eval(*a); };
+  return [a]() {
+    const ContextFlags& f = a->context_flags;
+    a->method.attn = f.attn;
+    a->method.anchor_mode = f.anchor_mode;
+    a->method.anchor_source = f.anchor_source;
+    a->method.anchor_seed = f.anchor_seed;
+    a->method.chunk = f.chunk;
+    a->method.kv_type = f.kv_type;
+    return run_on_default_comm([&](Comm& comm) { return eval_on_rank(*a, comm); });
+  };
 }
 
 }  // namespace starattn::app

@@ -1,7 +1,5 @@
 #include "app/generate_cmd.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -38,7 +36,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string device = "cpu";
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared", anchor_source = "first", kv_type = "bf16";
+  ContextFlags context_flags;
   std::string progress = "auto";
   std::string weights_type = "native";
 
@@ -76,15 +74,10 @@ std::pair<std::string, std::string> prompt_texts(const GenerateArgs& a) {
   return {"", prompt};
 }
 
-bool want_progress(const std::string& mode) {
-  if (mode == "on") return true;
-  if (mode == "off") return false;
-  return isatty(STDERR_FILENO) != 0;
-}
-
 int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
-  set_threads(a.threads);
+  const int threads = set_threads(a.threads, comm);
+  const ProgressStyle style = root ? progress_style(a.progress, comm.size()) : ProgressStyle::Off;
   Timings t;
   std::unique_ptr<LoadedModel> lm;
   std::unique_ptr<Backend> backend;
@@ -113,6 +106,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
       SA_CHECK(!context.empty(), "the context file ", a.context_file, " is empty");
     }
   });
+  if (style != ProgressStyle::Off) print_loading_line(a.model, comm.size(), threads, a.device);
   on_all_ranks(comm, [&] {
     const double t0 = now_seconds();
     fault_point(comm, "load");
@@ -147,7 +141,17 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     t.weights = describe_weights(*backend);
   });
   const Tokenizer& tok = lm->tokenizer;
-  if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
+  const bool prompt_as_query = !a.interactive && a.context_file.empty();  // -p or -f
+  if (root && comm.size() > 1 && rc.attn != AttnMode::Dense && prompt_as_query) {
+    // Where the document ends and the question starts is not known in a bare prompt, and a
+    // guess would put part of the question into the approximated context: the prompt stays
+    // the query, which phase 2 runs exactly, with its KV on rank 0.
+    std::fprintf(stderr,
+                 "note: -p/-f run the whole prompt as the query (phase 2, exact, its KV on rank "
+                 "0): nothing is spread over the %d ranks. To spread a long document, pass it as "
+                 "--context-file and the question as --query\n",
+                 comm.size());
+  } else if (root && rc.attn == AttnMode::Star && !ctx_ids.empty()) {
     const int64_t blocks =
         (static_cast<int64_t>(ctx_ids.size()) + rc.block_size - 1) / rc.block_size;
     if (blocks < comm.size())
@@ -156,7 +160,6 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
                    comm.size() - 1);
   }
 
-  const bool show = root && want_progress(a.progress);
   if (a.interactive) {
     ChatSettings chat;
     chat.first_message = a.query;
@@ -165,14 +168,14 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
     chat.logprobs = a.logprobs;
     chat.stops = a.stops;
     chat.json = a.json;
-    chat.progress = show;
+    chat.progress = style;
     chat.load_s = t.load_s;
     chat.ctx_size = a.ctx_size;
     return run_chat(comm, *lm, *backend, rc, *conversation, chat);
   }
   const size_t chunk = rc.chunk > 0 ? rc.chunk : backend->preferred_chunk();
-  ProgressBar bar1("phase 1", show && ctx_ids.size() > 2 * chunk);
-  ProgressBar bar2("query", show && q_ids.size() > 2 * chunk);
+  ProgressBar bar1("phase 1", ctx_ids.size() > 2 * chunk ? style : ProgressStyle::Off, comm.size());
+  ProgressBar bar2("query", q_ids.size() > 2 * chunk ? style : ProgressStyle::Off, 1);
   AnswerStream answer(*lm, a.stops, root && !a.json);
   GenerateRequest req;
   req.context = std::move(ctx_ids);
@@ -181,13 +184,13 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   req.sampler = a.sampler;
   req.logprobs = a.logprobs;
   req.is_end = [&](int id) { return tok.is_eog(id); };
-  req.on_phase1_progress = [&](int64_t d, int64_t n) {
-    bar1.update(d, n);
-    if (d == n) bar1.finish();
+  req.on_phase1_progress = [&](const Progress& p) {
+    bar1.update(p);
+    if (p.tokens_total > 0 && p.tokens_done == p.tokens_total) bar1.finish();
   };
-  req.on_query_progress = [&](int64_t d, int64_t n) {
-    bar2.update(d, n);
-    if (d == n) bar2.finish();
+  req.on_query_progress = [&](const Progress& p) {
+    bar2.update(p);
+    if (p.tokens_done == p.tokens_total) bar2.finish();
   };
   req.on_token = [&](int id) { answer.on_token(id); };
   req.should_stop = [&] { return answer.stopped(); };
@@ -214,24 +217,15 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
   return 0;
 }
 
-int run_generate(const GenerateArgs& a) {
-  std::unique_ptr<Comm> comm = make_default_comm();
-  return run_on_ranks(*comm, [&] { return generate_on_rank(a, *comm); });
-}
-
 }  // namespace
 
 std::function<int()> add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
-  a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
       "generate",
       "Generate text from a prompt, or answer a query about a long context file.\n"
       "Under `mpirun -np H`, the context is spread over H ranks (--attn star or ring).");
-  cmd->add_option("-m,--model", a->model,
-                  "Model: a GGUF file, a Hugging Face folder (config.json, *.safetensors, "
-                  "tokenizer.json), or random:llama-3.1-8b (random weights, GPU only)")
-      ->capture_default_str();
+  add_model_option(*cmd, a->model, /*random_ok=*/true);
   cmd->add_option("--tokenizer", a->tokenizer,
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json "
                   "(random models have none of their own)");
@@ -286,9 +280,8 @@ std::function<int()> add_generate_command(CLI::App& app) {
   cmd->add_flag("--chat", a->chat,
                 "Wrap the prompt in the model's chat template (use with instruct models)");
   cmd->add_option("--system", a->system, "System message for --chat");
-  cmd->add_option("--chat-template", a->chat_template,
-                  "Chat template to use instead of the model's (implies --chat): a built-in name "
-                  "(chatml, llama2, llama3, mistral) or a file with a Jinja template");
+  add_chat_template_option(*cmd, a->chat_template,
+                           "Chat template to use instead of the model's (implies --chat)");
   cmd->add_option("--stop", a->stops,
                   "Stop when the text contains this string (repeatable; not printed, and nothing "
                   "that could still become one is shown early). A newline in bash: --stop $'\\n'")
@@ -310,39 +303,11 @@ std::function<int()> add_generate_command(CLI::App& app) {
                 "logprob}])");
   add_threads_and_device_options(*cmd, a->threads, a->device);
   add_weights_type_option(*cmd, a->weights_type);
-  cmd->add_option("--attn", a->attn,
-                  "Context attention: star (Star Attention), ring (exact, context-parallel) or "
-                  "dense (exact, one host)")
-      ->check(CLI::IsMember({"star", "ring", "dense"}))
-      ->capture_default_str();
-  cmd->add_option("-b,--block-size", a->run.block_size,
-                  "Star block size B in tokens (>= 1); -1 = context tokens / ranks, rounded up")
-      ->capture_default_str();
-  cmd->add_option("-a,--anchor-size", a->run.anchor_size,
-                  "Star anchor size A in tokens (0 <= A <= B); -1 = B; 0 = no anchor")
-      ->capture_default_str();
-  cmd->add_option("--anchor-mode", a->anchor_mode,
-                  "Where a rank gets the anchor's KV: recompute (per block, as the paper), "
-                  "shared (once per rank), broadcast (sent by rank 0 layer by layer)")
-      ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
-      ->capture_default_str();
-  cmd->add_option("--anchor-source", a->anchor_source,
-                  "What the anchor holds (an experiment; positions stay 0..A-1): first, previous "
-                  "(each block's previous block; needs --anchor-mode recompute), random, shuffled "
-                  "or constant")
-      ->check(CLI::IsMember({"first", "previous", "random", "shuffled", "constant"}))
-      ->capture_default_str();
-  cmd->add_option("--anchor-seed", a->run.anchor_seed, "Seed of the random and shuffled anchors")
-      ->capture_default_str();
-  cmd->add_option("--chunk", a->run.chunk,
-                  "Tokens per forward call in long prefills; 0 = the device's default (CPU 512, "
-                  "GPU 8192)")
-      ->capture_default_str();
-  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
-      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
-      ->capture_default_str();
+  add_context_options(*cmd, a->context_flags, &a->run);
   cmd->add_option("--progress", a->progress,
-                  "Prefill progress bar on stderr: auto (if a terminal), on, off")
+                  "Progress on stderr (a loading line, then phase 1 and long queries): auto (a "
+                  "bar on a terminal; under several ranks a line every 10 s, as mpirun gives the "
+                  "ranks no terminal), on (a bar on a terminal, else lines), off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->callback([cmd, a]() {
@@ -353,11 +318,8 @@ std::function<int()> add_generate_command(CLI::App& app) {
       throw CLI::RequiredError("--query (a question about --context-file)");
   });
   return [a]() {
-    a->run.attn = parse_attn_mode(a->attn);
-    a->run.anchor = parse_anchor_mode(a->anchor_mode);
-    a->run.anchor_source = parse_anchor_source(a->anchor_source);
-    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
-    return run_generate(*a);
+    a->context_flags.apply(a->run);
+    return run_on_default_comm([&](Comm& comm) { return generate_on_rank(*a, comm); });
   };
 }
 

@@ -1,9 +1,11 @@
 // starattn: long-context LLM inference with Star Attention. Subcommands live in their own files;
 // this is the one place that turns an error into a message and an exit code.
 #include <cblas.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
@@ -12,6 +14,7 @@
 #include "app/eval_cmd.h"
 #include "app/generate_cmd.h"
 #include "app/serve_cmd.h"
+#include "backend/cpu/threads.h"
 #include "starattn/error.h"
 
 namespace {
@@ -30,10 +33,22 @@ std::string version_text() {
   return s + ")";
 }
 
+// The OpenMP runtime reads OMP_WAIT_POLICY once, as it loads, before main: when several ranks
+// share this host and the user has not chosen a policy, this process starts itself again with the
+// passive one (cpu::openmp_wait_policy_to_set says why). MPI has not started yet, so the launcher
+// sees the same process. If the exec fails, the run goes on with the runtime's default policy.
+void restart_with_openmp_wait_policy(char** argv) {
+  const char* policy =
+      starattn::cpu::openmp_wait_policy_to_set([](const char* name) { return std::getenv(name); });
+  if (policy == nullptr || setenv("OMP_WAIT_POLICY", policy, 1) != 0) return;
+  execv("/proc/self/exe", argv);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "starattn: long-context LLM inference with Star Attention (arXiv 2411.17116).\n"
-      "Run `starattn SUBCOMMAND --help` for the flags of each subcommand."};
+      "Run `starattn SUBCOMMAND --help` for the flags of each subcommand.",
+      "starattn"};
   app.set_version_flag("--version", version_text(),
                        "Print the version and build (type, CUDA, BLAS core), then exit");
   std::map<std::string, std::function<int()>> runners;
@@ -71,6 +86,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  restart_with_openmp_wait_policy(argv);
   // Everything, the declaration of the flags included, runs inside this: whatever is thrown
   // (starattn::Error, std::bad_alloc, std::filesystem::filesystem_error, ...) becomes one line.
   try {

@@ -32,6 +32,11 @@ int run_on_ranks(Comm& comm, const std::function<int()>& body) {
   return 1;  // not reached: abort_all ends the job (GCC does not trust [[noreturn]] on virtuals)
 }
 
+int run_on_default_comm(const std::function<int(Comm&)>& body) {
+  std::unique_ptr<Comm> comm = make_default_comm();
+  return run_on_ranks(*comm, [&] { return body(*comm); });
+}
+
 void fault_point(const Comm& comm, const char* stage) {
   const char* spec = std::getenv("STARATTN_FAULT");
   if (spec == nullptr) return;

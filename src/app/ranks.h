@@ -20,6 +20,8 @@ void on_all_ranks(Comm& comm, const std::function<void()>& fn);
 // printed once (by rank 0) and every rank returns 1; any other exception ends the whole job with
 // its message (several ranks) or propagates to main (a single process).
 int run_on_ranks(Comm& comm, const std::function<int()>& body);
+// A subcommand's whole run: make_default_comm, then run_on_ranks of body on it.
+int run_on_default_comm(const std::function<int(Comm&)>& body);
 
 // Fault injection for the multi-rank start-up tests (tests/mpi/startup_fault_test.sh). With
 // STARATTN_FAULT=STAGE:RANK:KIND in the environment, rank RANK fails on reaching STAGE: KIND

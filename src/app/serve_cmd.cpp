@@ -10,6 +10,7 @@
 #include "app/kv_report.h"
 #include "app/ranks.h"
 #include "comm/comm.h"
+#include "engine/engine_memory.h"
 #include "engine/run_config.h"
 #include "serve/http_server.h"
 #include "serve/plan_runner.h"
@@ -25,7 +26,7 @@ struct ServeArgs {
   std::string device = "cpu", weights_type = "native";
   int threads = 0;
   RunConfig run;
-  std::string attn = "star", anchor_mode = "shared", kv_type = "bf16";
+  ContextFlags context_flags;
   serve::HttpOptions http;
   serve::ServeOptions sched;
   double context_memory_gib = 0;  // per rank; 0 = what the planner says is free
@@ -78,7 +79,7 @@ size_t rank_budget(const ServeArgs& a, Backend& b) {
 
 int serve_on_rank(const ServeArgs& a, Comm& comm) {
   const bool root = comm.rank() == 0;
-  set_threads(a.threads);
+  set_threads(a.threads, comm);
   std::unique_ptr<LoadedModel> lm;
   std::unique_ptr<Backend> backend;
   std::vector<uint64_t> budgets(static_cast<size_t>(comm.size()));
@@ -98,9 +99,9 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");
     backend = make_backend(a.device, *lm, comm);
     const int step = a.sched.step_tokens > 0 ? a.sched.step_tokens : backend->preferred_chunk();
-    backend->plan_memory(0,
-                         std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()),
-                         a.run.kv_type);
+    plan_engine_memory(*backend, 0,
+                       std::max(step, a.run.chunk > 0 ? a.run.chunk : backend->preferred_chunk()),
+                       a.run.kv_type);
     const uint64_t mine = rank_budget(a, *backend);
     comm.allgather(&mine, budgets.data(), sizeof mine);
   });
@@ -163,22 +164,16 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
 
 std::function<int()> add_serve_command(CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
-  a->model = default_model_path();
   CLI::App* cmd = app.add_subcommand(
       "serve",
       "Serve the model over HTTP with an OpenAI-compatible API. A document is encoded once\n"
       "(phase 1, spread over the ranks under `mpirun -np H`) and kept; every question about it\n"
       "runs only phase 2. Rank 0 listens; concurrent questions decode together in shared steps.");
-  cmd->add_option("-m,--model", a->model,
-                  "Model: a GGUF file or a Hugging Face folder (config.json, *.safetensors, "
-                  "tokenizer.json)")
-      ->capture_default_str();
+  add_model_option(*cmd, a->model, /*random_ok=*/false);
   cmd->add_option("--tokenizer", a->tokenizer,
                   "Tokenizer to use instead of the model's: a GGUF file or a tokenizer.json");
   cmd->add_option("--alias", a->alias, "Model name clients use (default: the file's name)");
-  cmd->add_option("--chat-template", a->chat_template,
-                  "Chat template to use instead of the model's: a built-in name (chatml, llama2, "
-                  "llama3, mistral) or a file with a Jinja template");
+  add_chat_template_option(*cmd, a->chat_template, "Chat template to use instead of the model's");
   cmd->add_option("--host", a->http.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", a->http.port, "Port to listen on; 0 = any free port (printed)")
       ->capture_default_str();
@@ -201,35 +196,13 @@ std::function<int()> add_serve_command(CLI::App& app) {
       ->capture_default_str();
   add_weights_type_option(*cmd, a->weights_type);
   add_threads_and_device_options(*cmd, a->threads, a->device);
-  cmd->add_option("--attn", a->attn,
-                  "How contexts are encoded: star (Star Attention), ring (exact, "
-                  "context-parallel) or dense (exact, rank 0 alone)")
-      ->check(CLI::IsMember({"star", "ring", "dense"}))
-      ->capture_default_str();
-  cmd->add_option("-b,--block-size", a->run.block_size,
-                  "Star block size B in tokens (>= 1); -1 = each context's tokens / ranks")
-      ->capture_default_str();
-  cmd->add_option("-a,--anchor-size", a->run.anchor_size,
-                  "Star anchor size A in tokens (0 <= A <= B); -1 = B; 0 = no anchor")
-      ->capture_default_str();
-  cmd->add_option("--anchor-mode", a->anchor_mode,
-                  "Where a rank gets the anchor's KV: recompute, shared or broadcast")
-      ->check(CLI::IsMember({"recompute", "shared", "broadcast"}))
-      ->capture_default_str();
-  cmd->add_option("--chunk", a->run.chunk,
-                  "Tokens per forward call in phase 1 (a running generation waits at most one "
-                  "chunk per token while a context encodes); 0 = the device's default")
-      ->capture_default_str();
-  cmd->add_option("--kv-type", a->kv_type, kKvTypeHelp)
-      ->check(CLI::IsMember({"bf16", "fp8", "f32"}))
-      ->capture_default_str();
+  add_context_options(*cmd, a->context_flags, &a->run,
+                      "while a context encodes, a running generation waits at most one chunk per "
+                      "token");
   return [a]() {
-    a->run.attn = parse_attn_mode(a->attn);
-    a->run.anchor = parse_anchor_mode(a->anchor_mode);
-    a->run.kv_type = parse_kv_type(a->kv_type.c_str());
+    a->context_flags.apply(a->run);
     a->http.max_body = static_cast<size_t>(a->max_body_mib * (1 << 20));
-    std::unique_ptr<Comm> comm = make_default_comm();
-    return run_on_ranks(*comm, [&] { return serve_on_rank(*a, *comm); });
+    return run_on_default_comm([&](Comm& comm) { return serve_on_rank(*a, comm); });
   };
 }
 

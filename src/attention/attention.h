@@ -1,7 +1,8 @@
 // Attention over one set of keys/values that also returns the log-sum-exp of the scores.
 // Every attention in starattn goes through this primitive: dense prefill, Star Attention's
 // [anchor + block] phase 1, phase 2's partial attention on each rank, and ring steps. Partial
-// results over disjoint key sets combine exactly with merge_attention() (merge.h).
+// results over disjoint key sets combine exactly with merge_attention() (merge.h). Plain C++17:
+// the CUDA kernels' header (backend/cuda/attention.h) includes it.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +18,11 @@ namespace starattn {
 // in that type too, or with kv_type Fp8 in KV-cache rows of FP8 E4M3 bytes whose fp32 scales
 // follow each row's data (kv_format.h): row j's scale of kv head h is the float at byte
 // j * kv_stride + kv_scale_offset + 4 h of k (and of v).
-struct AttnParams {
-  const void* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
-  const void* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride (of kv_type)
-  const void* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride (of kv_type)
-  void* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
-  float* lse = nullptr;     // [n_q, n_heads] natural log; -inf where a row sees no key (out = 0)
+//
+// AttnShape is everything but the tensors' addresses. It is declared once for the engine's
+// AttnParams (type-erased pointers: each backend has its own element type) and the CUDA kernels'
+// cuda::AttnParams (typed device pointers), so neither copies the other field by field.
+struct AttnShape {
   int n_q = 0;
   int n_kv = 0;
   int n_heads = 0;
@@ -43,18 +43,30 @@ struct AttnParams {
   const int* n_kv_at = nullptr;
 };
 
+struct AttnParams : AttnShape {
+  const void* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
+  const void* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride (of kv_type)
+  const void* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride (of kv_type)
+  void* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
+  float* lse = nullptr;     // [n_q, n_heads] natural log; -inf where a row sees no key (out = 0)
+};
+
 // One item of a batch of small attentions (a served step's per-sequence part): n_q rows of q,
 // starting at row q_row, attend to the item's own n_kv keys k, v ([n_kv, n_kv_heads, head_dim],
 // row stride, type and scale offset as the batch's kv_stride, kv_type, kv_scale_offset), causally
 // with causal_offset (see AttnParams), and the result is merged by log-sum-exp into the same rows
-// of out/lse, which already hold a partial result over other keys.
-struct AttnItem {
-  const void* k = nullptr;
-  const void* v = nullptr;
+// of out/lse, which already hold a partial result over other keys. AttnItemSpan is the item but
+// its keys' addresses, shared with the CUDA kernels' cuda::AttnItem as AttnShape is.
+struct AttnItemSpan {
   int q_row = 0;
   int n_q = 0;
   int n_kv = 0;
   int64_t causal_offset = 0;
+};
+
+struct AttnItem : AttnItemSpan {
+  const void* k = nullptr;
+  const void* v = nullptr;
 };
 
 }  // namespace starattn

@@ -100,25 +100,11 @@ void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst) {
 }
 
 const char* kv_type_name(KvType t) {
-  switch (t) {
-    case KvType::Act:
-      return "act";
-    case KvType::Fp8:
-      return "fp8";
-    case KvType::Bf16:
-      return "bf16";
-    case KvType::F32:
-      return "f32";
-  }
-  return "unknown";
+  return t == KvType::Act ? "act" : enum_name(kKvTypeNames, t);
 }
 
 KvType parse_kv_type(const char* s) {
-  const std::string v = s ? s : "";
-  if (v == "bf16") return KvType::Bf16;
-  if (v == "fp8") return KvType::Fp8;
-  if (v == "f32") return KvType::F32;
-  fail("unknown KV cache type '", v, "' (expected bf16, fp8 or f32)");
+  return parse_enum(kKvTypeNames, s ? s : "", "KV cache type");
 }
 
 }  // namespace starattn

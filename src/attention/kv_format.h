@@ -25,6 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/enum_names.h"
+
 namespace starattn {
 
 // What a KV cache stores. Act is the library's default; the CLI asks for Bf16 (its default), Fp8
@@ -87,9 +89,13 @@ void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void*
 void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                          int head_dim, int64_t n, float* out);
 
-// "act", "fp8", "bf16" or "f32".
+// The CLI's names (--kv-type): what a run asks for. Act, the library's default, has no flag of
+// its own: on the CPU it is what "f32" resolves to, on a GPU what "bf16" resolves to.
+inline constexpr EnumName<KvType> kKvTypeNames[] = {
+    {KvType::Bf16, "bf16"}, {KvType::Fp8, "fp8"}, {KvType::F32, "f32"}};
+// "bf16", "fp8", "f32", or "act" for KvType::Act.
 const char* kv_type_name(KvType t);
-// The CLI's names: "bf16", "fp8" or "f32"; throws otherwise.
+// One of kKvTypeNames; throws Error naming the accepted values otherwise.
 KvType parse_kv_type(const char* s);
 
 // Rounds n rows x[n, kv_dim] (fp32) to bf16 rows at dst (ties to even, as the GPU rounds).

@@ -64,18 +64,4 @@ void merge_attention_parts(float* out, float* lse, const void* parts, size_t par
   }
 }
 
-void scale_partial_attention(float* out, const float* lse_local, const float* lse_global,
-                             int n_rows, int n_heads, int head_dim) {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const long n = static_cast<long>(n_rows) * n_heads;
-  for (long r = 0; r < n; ++r) {
-    // A row no rank could see (global -inf) cannot occur for a real query, but stays 0, not NaN.
-    const float w = (lse_local[r] == neg_inf || lse_global[r] == neg_inf)
-                        ? 0.0f
-                        : std::exp(lse_local[r] - lse_global[r]);
-    float* o = out + r * head_dim;
-    for (int d = 0; d < head_dim; ++d) o[d] *= w;
-  }
-}
-
 }  // namespace starattn

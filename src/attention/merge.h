@@ -23,10 +23,4 @@ void merge_attention(float* out_a, float* lse_a, const float* out_b, const float
 void merge_attention_parts(float* out, float* lse, const void* parts, size_t part_bytes,
                            int n_parts, int n_rows, int n_heads, int head_dim);
 
-// Scales one partial result for a sum-based cross-rank merge: given the global lse (the
-// log-sum-exp over ranks of lse_r), multiplies out by exp(lse_r - lse_global) so summing the scaled
-// outputs over ranks gives the merged output. Rows with lse_r = -inf become 0.
-void scale_partial_attention(float* out, const float* lse_local, const float* lse_global,
-                             int n_rows, int n_heads, int head_dim);
-
 }  // namespace starattn

@@ -4,8 +4,8 @@
 
 namespace starattn {
 
-int64_t Backend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
-  (void)max_tokens;
+int64_t Backend::kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const {
+  (void)max_tokens, (void)scratch_bytes;
   const size_t per_row =
       2 * static_cast<size_t>(config().n_layers) * kv_row_format(kv_type).row_bytes();
   return static_cast<int64_t>(memory_available() / per_row);

@@ -46,17 +46,20 @@ class Backend {
   virtual std::string weight_storage() const = 0;
 
   // Memory plan, before any KV cache exists: this rank will hold kv_rows rows of KV (all layers)
-  // of kv_type and run at most max_tokens tokens per forward call. A backend with bounded memory
-  // checks that weights + KV + workspace fit and otherwise throws starattn::Error saying how much
-  // is needed, how much is free, and what to change (more ranks, a smaller block, a shorter
-  // context, an fp8 KV cache).
-  virtual void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
-    (void)kv_rows, (void)max_tokens, (void)kv_type;
+  // of kv_type, run at most max_tokens tokens per forward call, and its caller's attention hooks
+  // will hold up to scratch_bytes of this backend's memory besides (the engine's:
+  // engine/engine_memory.h). A backend with bounded memory checks that weights + KV + its
+  // workspace + scratch fit and otherwise throws starattn::Error saying how much is needed, how
+  // much is free, and what to change (more ranks, a smaller block, a shorter context, an fp8 KV
+  // cache).
+  virtual void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type, size_t scratch_bytes) {
+    (void)kv_rows, (void)max_tokens, (void)kv_type, (void)scratch_bytes;
   }
   // The most KV rows (a token's K and V in every layer) of kv_type this backend could hold next
-  // to forward calls of max_tokens tokens: what plan_memory would accept now. The default counts
-  // memory_available() against the rows' bytes (a CPU: host memory).
-  virtual int64_t kv_rows_that_fit(KvType kv_type, int max_tokens) const;
+  // to forward calls of max_tokens tokens and scratch_bytes of hooks' scratch: what plan_memory
+  // would accept now. The default counts memory_available() against the rows' bytes (a CPU: host
+  // memory, where the scratch is small beside it).
+  virtual int64_t kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const;
 
   // Tokens per forward call when the run does not say (RunConfig::chunk = 0): big enough to keep
   // the device's GEMMs efficient, small enough to bound activation memory.

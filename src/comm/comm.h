@@ -1,15 +1,17 @@
 // Comm: the one communication interface the engine uses between ranks (MPI processes).
-//   - Star Attention phase 2: allreduce/allgather of per-layer partial attention (o, lse).
+//   - Star Attention phase 2: allgather of per-layer partial attention (o, lse).
 //   - ring baseline: sendrecv passes KV shards around the ring.
-//   - control: broadcast of token ids, agreement on arguments, failure propagation.
+//   - control: broadcast of token ids, agreement on arguments and on which work is done
+//     (allreduce_max), failure propagation.
 // Buffers are host memory. Sizes are in bytes unless a parameter says `count` (floats).
 // Collectives must be called by every rank in the same order with the same sizes and root,
 // exactly as in MPI; a mismatch is undefined (usually a hang or an error from MPI).
 //
-// Failure pattern for the app layer (a fatal error on one rank ends every rank):
+// Failure pattern for the app layer (a fatal error on one rank ends every rank), as run_on_ranks
+// in src/app/ranks.h does it:
 //
 //   auto comm = make_default_comm();
-//   try { run(*comm); } catch (const starattn::Error& e) { comm->abort_all(e.what(), 1); }
+//   try { run(*comm); } catch (...) { comm->abort_all(current_exception_message(), 1); }
 //
 // Only abort_all ends the job. Do NOT just `return 1` from main on one rank: the Comm destructor
 // then calls MPI_Finalize, which waits for the ranks still blocked in a collective, and the job
@@ -48,9 +50,7 @@ class Comm {
   virtual void broadcast_patiently(void* data, size_t bytes, int root) {
     broadcast(data, bytes, root);
   }
-  virtual void allreduce_sum(float* data, size_t count) = 0;         // in place
-  virtual void allreduce_max(float* data, size_t count) = 0;         // in place
-  virtual void reduce_sum(float* data, size_t count, int root) = 0;  // in place; valid on root only
+  virtual void allreduce_max(float* data, size_t count) = 0;  // in place
   // recv: [size * bytes_each], rank r's block at r * bytes_each. send may alias its own block.
   virtual void allgather(const void* send, void* recv, size_t bytes_each) = 0;
   // As allgather, but gives up after `seconds` (infinity: never) and returns false; the
@@ -60,14 +60,9 @@ class Comm {
   // failed must not wait forever for ranks still busy. At most INT_MAX bytes each.
   virtual bool allgather_within(const void* send, void* recv, size_t bytes_each,
                                 double seconds) = 0;
-  // As allgather, but only root's recv is written; other ranks may pass recv = nullptr.
-  virtual void gather(const void* send, void* recv, size_t bytes_each, int root) = 0;
-  // Point to point. The receiver's size must equal the sender's exactly (checked: Error).
-  // tag >= 0. Sending to oneself works only with sendrecv (MPI) or in the local comm.
-  virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
-  virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
   // One ring step: send to `to` and receive from `from` at once, without deadlock whatever the
-  // order ranks arrive in. send and recv must not overlap.
+  // order ranks arrive in. send and recv must not overlap; the receiver's size must equal the
+  // sender's exactly (checked: Error); tag >= 0. A rank may send to itself.
   virtual void sendrecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes,
                         int from, int tag) = 0;
   // The app-layer escape hatch and the only place the job ends: prints msg once (from the calling
@@ -77,9 +72,8 @@ class Comm {
   [[noreturn]] virtual void abort_all(const std::string& msg, int code) = 0;
 };
 
-// Single process, size 1. Collectives are the identity (gather/allgather copy send to recv).
-// send/recv to rank 0 go through a FIFO mailbox per tag (recv without a pending send throws, since
-// with one process nobody else could ever send it); sendrecv to self copies.
+// Single process, size 1. Collectives are the identity (allgather copies send to recv), and so is
+// sendrecv to self.
 std::unique_ptr<Comm> make_local_comm();
 
 struct MpiCommOptions {

@@ -3,8 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <map>
 #include <vector>
 
 #include "comm/comm.h"
@@ -25,15 +23,8 @@ class LocalComm final : public Comm {
     check_rank("broadcast", "root", root);
     check_ptr("broadcast", data, bytes);
   }
-  void allreduce_sum(float* data, size_t count) override {
-    check_ptr("allreduce_sum", data, count);
-  }
   void allreduce_max(float* data, size_t count) override {
     check_ptr("allreduce_max", data, count);
-  }
-  void reduce_sum(float* data, size_t count, int root) override {
-    check_rank("reduce_sum", "root", root);
-    check_ptr("reduce_sum", data, count);
   }
 
   bool allgather_within(const void* send, void* recv, size_t bytes_each, double) override {
@@ -43,33 +34,6 @@ class LocalComm final : public Comm {
   void allgather(const void* send, void* recv, size_t bytes_each) override {
     copy("allgather", send, recv, bytes_each);
   }
-  void gather(const void* send, void* recv, size_t bytes_each, int root) override {
-    check_rank("gather", "root", root);
-    copy("gather", send, recv, bytes_each);
-  }
-
-  // With one process the only possible peer is ourselves: the message waits in a mailbox.
-  void send(const void* data, size_t bytes, int peer, int tag) override {
-    check_p2p("send", peer, tag);
-    check_ptr("send", data, bytes);
-    const auto* p = static_cast<const unsigned char*>(data);
-    mailbox_[tag].emplace_back(p, p + bytes);
-  }
-  void recv(void* data, size_t bytes, int peer, int tag) override {
-    check_p2p("recv", peer, tag);
-    check_ptr("recv", data, bytes);
-    auto it = mailbox_.find(tag);
-    SA_CHECK(it != mailbox_.end() && !it->second.empty(),
-             "Comm::recv (local): no message with tag ", tag,
-             " was sent; with one rank it would never arrive");
-    std::vector<unsigned char>& msg = it->second.front();
-    SA_CHECK(msg.size() == bytes, "Comm::recv (local): message with tag ", tag, " has ", msg.size(),
-             " bytes, expected ", bytes);
-    if (bytes > 0) std::memcpy(data, msg.data(), bytes);
-    it->second.pop_front();
-    if (it->second.empty()) mailbox_.erase(it);
-  }
-
   void sendrecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes,
                 int from, int tag) override {
     check_p2p("sendrecv", to, tag);
@@ -101,8 +65,6 @@ class LocalComm final : public Comm {
     check_ptr(op, recv, bytes);
     if (bytes > 0 && send != recv) std::memmove(recv, send, bytes);
   }
-
-  std::map<int, std::deque<std::vector<unsigned char>>> mailbox_;  // tag -> pending messages
 };
 
 }  // namespace

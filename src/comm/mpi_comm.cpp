@@ -131,7 +131,8 @@ class MpiComm final : public Comm {
   void broadcast_patiently(void* data, size_t bytes, int root) override {
     check_rank("broadcast_patiently", "root", root);
     check_ptr("broadcast_patiently", data, bytes);
-    SA_CHECK(bytes <= chunk_, "Comm::broadcast_patiently: ", bytes, " bytes is more than one piece");
+    SA_CHECK(bytes <= chunk_, "Comm::broadcast_patiently: ", bytes,
+             " bytes is more than one piece");
     MPI_Request req = MPI_REQUEST_NULL;
     SA_MPI_CHECK(MPI_Ibcast(data, static_cast<int>(bytes), MPI_BYTE, root, comm_, &req));
     // Poll quickly at first (the next order usually follows at once), then back off to 2 ms.
@@ -142,25 +143,8 @@ class MpiComm final : public Comm {
     }
   }
 
-  void allreduce_sum(float* data, size_t count) override {
-    allreduce("allreduce_sum", data, count, MPI_SUM);
-  }
   void allreduce_max(float* data, size_t count) override {
     allreduce("allreduce_max", data, count, MPI_MAX);
-  }
-
-  void reduce_sum(float* data, size_t count, int root) override {
-    check_rank("reduce_sum", "root", root);
-    check_ptr("reduce_sum", data, count);
-    const size_t step = chunk_ / sizeof(float);
-    for (size_t off = 0; off < count; off += step) {
-      const int n = piece(count - off, step);
-      if (rank_ == root) {
-        SA_MPI_CHECK(MPI_Reduce(MPI_IN_PLACE, data + off, n, MPI_FLOAT, MPI_SUM, root, comm_));
-      } else {
-        SA_MPI_CHECK(MPI_Reduce(data + off, nullptr, n, MPI_FLOAT, MPI_SUM, root, comm_));
-      }
-    }
   }
 
   void allgather(const void* send, void* recv, size_t bytes_each) override {
@@ -203,50 +187,6 @@ class MpiComm final : public Comm {
     }
   }
 
-  void gather(const void* send, void* recv, size_t bytes_each, int root) override {
-    check_rank("gather", "root", root);
-    check_ptr("gather", send, bytes_each);
-    const bool is_root = rank_ == root;
-    if (is_root) check_ptr("gather", recv, bytes_each);
-    const auto* s = static_cast<const char*>(send);
-    auto* r = is_root ? static_cast<char*>(recv) : nullptr;
-    const bool in_place = is_root && bytes_each > 0 && s == r + root * bytes_each;
-    for (size_t off = 0; off < bytes_each; off += chunk_) {
-      const int n = piece(bytes_each - off, chunk_);
-      const BlockType block(static_cast<size_t>(n), bytes_each);
-      SA_MPI_CHECK(MPI_Gather(in_place ? MPI_IN_PLACE : s + off, n, MPI_BYTE,
-                              is_root ? r + off : nullptr, block.count(), block.type(), root,
-                              comm_));
-    }
-  }
-
-  // At least one message even for 0 bytes, so a 0-byte send always matches a 0-byte recv.
-  void send(const void* data, size_t bytes, int peer, int tag) override {
-    check_p2p("send", peer, tag);
-    check_ptr("send", data, bytes);
-    const auto* p = static_cast<const char*>(data);
-    size_t off = 0;
-    do {
-      const int n = piece(bytes - off, chunk_);
-      SA_MPI_CHECK(MPI_Send(p + off, n, MPI_BYTE, peer, tag, comm_));
-      off += static_cast<size_t>(n);
-    } while (off < bytes);
-  }
-
-  void recv(void* data, size_t bytes, int peer, int tag) override {
-    check_p2p("recv", peer, tag);
-    check_ptr("recv", data, bytes);
-    auto* p = static_cast<char*>(data);
-    size_t off = 0;
-    do {
-      const int n = piece(bytes - off, chunk_);
-      MPI_Status st;
-      SA_MPI_CHECK(MPI_Recv(p + off, n, MPI_BYTE, peer, tag, comm_, &st));
-      check_received("recv", st, n, bytes, peer, tag);
-      off += static_cast<size_t>(n);
-    } while (off < bytes);
-  }
-
   // Nonblocking pieces, then one wait: no rank waits for its `to` before its `from` is served, so
   // any ring order completes. Receives are posted first so large messages land without staging.
   void sendrecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes,
@@ -277,12 +217,16 @@ class MpiComm final : public Comm {
       off += static_cast<size_t>(n);
     } while (off < send_bytes);
 
+    // One wait per request rather than MPI_Waitall: OpenMPI 4.1's Waitall can wait forever when
+    // one of the receives fails (a message longer than posted), where MPI_Wait returns the error.
+    // Every request is waited for before the first error is reported, so none is left pending.
     std::vector<MPI_Status> st(reqs.size());
-    const int rc = MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), st.data());
-    if (rc == MPI_ERR_IN_STATUS) {
-      for (const MPI_Status& x : st) SA_MPI_CHECK(x.MPI_ERROR);
+    int first_error = MPI_SUCCESS;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const int rc = MPI_Wait(&reqs[i], &st[i]);
+      if (rc != MPI_SUCCESS && first_error == MPI_SUCCESS) first_error = rc;
     }
-    SA_MPI_CHECK(rc);
+    SA_MPI_CHECK(first_error);
     for (size_t i = 0; i < expected.size(); ++i) {
       check_received("sendrecv", st[i], expected[i], recv_bytes, from, tag);
     }

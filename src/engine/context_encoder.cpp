@@ -35,6 +35,20 @@ int64_t ContextEncoder::max_call_tokens(const RunConfig& rc, int64_t n_context, 
   return most;
 }
 
+double ContextEncoder::work_of_rank(const RunConfig& rc, const ModelConfig& c, int64_t n_context,
+                                    int ranks, int rank) {
+  double work = 0;
+  for (const Call& call : plan(rc, c, n_context, ranks, rank)) work += call.work;
+  return work;
+}
+
+double ContextEncoder::slowest_rank_work(const RunConfig& rc, const ModelConfig& c,
+                                         int64_t n_context, int ranks) {
+  double most = 0;
+  for (int r = 0; r < ranks; ++r) most = std::max(most, work_of_rank(rc, c, n_context, ranks, r));
+  return most;
+}
+
 ContextEncoder::ContextEncoder(Backend& backend, TensorComm& tensors, const RunConfig& rc,
                                const std::vector<int>& context, KvCache& dst)
     : b_(backend),
@@ -48,59 +62,82 @@ ContextEncoder::ContextEncoder(Backend& backend, TensorComm& tensors, const RunC
            "phase 1: the context cache holds ", kv_type_name(dst.type()),
            " rows but the run asks for ", kv_type_name(rc.kv_type));
   rc_.chunk = chunk_of(rc, backend);
+  const ModelConfig& cfg = b_.config();
   const int ranks = tensors.size(), rank = tensors.rank();
   const int64_t rows = context_rows_of_rank(rc_, n_context_, ranks, rank);
   SA_CHECK(dst.capacity() >= rows, "phase 1: the context cache has room for ", dst.capacity(),
            " rows, this rank needs ", rows);
-  switch (rc_.attn) {
-    case AttnMode::Dense:
-      if (rank == 0) add_chunks(Call{}, 0, n_context_, rc_.chunk);
-      break;
-    case AttnMode::Ring:
-      calls_.push_back(Call{Kind::Ring, 0, rows});
-      break;
-    case AttnMode::Star:
-      plan_star();
-      break;
-  }
-  for (const Call& c : calls_) {
-    if (c.kind == Kind::Block || c.kind == Kind::Ring) tokens_total_ += c.n;
-  }
-}
-
-void ContextEncoder::add_chunks(Call proto, int64_t begin, int64_t n, int64_t first_chunk) {
-  for (int64_t i = 0; i < n;) {
-    Call c = proto;
-    c.pos = begin + i;
-    c.n = std::min<int64_t>(i == 0 ? first_chunk : rc_.chunk, n - i);
-    c.restart = proto.restart && i == 0;
-    calls_.push_back(c);
-    i += c.n;
-  }
-}
-
-void ContextEncoder::plan_star() {
-  const ModelConfig& cfg = b_.config();
-  const int ranks = tensors_.size(), rank = tensors_.rank();
-  const std::vector<Span> blocks = star_blocks(n_context_, rc_.block_size);
-  const Span mine = blocks_of_rank(static_cast<int64_t>(blocks.size()), ranks, rank);
   const int64_t A = anchor_rows(rc_, n_context_);
-  const bool broadcast = A > 0 && rc_.anchor == AnchorMode::Broadcast && ranks > 1;
-  const bool recompute = rc_.anchor == AnchorMode::Recompute;
-  // Block 0's first rows are the anchor only when the anchor is the context's own start.
-  const bool from_block0 = !recompute && rc_.anchor_source == AnchorSource::First;
   if (A > 0) anchor_ = std::make_unique<KvCache>(b_, cfg.n_layers, cfg.kv_dim(), A, 0, rc_.kv_type);
+  const bool broadcast = A > 0 && rc_.anchor == AnchorMode::Broadcast && ranks > 1;
   send_anchor_ = broadcast && rank == 0;
   receive_anchor_ = broadcast && rank != 0;
+  calls_ = plan(rc_, cfg, n_context_, ranks, rank);
+  for (const Call& c : calls_) {
+    if (c.kind == Kind::Block || c.kind == Kind::Ring) tokens_total_ += c.n;
+    work_total_ += c.work;
+  }
+}
+
+std::vector<ContextEncoder::Call> ContextEncoder::plan(const RunConfig& rc, const ModelConfig& c,
+                                                       int64_t n_context, int ranks, int rank) {
+  std::vector<Call> calls;
+  switch (rc.attn) {
+    case AttnMode::Dense:
+      if (rank == 0) add_chunks(rc, c, Call{}, 0, n_context, rc.chunk, calls);
+      break;
+    case AttnMode::Ring: {
+      // One call for the rank's share; its attention reads every earlier token of the context,
+      // the other ranks' as they come round the ring.
+      Call ring{Kind::Ring, 0, context_rows_of_rank(rc, n_context, ranks, rank)};
+      double pairs = 0;
+      for (const Span& sp : zigzag_spans(n_context, ranks, rank))
+        pairs += static_cast<double>(sp.size()) * static_cast<double>(sp.begin + sp.end + 1) / 2;
+      ring.work = projection_work(c, ring.n) + attention_work(c, pairs);
+      calls.push_back(ring);
+      break;
+    }
+    case AttnMode::Star:
+      plan_star(rc, c, n_context, ranks, rank, calls);
+      break;
+  }
+  return calls;
+}
+
+void ContextEncoder::add_chunks(const RunConfig& rc, const ModelConfig& c, Call proto,
+                                int64_t begin, int64_t n, int64_t first_chunk,
+                                std::vector<Call>& calls) {
+  for (int64_t i = 0; i < n;) {
+    Call call = proto;
+    call.pos = begin + i;
+    call.n = std::min<int64_t>(i == 0 ? first_chunk : rc.chunk, n - i);
+    call.restart = proto.restart && i == 0;
+    call.keys_before = proto.keys_before + i;
+    call.work = forward_work(c, call.n, call.keys_before);
+    calls.push_back(call);
+    i += call.n;
+  }
+}
+
+void ContextEncoder::plan_star(const RunConfig& rc, const ModelConfig& c, int64_t n_context,
+                               int ranks, int rank, std::vector<Call>& calls) {
+  const std::vector<Span> blocks = star_blocks(n_context, rc.block_size);
+  const Span mine = blocks_of_rank(static_cast<int64_t>(blocks.size()), ranks, rank);
+  const int64_t A = anchor_rows(rc, n_context);
+  const bool broadcast = A > 0 && rc.anchor == AnchorMode::Broadcast && ranks > 1;
+  const bool send_anchor = broadcast && rank == 0, receive_anchor = broadcast && rank != 0;
+  const bool recompute = rc.anchor == AnchorMode::Recompute;
+  // Block 0's first rows are the anchor only when the anchor is the context's own start.
+  const bool from_block0 = !recompute && rc.anchor_source == AnchorSource::First;
 
   bool have_anchor = false;
-  if (send_anchor_ && !from_block0) {
+  if (send_anchor && !from_block0) {
     // Rank 0 computes another source's anchor first, in one call, and sends it as it goes.
     Call anchor;
     anchor.kind = Kind::Anchor;
     anchor.restart = true;
     anchor.block = 1;
-    add_chunks(anchor, 0, A, A);
+    add_chunks(rc, c, anchor, 0, A, A, calls);
     have_anchor = true;
   }
   int64_t row = 0;
@@ -111,20 +148,21 @@ void ContextEncoder::plan_star() {
     proto.block = b;
     proto.block_row = row;
     proto.anchored = A > 0 && b > 0;
-    int64_t first_chunk = rc_.chunk;
-    if (proto.anchored && !receive_anchor_ && (recompute || !have_anchor)) {
+    proto.keys_before = proto.anchored ? A : 0;
+    int64_t first_chunk = rc.chunk;
+    if (proto.anchored && !receive_anchor && (recompute || !have_anchor)) {
       Call anchor;
       anchor.kind = Kind::Anchor;
       anchor.restart = true;
       anchor.block = b;
-      add_chunks(anchor, 0, A, rc_.chunk);
+      add_chunks(rc, c, anchor, 0, A, rc.chunk, calls);
       have_anchor = true;
     }
-    if (proto.anchored && receive_anchor_ && !have_anchor) {
+    if (proto.anchored && receive_anchor && !have_anchor) {
       // A receiver's layer l waits for rank 0's layer l over all A anchor rows; a first call as
       // long as the anchor keeps it in step instead of idling (a short chunk would wait most of
       // each layer).
-      first_chunk = std::max<int64_t>(rc_.chunk, A);
+      first_chunk = std::max<int64_t>(rc.chunk, A);
       have_anchor = true;
     }
     if (b == 0 && A > 0 && from_block0) {
@@ -132,14 +170,14 @@ void ContextEncoder::plan_star() {
       // before them): keep them for this rank's later blocks and send them to the other ranks,
       // in a first call exactly as long as the anchor so every receiver's sizes match.
       proto.anchor_from_kv = true;
-      if (send_anchor_) first_chunk = A;
+      if (send_anchor) first_chunk = A;
       have_anchor = true;
     }
-    add_chunks(proto, blk.begin, blk.size(), first_chunk);
+    add_chunks(rc, c, proto, blk.begin, blk.size(), first_chunk, calls);
     row += blk.size();
   }
   // A receiver with no block of its own still takes part in the broadcast.
-  if (receive_anchor_ && mine.size() == 0) calls_.push_back(Call{Kind::ReceiveAnchor});
+  if (receive_anchor && mine.size() == 0) calls.push_back(Call{Kind::ReceiveAnchor});
 }
 
 bool ContextEncoder::advance() {
@@ -162,6 +200,7 @@ bool ContextEncoder::advance() {
       tokens_done_ += call.n;
       break;
   }
+  work_done_ += call.work;
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "comm/tensor_comm.h"
 #include "engine/kv_cache.h"
+#include "engine/progress.h"
 #include "engine/run_config.h"
 
 namespace starattn {
@@ -29,6 +30,12 @@ class ContextEncoder {
   static int64_t max_call_tokens(const RunConfig& rc, int64_t n_context, int ranks, int rank);
   // Rows of the anchor cache this rank holds while it encodes (A, or 0).
   static int64_t anchor_rows(const RunConfig& rc, int64_t n_context);
+  // The phase-1 work of `rank` in FLOPs (progress.h), and the most any rank has: what phase 1
+  // waits for. rc resolved, its chunk set (not 0).
+  static double work_of_rank(const RunConfig& rc, const ModelConfig& c, int64_t n_context,
+                             int ranks, int rank);
+  static double slowest_rank_work(const RunConfig& rc, const ModelConfig& c, int64_t n_context,
+                                  int ranks);
 
   // Runs this rank's next forward call; false when this rank had nothing left to do.
   bool advance();
@@ -36,6 +43,9 @@ class ContextEncoder {
   // This rank's context tokens encoded so far, and in all (anchor recomputation not counted).
   int64_t tokens_done() const { return tokens_done_; }
   int64_t tokens_total() const { return tokens_total_; }
+  // The same in FLOPs, anchor computation included.
+  double work_done() const { return work_done_; }
+  double work_total() const { return work_total_; }
 
  private:
   enum class Kind {
@@ -53,9 +63,17 @@ class ContextEncoder {
     bool restart = false;         // Anchor: the first call of a computation (empties the cache)
     bool anchored = false;        // Block: the block sees the anchor as its prefix
     bool anchor_from_kv = false;  // Block 0: its first A rows are the anchor; keep (and send) them
+    int64_t keys_before = 0;      // cached keys its attention reads before its own rows
+    double work = 0;              // FLOPs (progress.h)
   };
-  void plan_star();
-  void add_chunks(Call proto, int64_t begin, int64_t n, int64_t first_chunk);
+  // This rank's calls, in order (rc resolved, its chunk set).
+  static std::vector<Call> plan(const RunConfig& rc, const ModelConfig& c, int64_t n_context,
+                                int ranks, int rank);
+  static void plan_star(const RunConfig& rc, const ModelConfig& c, int64_t n_context, int ranks,
+                        int rank, std::vector<Call>& calls);
+  // Calls of at most rc.chunk tokens (the first first_chunk) over [begin, begin + n).
+  static void add_chunks(const RunConfig& rc, const ModelConfig& c, Call proto, int64_t begin,
+                         int64_t n, int64_t first_chunk, std::vector<Call>& calls);
   void run_anchor(const Call& call);
   void run_block(const Call& call);
   void run_ring();
@@ -71,6 +89,7 @@ class ContextEncoder {
   std::vector<Call> calls_;
   size_t next_ = 0;
   int64_t tokens_done_ = 0, tokens_total_ = 0;
+  double work_done_ = 0, work_total_ = 0;
 
   // Star's anchor (A tokens at positions 0..A-1, by default the context's first A): its KV, and
   // how this rank gets it. Recompute: before every anchored block. Shared: once per rank; from

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "engine/context_encoder.h"
+#include "engine/engine_memory.h"
 #include "engine/layout.h"
 #include "starattn/error.h"
 
@@ -26,8 +27,9 @@ Engine::Engine(Backend& backend, Comm& comm, const RunConfig& rc, int64_t n_cont
   // Tokens per forward call: a chunk, a ring rank's whole share, or (broadcast anchor) the anchor.
   const int64_t max_tokens =
       ContextEncoder::max_call_tokens(rc_, n_context_, comm_.size(), comm_.rank());
-  b_.plan_memory(local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
-                 static_cast<int>(std::max<int64_t>(max_tokens, 1)), rc_.kv_type);
+  plan_engine_memory(b_,
+                     local_context_rows() + anchor_rows + (is_query_host() ? query_capacity : 0),
+                     static_cast<int>(std::max<int64_t>(max_tokens, 1)), rc_.kv_type);
   context_ = std::make_unique<KvCache>(b_, c.n_layers, c.kv_dim(), local_context_rows(),
                                        is_query_host() ? query_capacity : 0, rc_.kv_type);
   if (is_query_host()) query_ = std::make_unique<KvCache>(KvCache::TailOf{*context_});
@@ -44,8 +46,17 @@ void Engine::encode_context(const std::vector<int>& context, const ProgressFn& p
            context.size(), " tokens, expected ", n_context_);
   SA_CHECK(context_->size() == 0, "engine: the context is already encoded");
   ContextEncoder encoder(b_, *tensors_, rc_, context, *context_);
+  Progress p;
+  if (progress) {
+    p.tokens_total = encoder.tokens_total();
+    p.work_total = ContextEncoder::slowest_rank_work(rc_, b_.config(), n_context_, comm_.size());
+    progress(p);
+  }
   while (encoder.advance()) {
-    if (progress) progress(encoder.tokens_done(), encoder.tokens_total());
+    if (!progress) continue;
+    p.tokens_done = encoder.tokens_done();
+    p.work_done = encoder.work_done();
+    progress(p);
   }
   b_.synchronize();  // phase 1 is over when its work is, not when it is queued
 }
@@ -62,8 +73,25 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, Phase2Out 
   const int64_t keep_rows = all_logits ? n : 1;
   if (is_query_host() && what != Phase2Out::Greedy)
     hidden.resize(static_cast<size_t>(keep_rows) * c.d_model);
+  // Each chunk reads the context (the most any rank holds: the ranks go in step) and the query
+  // rows before it.
+  int64_t widest = 0;
+  for (int r = 0; r < comm_.size(); ++r)
+    widest = std::max(widest, context_rows_of_rank(rc_, n_context_, comm_.size(), r));
+  const int64_t queried = n_query_;
+  const auto chunk_work = [&](int64_t i, int64_t m) {
+    return forward_work(c, m, widest + queried + i);
+  };
+  Progress p;
+  if (progress) {
+    p.tokens_total = n;
+    for (int64_t i = 0; i < n; i += rc_.chunk)
+      p.work_total += chunk_work(i, std::min<int64_t>(rc_.chunk, n - i));
+    progress(p);
+  }
   for (int64_t i = 0; i < n; i += rc_.chunk) {
     const int m = static_cast<int>(std::min<int64_t>(rc_.chunk, n - i));
+    const double work = progress ? chunk_work(i, m) : 0.0;
     positions.resize(m);
     std::iota(positions.begin(), positions.end(), static_cast<int>(pos + i));
     const bool last = i + m == n;
@@ -81,7 +109,11 @@ std::vector<float> Engine::run_phase2(const std::vector<int>& tokens, Phase2Out 
     }
     if (query_) query_->commit(m);
     n_query_ += m;
-    if (progress) progress(i + m, n);
+    if (progress) {
+      p.tokens_done = i + m;
+      p.work_done += work;
+      progress(p);
+    }
   }
   if (!is_query_host() || what == Phase2Out::Greedy) return {};
   logits.resize(static_cast<size_t>(keep_rows) * c.vocab_size);

@@ -14,12 +14,10 @@
 #include "comm/tensor_comm.h"
 #include "engine/kv_cache.h"
 #include "engine/phase2.h"
+#include "engine/progress.h"
 #include "engine/run_config.h"
 
 namespace starattn {
-
-// Called as long work advances: tokens done so far, tokens in all (on this rank).
-using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 
 class Engine {
  public:
@@ -31,9 +29,12 @@ class Engine {
          int64_t query_capacity, TensorComm* tensors = nullptr);
 
   // Phase 1. Every rank passes the whole context (n_context tokens) and encodes its share.
+  // progress: this rank's tokens, and its work against the slowest rank's (progress.h).
   void encode_context(const std::vector<int>& context, const ProgressFn& progress = nullptr);
   // Phase 2. Every rank passes the same tokens (the query, or one generated token). Returns the
   // logits after the last token, [vocab], on the query host; an empty vector on other ranks.
+  // progress: per chunk of rc.chunk tokens; the ranks go in step, each chunk's attention
+  // reading the most context any rank holds.
   std::vector<float> run(const std::vector<int>& tokens, const ProgressFn& progress = nullptr);
   // As run(), with logits for every token ([n, vocab], query host only); for tests.
   std::vector<float> run_all_logits(const std::vector<int>& tokens);

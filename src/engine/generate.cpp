@@ -12,15 +12,7 @@ double now() {
 }  // namespace
 
 const char* stop_reason_name(StopReason r) {
-  switch (r) {
-    case StopReason::Eos:
-      return "eos";
-    case StopReason::Stop:
-      return "stop";
-    case StopReason::Length:
-      return "length";
-  }
-  return "length";
+  return enum_name(kStopReasonNames, r, "length");
 }
 
 GenerateResult generate(Backend& backend, Comm& comm, const RunConfig& rc, const GenerateRequest& r,

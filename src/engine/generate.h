@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "engine/run_config.h"
 #include "engine/sampler.h"
+#include "util/enum_names.h"
 
 namespace starattn {
 
@@ -22,7 +23,9 @@ enum class StopReason {
   Stop,    // the caller's should_stop said so (a stop string in the text)
   Length,  // max_new_tokens reached
 };
-// "eos", "stop", "length" (the names `generate --json` prints).
+// The names `generate --json` prints.
+inline constexpr EnumName<StopReason> kStopReasonNames[] = {
+    {StopReason::Eos, "eos"}, {StopReason::Stop, "stop"}, {StopReason::Length, "length"}};
 const char* stop_reason_name(StopReason r);
 
 // A generated token's log-probability and its most likely alternatives (sampler.h's

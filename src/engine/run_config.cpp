@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn {
 
@@ -29,7 +30,8 @@ RunConfig RunConfig::resolved(int64_t n_context, int ranks) const {
   // rank nor sent by rank 0.
   SA_CHECK(r.anchor_source != AnchorSource::Previous || r.anchor == AnchorMode::Recompute,
            "--anchor-source previous gives every block its own anchor, so it needs "
-           "--anchor-mode recompute (got ", anchor_mode_name(r.anchor), ")");
+           "--anchor-mode recompute (got ",
+           anchor_mode_name(r.anchor), ")");
   return r;
 }
 
@@ -41,42 +43,27 @@ std::string RunConfig::describe() const {
 }
 
 AttnMode parse_attn_mode(const std::string& s) {
-  if (s == "dense") return AttnMode::Dense;
-  if (s == "star") return AttnMode::Star;
-  if (s == "ring") return AttnMode::Ring;
-  fail("unknown attention mode '", s, "' (expected dense, star or ring)");
+  return parse_enum(kAttnModeNames, s, "attention mode");
 }
 
 AnchorMode parse_anchor_mode(const std::string& s) {
-  if (s == "recompute") return AnchorMode::Recompute;
-  if (s == "shared") return AnchorMode::Shared;
-  if (s == "broadcast") return AnchorMode::Broadcast;
-  fail("unknown anchor mode '", s, "' (expected recompute, shared or broadcast)");
+  return parse_enum(kAnchorModeNames, s, "anchor mode");
 }
 
 AnchorSource parse_anchor_source(const std::string& s) {
-  if (s == "first") return AnchorSource::First;
-  if (s == "previous") return AnchorSource::Previous;
-  if (s == "random") return AnchorSource::Random;
-  if (s == "shuffled") return AnchorSource::Shuffled;
-  if (s == "constant") return AnchorSource::Constant;
-  fail("unknown anchor source '", s, "' (expected first, previous, random, shuffled or constant)");
+  return parse_enum(kAnchorSourceNames, s, "anchor source");
+}
+
+const char* attn_mode_name(AttnMode m) {
+  return enum_name(kAttnModeNames, m);
+}
+
+const char* anchor_mode_name(AnchorMode m) {
+  return enum_name(kAnchorModeNames, m);
 }
 
 const char* anchor_source_name(AnchorSource s) {
-  switch (s) {
-    case AnchorSource::First:
-      return "first";
-    case AnchorSource::Previous:
-      return "previous";
-    case AnchorSource::Random:
-      return "random";
-    case AnchorSource::Shuffled:
-      return "shuffled";
-    case AnchorSource::Constant:
-      return "constant";
-  }
-  return "?";
+  return enum_name(kAnchorSourceNames, s);
 }
 
 std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& context, int64_t block,
@@ -84,14 +71,9 @@ std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& cont
   const int64_t A = rc.anchor_size, n = static_cast<int64_t>(context.size());
   SA_CHECK(A >= 0 && A <= n && block >= 1, "anchor_tokens: no anchor for block ", block);
   const auto first = context.begin();
-  // splitmix64: a seeded stream that is the same on every rank and every platform.
-  uint64_t state = rc.anchor_seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  };
+  // A seeded stream that is the same on every rank and every platform.
+  SplitMix64 rng{rc.anchor_seed * kSplitMix64Gamma + 0x632BE59BD9B4E019ull};
+  auto next = [&rng] { return rng.next(); };
   switch (rc.anchor_source) {
     case AnchorSource::First:
       return {first, first + A};
@@ -115,30 +97,6 @@ std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& cont
       return std::vector<int>(A, n > 0 ? context[0] : 0);
   }
   return {};
-}
-
-const char* attn_mode_name(AttnMode m) {
-  switch (m) {
-    case AttnMode::Dense:
-      return "dense";
-    case AttnMode::Star:
-      return "star";
-    case AttnMode::Ring:
-      return "ring";
-  }
-  return "?";
-}
-
-const char* anchor_mode_name(AnchorMode m) {
-  switch (m) {
-    case AnchorMode::Recompute:
-      return "recompute";
-    case AnchorMode::Shared:
-      return "shared";
-    case AnchorMode::Broadcast:
-      return "broadcast";
-  }
-  return "?";
 }
 
 }  // namespace starattn

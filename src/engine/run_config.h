@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "attention/kv_format.h"
+#include "util/enum_names.h"
 
 namespace starattn {
 
@@ -65,11 +66,25 @@ struct RunConfig {
 std::vector<int> anchor_tokens(const RunConfig& rc, const std::vector<int>& context, int64_t block,
                                int vocab);
 
+// The names of the flags --attn, --anchor-mode and --anchor-source (util/enum_names.h).
+inline constexpr EnumName<AttnMode> kAttnModeNames[] = {
+    {AttnMode::Dense, "dense"}, {AttnMode::Star, "star"}, {AttnMode::Ring, "ring"}};
+inline constexpr EnumName<AnchorMode> kAnchorModeNames[] = {{AnchorMode::Recompute, "recompute"},
+                                                            {AnchorMode::Shared, "shared"},
+                                                            {AnchorMode::Broadcast, "broadcast"}};
+inline constexpr EnumName<AnchorSource> kAnchorSourceNames[] = {
+    {AnchorSource::First, "first"},
+    {AnchorSource::Previous, "previous"},
+    {AnchorSource::Random, "random"},
+    {AnchorSource::Shuffled, "shuffled"},
+    {AnchorSource::Constant, "constant"}};
+
+// Parsing throws starattn::Error naming the accepted values.
 AttnMode parse_attn_mode(const std::string& s);
 AnchorMode parse_anchor_mode(const std::string& s);
+AnchorSource parse_anchor_source(const std::string& s);
 const char* attn_mode_name(AttnMode m);
 const char* anchor_mode_name(AnchorMode m);
-AnchorSource parse_anchor_source(const std::string& s);
 const char* anchor_source_name(AnchorSource s);
 
 }  // namespace starattn

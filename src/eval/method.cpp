@@ -21,8 +21,8 @@ int64_t number(const std::string& s) {
 }  // namespace
 
 void MethodSpec::check() const {
-  SA_CHECK(attn == "dense" || attn == "star" || attn == "ring",
-           "--attn must be dense, star or ring, got '", attn, "'");
+  SA_CHECK(enum_from_name(kAttnModeNames, attn).has_value(), "--attn must be ",
+           enum_names_text(kAttnModeNames), ", got '", attn, "'");
   SA_CHECK(block == "auto" || digits(block) || ratio_of(block, 'L'),
            "-b must be L/k, auto or a token count, got '", block, "'");
   SA_CHECK(anchor == "B" || digits(anchor) || ratio_of(anchor, 'B'),

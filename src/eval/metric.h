@@ -1,4 +1,4 @@
-// RULER's scoring (ruler.md 1.6; SA ruler/eval/evaluate.py and eval/synthetic/constants.py).
+// RULER's scoring (Star Attention's ruler/eval/evaluate.py and ruler/eval/synthetic/constants.py).
 #pragma once
 
 #include <string>

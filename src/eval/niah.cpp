@@ -1,4 +1,4 @@
-// RULER's needle-in-a-haystack family (ruler.md 4.1; SA ruler/data/synthetic/niah.py).
+// RULER's needle-in-a-haystack family (Star Attention's ruler/data/synthetic/niah.py).
 #include <algorithm>
 #include <array>
 #include <cstdio>

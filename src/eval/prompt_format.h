@@ -1,7 +1,7 @@
 // How a task's text is wrapped into the model's chat turn, cut into the three pieces RULER needs
-// (ruler.md 1.3): text before the user's message, between the user's message and the assistant's
-// answer, and between an assistant answer and the next user message (cwe's worked example is a
-// whole earlier turn). A RULER sample is then
+// (Star Attention's ruler/data/prepare.py splits its template so): text before the user's message,
+// between the user's message and the assistant's answer, and between an assistant answer and the
+// next user message (cwe's worked example is a whole earlier turn). A RULER sample is then
 //   context = prefix + task instruction + haystack          (phase 1)
 //   query   = question + suffix + answer prefix             (phase 2; the model continues it)
 #pragma once
@@ -19,8 +19,8 @@ struct PromptFormat {
 
   // Cut out of the chat template's own rendering; an empty system keeps the template's default.
   static PromptFormat from_chat(const ChatTemplate& tmpl, const std::string& system);
-  // Star Attention's 'llama3' prompt (ruler.md 2): Llama-3 turns, system "You are a helpful
-  // assistant.". The golden strings in tests/eval_test.cpp are written against it.
+  // Star Attention's 'llama3' prompt (ruler/data/template.py): Llama-3 turns, system "You are a
+  // helpful assistant.". The golden strings in tests/eval_test.cpp are written against it.
   static PromptFormat sa_llama3();
   // No template (base models): the task text alone, as RULER's 'base' template.
   static PromptFormat base();

@@ -5,16 +5,14 @@
 #include <unordered_set>
 
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn::eval {
 namespace {
 
-// SplitMix64's finaliser: spreads a 64-bit value over all bits.
+// One SplitMix64 step from x: spreads a 64-bit value over all bits.
 uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+  return splitmix64_at(x, 0);
 }
 
 }  // namespace

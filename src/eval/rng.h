@@ -1,5 +1,5 @@
 // The one random source of `starattn eval`. RULER's Python draws from `random` and numpy; bit-exact
-// parity with them is brittle and buys nothing (ruler.md 6), so we keep their *semantics* (sampling
+// parity with them is brittle and buys nothing, so we keep their *semantics* (sampling
 // without replacement where Python uses sample(), fixed permutations where Python shuffles with a
 // fresh Random(42)) on top of std::mt19937_64, whose output the C++ standard fixes. The helpers
 // below are written out by hand because std::uniform_int_distribution and std::shuffle differ

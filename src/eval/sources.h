@@ -1,4 +1,5 @@
-// Where the tasks get their text, all offline and none of it committed (ruler.md 5):
+// Where the tasks get their text, all offline and none of it committed (docs/ACCURACY.md, "The
+// harness"):
 //   - the noise sentence of RULER's "repeat" haystack and of vt, generated in code;
 //   - key words and cwe words: a word list read at run time (Debian's wamerican by default);
 //   - prose for the "essay" haystack: the King James Bible, public domain, read at run time through

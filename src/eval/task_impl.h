@@ -25,14 +25,15 @@ struct Generated {
 };
 
 // One task at one target length. gen(n) builds a sample with n haystack units; the sizing finds the
-// largest n that fits, as RULER does (ruler.md 3).
+// largest n that fits, as RULER does (ruler/data/synthetic/niah.py and the other generators).
 class Task {
  public:
   Task(const TaskEnv& env, int64_t length) : env_(env), length_(length) {}
   virtual ~Task() = default;
   virtual Generated gen(int64_t n, Rng& rng) const = 0;
   // The unit count for every sample: the largest n whose probe passes RULER's test
-  // ntok(context + query + " " + answers) + sizing_tokens <= L (binary search, ruler.md 3).
+  // ntok(context + query + " " + answers) + sizing_tokens <= L (a binary search, as NVIDIA/RULER's
+  // newer generators do, where Star Attention's copy searches linearly).
   virtual int64_t find_units(Rng& rng) const;
   // RULER's per-sample test: tokens fed + sizing_tokens <= L.
   virtual bool fits(const Sample& s) const;

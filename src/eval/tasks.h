@@ -1,9 +1,10 @@
-// The tasks of `starattn eval`: the RULER-style ones (ruler.md 4): 8 needle-in-a-haystack variants,
-// variable tracking (vt), common words (cwe) and frequent words (fwe); and the BABILong-style
-// qa1-qa3 (bAbI-like facts in the essay haystack, babilong.cpp). A sample is sized to a target
-// token length L with the model's own tokenizer and chat template, and split into the context
-// (phase 1) and the query (phase 2) exactly where RULER splits it: the query is the question, the
-// end of the user turn, the assistant header and the answer prefix the model continues.
+// The tasks of `starattn eval`: the RULER-style ones (ruler/data/synthetic/): 8
+// needle-in-a-haystack variants, variable tracking (vt), common words (cwe) and frequent words
+// (fwe); and the BABILong-style qa1-qa3 (bAbI-like facts in the essay haystack, babilong.cpp). A
+// sample is sized to a target token length L with the model's own tokenizer and chat template, and
+// split into the context (phase 1) and the query (phase 2) exactly where RULER splits it: the query
+// is the question, the end of the user turn, the assistant header and the answer prefix the model
+// continues.
 #pragma once
 
 #include <cstdint>
@@ -36,10 +37,10 @@ struct Sample {
 struct TaskEnv {
   const Tokenizer* tok = nullptr;
   PromptFormat format;
-  // Reproduce Star Attention's RULER code quirks (ruler.md 6): "You is a helpful ..." in the
-  // single-needle prompts, cwe's worked example as a second prompt with "are:1.", vt's example
-  // query without "above.", cwe repeats 300/30 at L >= 4096, fwe sized from the context alone.
-  // Off: the same tasks, with the example turns rendered as proper chat turns.
+  // Reproduce Star Attention's RULER code quirks (docs/ACCURACY.md lists them): "You is a helpful
+  // ..." in the single-needle prompts, cwe's worked example as a second prompt with "are:1.", vt's
+  // example query without "above.", cwe repeats 300/30 at L >= 4096, fwe sized from the context
+  // alone. Off: the same tasks, with the example turns rendered as proper chat turns.
   bool faithful = false;
   uint64_t seed = 42;
   // Loaded on first use, so a task list that needs no word list or prose needs no package.

@@ -1,4 +1,4 @@
-// RULER's variable tracking, one chain of 4 hops with a worked example (ruler.md 4.2; SA
+// RULER's variable tracking, one chain of 4 hops with a worked example (Star Attention's
 // ruler/data/synthetic/variable_tracking.py).
 #include <algorithm>
 

@@ -1,5 +1,5 @@
 // RULER's aggregation tasks: common words extraction (cwe) and frequent words extraction (fwe)
-// (ruler.md 4.3, 4.4; SA ruler/data/synthetic/{common,freq}_words_extraction.py).
+// (Star Attention's ruler/data/synthetic/{common,freq}_words_extraction.py).
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -81,7 +81,8 @@ class FweTask : public Task {
     vocab_size_ = length / 50;
     SA_CHECK(vocab_size_ >= 8, "fwe needs a length of at least 400 tokens, got ", length);
     max_new_tokens = 120;
-    // RULER sizes fwe with 50 answer tokens but generates 120 (ruler.md 1.5); by default we
+    // RULER sizes fwe with 50 answer tokens (constants.py) but generates 120
+    // (synthetic_inference_config.yaml); by default we
     // reserve what is generated, so a sample always fits the model's context.
     sizing_tokens = env.faithful ? 50 : 120;
     inc = env.faithful ? std::max<int64_t>(1, length / 32) : std::max<int64_t>(1, length / 256);

@@ -25,4 +25,27 @@ void ModelConfig::validate() const {
   SA_CHECK(rms_eps > 0, "model config: RMSNorm epsilon must be positive");
 }
 
+ModelConfig llama31_8b_config() {
+  ModelConfig c;
+  c.arch = "llama";
+  c.n_layers = 32;
+  c.d_model = 4096;
+  c.n_heads = 32;
+  c.n_kv_heads = 8;
+  c.head_dim = 128;
+  c.d_ffn = 14336;
+  c.vocab_size = 128256;
+  c.max_positions = 1 << 21;
+  c.rms_eps = 1e-5f;
+  c.rope_theta = 500000.0f;
+  c.rope_scaling.llama3 = true;
+  c.rope_scaling.factor = 8.0f;
+  c.rope_scaling.low_freq_factor = 1.0f;
+  c.rope_scaling.high_freq_factor = 4.0f;
+  c.rope_scaling.original_max_positions = 8192;
+  c.qkv_bias = false;
+  c.tied_embeddings = false;
+  return c;
+}
+
 }  // namespace starattn

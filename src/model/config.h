@@ -38,4 +38,10 @@ struct ModelConfig {
   void validate() const;
 };
 
+// The Llama-3.1-8B shape: 32 layers, d 4096, 32 q / 8 kv heads of 128, FFN 14336, vocab 128256,
+// RoPE theta 500000 with llama3 scaling (8, 1, 4, 8192), untied output; the shape of the random
+// model of speed runs (random:llama-3.1-8b), whose weights were never trained to a length, so it
+// takes 2^21 positions (a 1M-token context plus queries) instead of the Hub's 131072.
+ModelConfig llama31_8b_config();
+
 }  // namespace starattn

@@ -322,13 +322,6 @@ float bf16_to_fp32(uint16_t h) {
   return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
 }
 
-uint16_t fp32_to_bf16(float f) {
-  uint32_t u = std::bit_cast<uint32_t>(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 const char* ggml_type_name(GgmlType t) {
   const TypeInfo* i = info(t);
   return i ? i->name : "unknown";

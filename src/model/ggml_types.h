@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace starattn {
@@ -31,7 +32,14 @@ const char* ggml_type_id_name(uint32_t id);
 // IEEE half and bfloat16 bit patterns to fp32, exactly (NaNs stay NaN, subnormals kept).
 float fp16_to_fp32(uint16_t h);
 float bf16_to_fp32(uint16_t h);
-// fp32 to the nearest bfloat16 (ties to even); NaNs stay NaN (made quiet).
-uint16_t fp32_to_bf16(float f);
+// fp32 to the nearest bfloat16 (ties to even); NaNs stay NaN (made quiet). Inline: conversions of
+// whole matrices call it per element.
+inline uint16_t fp32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
 
 }  // namespace starattn

@@ -9,21 +9,11 @@
 namespace starattn {
 
 const char* weights_type_name(WeightsType t) {
-  switch (t) {
-    case WeightsType::F32:
-      return "f32";
-    case WeightsType::BF16:
-      return "bf16";
-    case WeightsType::Native:
-      return "native";
-  }
-  return "?";
+  return enum_name(kWeightsTypeNames, t);
 }
 
 WeightsType parse_weights_type(const std::string& s) {
-  for (WeightsType t : {WeightsType::F32, WeightsType::BF16, WeightsType::Native})
-    if (s == weights_type_name(t)) return t;
-  fail("unknown weights type '", s, "' (expected f32, bf16 or native)");
+  return parse_enum(kWeightsTypeNames, s, "weights type");
 }
 
 bool kept_native(GgmlType t) {

@@ -18,6 +18,7 @@
 
 #include "model/config.h"
 #include "model/ggml_types.h"
+#include "util/enum_names.h"
 
 namespace starattn {
 
@@ -27,8 +28,10 @@ namespace starattn {
 // - Native: the file's quantised blocks kept as they are (see kept_native); fp32 tensors of a
 //   GGUF are used in place too; every other type is expanded to fp32 as with F32.
 enum class WeightsType { F32, BF16, Native };
+inline constexpr EnumName<WeightsType> kWeightsTypeNames[] = {
+    {WeightsType::F32, "f32"}, {WeightsType::BF16, "bf16"}, {WeightsType::Native, "native"}};
 const char* weights_type_name(WeightsType t);
-// "f32", "bf16" or "native"; throws Error naming the accepted values otherwise.
+// Throws Error naming the accepted values for a name not in kWeightsTypeNames.
 WeightsType parse_weights_type(const std::string& s);
 // The ggml types that Native keeps in their blocks (the CPU and CUDA backends have kernels for
 // them): Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, and F32.

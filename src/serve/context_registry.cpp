@@ -20,17 +20,7 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
 }  // namespace
 
 const char* state_name(ContextEntry::State s) {
-  switch (s) {
-    case ContextEntry::State::Pending:
-      return "pending";
-    case ContextEntry::State::Encoding:
-      return "encoding";
-    case ContextEntry::State::Ready:
-      return "ready";
-    case ContextEntry::State::Evicted:
-      return "evicted";
-  }
-  return "?";
+  return enum_name(kContextStateNames, s);
 }
 
 std::string context_id(const RunConfig& rc, const std::vector<int>& tokens) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/run_config.h"
+#include "util/enum_names.h"
 
 namespace starattn::serve {
 
@@ -30,12 +31,18 @@ struct ContextEntry {
   double created = 0;       // unix time
   // Guarded by the registry's mutex.
   State state = State::Pending;
-  int users = 0;             // requests that hold it (queued or running)
-  double last_used = 0;      // steady-clock seconds, for LRU eviction
+  int users = 0;              // requests that hold it (queued or running)
+  double last_used = 0;       // steady-clock seconds, for LRU eviction
   double phase1_seconds = 0;  // of its last encoding
-  bool deleted = false;      // DELETE'd: gone from lookups, freed once unused
+  bool deleted = false;       // DELETE'd: gone from lookups, freed once unused
 };
 
+// The names the server's /v1/contexts answers print.
+inline constexpr EnumName<ContextEntry::State> kContextStateNames[] = {
+    {ContextEntry::State::Pending, "pending"},
+    {ContextEntry::State::Encoding, "encoding"},
+    {ContextEntry::State::Ready, "ready"},
+    {ContextEntry::State::Evicted, "evicted"}};
 const char* state_name(ContextEntry::State s);
 
 class ContextRegistry {

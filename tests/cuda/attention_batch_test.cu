@@ -27,6 +27,7 @@
 #include "cuda/cuda_test_util.h"
 #include "starattn/error.h"
 #include "test_util.h"
+#include "util/splitmix64.h"
 
 namespace starattn {
 namespace {
@@ -39,10 +40,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 __global__ void fill_normal(bf16* x, size_t n, uint64_t seed, float stddev) {
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
        i += size_t{gridDim.x} * blockDim.x) {
-    uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    h ^= h >> 31;
+    const uint64_t h = splitmix64_at(seed, i);
     const float u1 = (static_cast<float>(h >> 40) + 0.5f) / 16777216.0f;
     const float u2 = (static_cast<float>(h & 0xFFFFFF) + 0.5f) / 16777216.0f;
     x[i] = __float2bfloat16_rn(stddev * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));

@@ -32,6 +32,36 @@ using bf16 = __nv_bfloat16;
 using Fn = void (*)(const cuda::AttnParams&, cudaStream_t);
 using test::DevBuf;
 
+// Every E4M3 code in every byte of a word through both conversions (attention_common.cuh).
+__global__ void convert_both_ways(const uint32_t* words, int n, uint32_t* fast, uint32_t* exact) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const uint32_t w = words[i];
+  cuda::attn::fp8x4_to_bf16x2_pairs(w, fast[2 * i], fast[2 * i + 1]);
+  const uint32_t lo = cuda::attn::fp8x2_to_bf16x2(w), hi = cuda::attn::fp8x2_to_bf16x2(w >> 16);
+  exact[2 * i] = (lo & 0xFFFFu) | (hi << 16);          // (b0, b2)
+  exact[2 * i + 1] = (lo >> 16) | (hi & 0xFFFF0000u);  // (b1, b3)
+}
+
+TEST(CudaFp8, IntegerConversionIsBitExact) {
+  SA_REQUIRE_GPU();
+  std::vector<uint32_t> words;
+  for (uint32_t a = 0; a < 256; ++a)
+    for (uint32_t b = 0; b < 256; ++b)  // each byte position sees every code beside every other
+      words.push_back(a | (b << 8) | (((a * 37 + b) & 0xFF) << 16) | (((b * 91 + a) & 0xFF) << 24));
+  const int n = static_cast<int>(words.size());
+  DevBuf<uint32_t> d_words(words), fast(2 * words.size()), exact(2 * words.size());
+  convert_both_ways<<<(n + 255) / 256, 256>>>(d_words.get(), n, fast.get(), exact.get());
+  SA_CUDA(cudaDeviceSynchronize());
+  const std::vector<uint32_t> f = fast.host(), e = exact.host();
+  int bad = 0;
+  for (size_t i = 0; i < f.size(); ++i)
+    if (f[i] != e[i] && bad++ < 5)
+      ADD_FAILURE() << std::hex << "word " << words[i / 2] << " pair " << i % 2 << ": " << f[i]
+                    << " != " << e[i];
+  EXPECT_EQ(bad, 0);
+}
+
 struct Case {
   int n_q, n_kv, n_heads, n_kv_heads, d;
   bool causal;
@@ -149,8 +179,9 @@ int lse_mismatches(const std::vector<float>& a, const std::vector<float>& ref, f
   return bad;
 }
 
-// The kernels round dequantised values (prefill) or scaled probabilities (decode) to bf16 where
-// the CPU keeps fp32, and write bf16 outputs: the bf16 tests' 1e-2 bound holds for the same reason.
+// The kernels take the codes exactly and scale the scores in fp32, as the CPU does, so the lse
+// agrees to fp32 rounding; they round the scaled probabilities to bf16 for P V where the CPU keeps
+// fp32, and write bf16 outputs: the bf16 tests' 1e-2 bound holds for the same reason.
 void expect_matches_cpu(const Case& c, const std::vector<Fn>& fns) {
   SCOPED_TRACE(c.str());
   const Fp8Trial t(c);

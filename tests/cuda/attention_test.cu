@@ -15,12 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/attention_cpu.h"
 #include "attention/merge.h"
+#include "backend/cpu/attention_cpu.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/attention_common.cuh"
 #include "starattn/error.h"
 #include "test_util.h"
+#include "util/splitmix64.h"
 
 namespace starattn {
 namespace {
@@ -47,10 +48,7 @@ void ck(cudaError_t e, const char* what) {
 __global__ void fill_normal(bf16* x, size_t n, uint64_t seed, float stddev) {
   for (size_t i = blockIdx.x * size_t{blockDim.x} + threadIdx.x; i < n;
        i += size_t{gridDim.x} * blockDim.x) {
-    uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    h ^= h >> 31;
+    const uint64_t h = splitmix64_at(seed, i);
     const float u1 = (static_cast<float>(h >> 40) + 0.5f) / 16777216.0f;
     const float u2 = (static_cast<float>(h & 0xFFFFFF) + 0.5f) / 16777216.0f;
     x[i] = __float2bfloat16_rn(stddev * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
@@ -119,17 +117,22 @@ struct Trial {
         kv_stride(cs.n_kv_heads * cs.d + (cs.padded ? 16 : 0)),
         out_stride(cs.n_heads * cs.d + (cs.padded ? 8 : 0)) {}
 
+  // The case over tensors q, k, v, out, lse (host fp32 or device bf16).
+  AttnParams params(const void* q_, const void* k_, const void* v_, void* out_, float* lse_) const {
+    AttnParams p;
+    p.q = q_, p.k = k_, p.v = v_, p.out = out_, p.lse = lse_;
+    p.n_q = c.n_q, p.n_kv = c.n_kv, p.n_heads = c.n_heads, p.n_kv_heads = c.n_kv_heads;
+    p.head_dim = c.d, p.q_stride = q_stride, p.kv_stride = kv_stride, p.out_stride = out_stride;
+    p.scale = 1.0f / std::sqrt(float(c.d)), p.causal = c.causal, p.causal_offset = c.offset;
+    return p;
+  }
   void gpu(Fn fn) {
     Dev<bf16> d_out(size_t(c.n_q) * out_stride);
     Dev<float> d_lse(size_t(c.n_q) * c.n_heads);
     TCK(cudaMemset(d_out.p, 0xFF, d_out.n * sizeof(bf16)));  // NaN poison
     TCK(cudaMemset(d_lse.p, 0xFF, d_lse.n * sizeof(float)));
-    cuda::AttnParams p;
-    p.q = q.d.p, p.k = k.d.p, p.v = v.d.p, p.out = d_out.p, p.lse = d_lse.p;
-    p.n_q = c.n_q, p.n_kv = c.n_kv, p.n_heads = c.n_heads, p.n_kv_heads = c.n_kv_heads;
-    p.head_dim = c.d, p.q_stride = q_stride, p.kv_stride = kv_stride, p.out_stride = out_stride;
-    p.scale = 1.0f / std::sqrt(float(c.d)), p.causal = c.causal, p.causal_offset = c.offset;
-    fn(p, nullptr);
+    // The engine's parameters over device tensors, as CudaBackend::attention converts them.
+    fn(cuda::device_params(params(q.d.p, k.d.p, v.d.p, d_out.p, d_lse.p)), nullptr);
     TCK(cudaDeviceSynchronize());
     out = compact(upcast(d_out.host()));
     lse = d_lse.host();
@@ -137,12 +140,7 @@ struct Trial {
   void cpu() {
     std::vector<float> o(size_t(c.n_q) * out_stride, 0.0f);
     ref_lse.assign(size_t(c.n_q) * c.n_heads, 0.0f);
-    AttnParams p;
-    p.q = q.h.data(), p.k = k.h.data(), p.v = v.h.data(), p.out = o.data(), p.lse = ref_lse.data();
-    p.n_q = c.n_q, p.n_kv = c.n_kv, p.n_heads = c.n_heads, p.n_kv_heads = c.n_kv_heads;
-    p.head_dim = c.d, p.q_stride = q_stride, p.kv_stride = kv_stride, p.out_stride = out_stride;
-    p.scale = 1.0f / std::sqrt(float(c.d)), p.causal = c.causal, p.causal_offset = c.offset;
-    attention_cpu(p);
+    attention_cpu(params(q.h.data(), k.h.data(), v.h.data(), o.data(), ref_lse.data()));
     ref_out = compact(o);
   }
   std::vector<float> compact(const std::vector<float>& o) const {

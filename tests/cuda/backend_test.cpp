@@ -121,12 +121,22 @@ TEST(CudaBackend, NativeQ8_0WeightsMatchCpu) {
   EXPECT_EQ(gpu->weight_storage().find("BF16"), std::string::npos) << gpu->weight_storage();
   const std::unique_ptr<Backend> gpu_bf16 = make_cuda_backend(f32, 0);
   EXPECT_LT(gpu->weight_bytes() * 3, gpu_bf16->weight_bytes() * 2);
-  // Many rows (the dequantised tiles), then one row at a time (the quantised GEMV).
+  // Many rows (the dequantised tiles, bf16 GEMMs): the f32 path's twin.
   EXPECT_LT(test::rel_l2(all_logits_host_attention(*gpu, ids), want), kTol);
+  // One row at a time (the quantised GEMV) rounds the activations to 8 bits per 32 elements, as
+  // the CPU's kernels for native blocks do, so it carries their error against the f32 path:
+  // native_weights_test.cpp derives the 6% bound (3.2% measured there on this model on the CPU;
+  // 2.7-4.8% per token here on an H200). Its twin is the CPU on the same blocks, whose products
+  // round the same way (the two still differ by the bf16 activations between the GPU's ops).
+  constexpr double kEightBitActivations = 6e-2;
+  CpuBackend cpu_native(native.config, native.weights);
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::vector<float> l = all_logits_host_attention(*gpu, {ids[i]});
-    const std::vector<float> w = all_logits_host_attention(cpu, {ids[i]});
-    EXPECT_LT(test::rel_l2(l, w), kTol) << "token " << i;
+    EXPECT_LT(test::rel_l2(l, all_logits_host_attention(cpu, {ids[i]})), kEightBitActivations)
+        << "token " << i << " against the f32 path";
+    EXPECT_LT(test::rel_l2(l, all_logits_host_attention(cpu_native, {ids[i]})),
+              kEightBitActivations)
+        << "token " << i << " against the CPU's native kernels";
   }
 }
 
@@ -306,8 +316,8 @@ TEST_P(EngineOnGpu, TooLargeAContextGetsThePlannersError) {
     EXPECT_NE(msg.find("GiB free"), std::string::npos) << msg;
     EXPECT_NE(msg.find("use more ranks"), std::string::npos) << msg;
   }
-  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Act), Error);
-  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Fp8), Error);
+  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Act, 0), Error);
+  EXPECT_THROW(gpu_->plan_memory(int64_t{1} << 40, 512, KvType::Fp8, 0), Error);
   // The backend still works afterwards.
   EXPECT_LT(test::rel_l2(run(*gpu_, mode(AttnMode::Dense)), run(*cpu_, mode(AttnMode::Dense))),
             kTol);
@@ -356,19 +366,6 @@ TEST(CudaBackend, RandomWeightsBackendRunsAndIsSeeded) {
   for (float x : a) ASSERT_TRUE(std::isfinite(x));
   EXPECT_LT(test::rel_l2(a, b), 1e-5) << "same seed, same model";
   EXPECT_GT(test::rel_l2(a, d), 1e-2) << "another seed, another model";
-}
-
-TEST(CudaBackend, Llama31_8bConfig) {
-  const ModelConfig c = llama31_8b_config();
-  EXPECT_EQ(c.n_layers, 32);
-  EXPECT_EQ(c.q_dim(), 4096);
-  EXPECT_EQ(c.kv_dim(), 1024);
-  EXPECT_EQ(c.d_ffn, 14336);
-  EXPECT_EQ(c.vocab_size, 128256);
-  EXPECT_GE(c.max_positions, 1 << 20);
-  EXPECT_TRUE(c.rope_scaling.llama3);
-  EXPECT_NO_THROW(c.validate());
-  EXPECT_NEAR(static_cast<double>(cuda::weight_layout(c).total), 16.06e9, 0.02e9);
 }
 
 TEST(CudaBackend, SmolLM2MatchesCpu) {

@@ -1,7 +1,7 @@
 // Every op of the CUDA backend against its CPU twin (backend/cpu/ops.h) on random
 // inputs with odd sizes (1, 3, 37, 501 tokens; widths that are not tile multiples), outputs
 // poisoned with NaN before each launch, bf16 tolerances (rel L2 <= 1e-2); NaN never passes.
-// Argmax and sampling: sampling_test.cu.
+// Argmax: argmax_test.cu.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +14,6 @@
 
 #include "attention/kv_format.h"
 #include "backend/cpu/ops.h"
-#include "backend/cuda/cuda_factory.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemm.h"
@@ -24,6 +23,8 @@
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
 #include "cuda/cuda_test_util.h"
+#include "engine/engine_memory.h"
+#include "model/config.h"
 #include "model/rope_freq.h"
 #include "test_util.h"
 
@@ -465,17 +466,22 @@ TEST(CudaMemoryPlan, SizesAndMessage) {
   EXPECT_LE(s.act + size_t{501} * 14336 * 2, s.total);
   const cuda::MemoryNeed need = cuda::memory_need(c, w.total, 1 << 20, 512, bf16_row);
   EXPECT_EQ(need.kv, cuda::kv_cache_bytes(c, 1 << 20, bf16_row));
-  // What fits in 140 GiB next to the weights: the fp8 cache holds 2048/1056 times the rows, and
-  // the answer is the largest count whose need fits.
+  // The caller's scratch is counted in the workspace, byte for byte.
+  const size_t scratch = hook_scratch_bytes(c, DType::BF16, 8192);
+  EXPECT_EQ(cuda::memory_need(c, w.total, 0, 8192, bf16_row, false, scratch).workspace -
+                cuda::memory_need(c, w.total, 0, 8192, bf16_row, false, 0).workspace,
+            scratch);
+  // What fits in 140 GiB next to the weights and an engine's scratch for 8192-token calls: the
+  // fp8 cache holds 2048/1056 times the rows, and the answer is the largest count whose need fits.
   const size_t h200 = size_t{140} << 30;
-  const int64_t fit16 = cuda::kv_rows_that_fit(c, w.total, 8192, bf16_row, h200);
-  const int64_t fit8 = cuda::kv_rows_that_fit(c, w.total, 8192, fp8_row, h200);
+  const int64_t fit16 = cuda::kv_rows_that_fit(c, w.total, 8192, bf16_row, h200, false, scratch);
+  const int64_t fit8 = cuda::kv_rows_that_fit(c, w.total, 8192, fp8_row, h200, false, scratch);
   EXPECT_NEAR(static_cast<double>(fit8) / fit16, 2048.0 / 1056.0, 1e-3);
   EXPECT_GT(fit8, int64_t{1} << 20);  // a 1M-token context fits with fp8
   EXPECT_LT(fit16, int64_t{1} << 20);
   for (const auto& [rows, row] : {std::pair{fit16, bf16_row}, std::pair{fit8, fp8_row}}) {
-    EXPECT_LE(cuda::memory_need(c, w.total, rows, 8192, row).total(), h200);
-    EXPECT_GT(cuda::memory_need(c, w.total, rows + 32768, 8192, row).total(), h200);
+    EXPECT_LE(cuda::memory_need(c, w.total, rows, 8192, row, false, scratch).total(), h200);
+    EXPECT_GT(cuda::memory_need(c, w.total, rows + 32768, 8192, row, false, scratch).total(), h200);
   }
   EXPECT_EQ(cuda::kv_rows_that_fit(c, w.total, 8192, fp8_row, w.total), 0);
   const std::string msg = cuda::shortfall_message("cuda:0 (H100)", need, size_t{60} << 30);

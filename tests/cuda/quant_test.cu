@@ -4,15 +4,20 @@
 // finite fp16 scales, odd shapes (feature counts that are not multiples of a block's 8 warps or a
 // tile, rows of odd block counts), outputs poisoned with NaN before each launch; NaN never passes.
 // Both sides see the same bf16 x and the same weight values, so fp32 outputs agree to fp32
-// summation order (1e-4 relative) and bf16 outputs to bf16 rounding (1e-2).
+// summation order (1e-4 relative) and bf16 outputs to bf16 rounding (1e-2). The GEMV's twin is
+// the CPU's own 8-bit-activation kernel (quant_kernels.h), with the same quantised x; each of its
+// outputs is also checked against the fp32 product within the activations' rounding bound.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/ops.h"
+#include "backend/cpu/quant_kernels.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/memory_plan.h"
@@ -58,9 +63,16 @@ int64_t cols_of(GgmlType t, const Shape& s) {
   return s.blocks * ggml_block_elems(t);
 }
 
+// The GEMV's 8-bit activation scratch, poisoned: every byte it reads must first be written.
+DevBuf<uint8_t>& act_scratch() {
+  static DevBuf<uint8_t> buf(std::vector<uint8_t>(cuda::kGemvActScratchBytes, 0xFF));
+  return buf;
+}
+
 cuda::LinearParams params(const WeightMatrix& w, const DevBuf<uint8_t>& dw, const DevBuf<bf16>& dx,
                           int n) {
   cuda::LinearParams p;
+  p.act_scratch = act_scratch().get();
   p.x = dx.get();
   p.x_stride = w.cols();
   p.wq = dw.get();
@@ -86,6 +98,45 @@ std::vector<float> cpu_product(const std::vector<float>& x, const std::vector<fl
   return y;
 }
 
+// The CPU twin of the GEMV: x[n, cols] quantised per 32 (quantize_act), then gemv_q8, both from
+// the scalar kernel set.
+std::vector<float> cpu_q8_product(const WeightMatrix& w, const std::vector<float>& x, int n) {
+  const auto& k = cpu::quant::scalar_kernels();
+  const int64_t cols = w.cols(), rows = w.rows();
+  std::vector<cpu::quant::ActBlock> act(static_cast<size_t>(cols / 32));
+  std::vector<float> y(static_cast<size_t>(n * rows));
+  for (int i = 0; i < n; ++i) {
+    k.quantize_act(x.data() + i * cols, cols, act.data());
+    k.of(w.type())->gemv_q8(w.data(), w.row_bytes(), act.data(), cols, y.data() + i * rows, rows);
+  }
+  return y;
+}
+
+// Each output of the 8-bit-activation product against the fp32 one: the activations' rounding
+// moves it by at most sum_j |w_oj| d_j / 2 (d_j = max|x| / 127 over j's block), plus fp32 slack.
+void expect_within_act_rounding(const std::vector<float>& got, const std::vector<float>& exact,
+                                const std::vector<float>& x, const std::vector<float>& wf, int n,
+                                int64_t rows, int64_t cols, const std::string& what) {
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> half_step(static_cast<size_t>(cols));
+    for (int64_t b = 0; b < cols; b += 32) {
+      double amax = 0;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(double{x[i * cols + b + j]}));
+      for (int j = 0; j < 32; ++j) half_step[b + j] = amax / 127 / 2;
+    }
+    for (int64_t o = 0; o < rows; ++o) {
+      double bound = 0, mag = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        bound += std::fabs(double{wf[o * cols + j]}) * half_step[j];
+        mag += std::fabs(double{wf[o * cols + j]} * x[i * cols + j]);
+      }
+      const size_t at = static_cast<size_t>(i * rows + o);
+      ASSERT_LE(std::fabs(double{got[at]} - exact[at]), bound * 1.001 + 1e-5 * mag)
+          << what << " row " << i << " feature " << o;
+    }
+  }
+}
+
 TEST(CudaQuant, GemvAgainstTheCpu) {
   SA_REQUIRE_GPU();
   std::mt19937 rng(1);
@@ -98,7 +149,7 @@ TEST(CudaQuant, GemvAgainstTheCpu) {
         const std::vector<float> x =
             test::bf16_round(test::random_vec(static_cast<size_t>(n * w.cols()), rng));
         DevBuf<bf16> dx(test::to_bf16(x));
-        const std::vector<float> want = cpu_product(x, wf, n, w.rows(), w.cols());
+        const std::vector<float> want = cpu_q8_product(w, x, n);
         cuda::LinearParams p = params(w, dw, dx, n);
         ASSERT_TRUE(cuda::gemv_supported(p));
         const std::string what = std::string(ggml_type_name(t)) + " " + std::to_string(n) + "x" +
@@ -107,6 +158,8 @@ TEST(CudaQuant, GemvAgainstTheCpu) {
         p.y_f32 = yf.get();
         cuda::gemv(p, nullptr);
         EXPECT_LT(test::rel_l2(yf.host(), want), kF32Tol) << what;
+        expect_within_act_rounding(yf.host(), cpu_product(x, wf, n, w.rows(), w.cols()), x, wf, n,
+                                   w.rows(), w.cols(), what);
         DevBuf<bf16> yb(want.size());
         p.y_f32 = nullptr;
         p.y_bf16 = yb.get();
@@ -139,7 +192,7 @@ TEST(CudaQuant, GemvSwigluAgainstTheCpu) {
       const std::vector<float> x =
           test::bf16_round(test::random_vec(static_cast<size_t>(n * w.cols()), rng));
       DevBuf<bf16> dx(test::to_bf16(x));
-      const std::vector<float> gu = test::bf16_round(cpu_product(x, wf, n, w.rows(), w.cols()));
+      const std::vector<float> gu = test::bf16_round(cpu_q8_product(w, x, n));
       std::vector<float> want(static_cast<size_t>(n) * f);
       for (int i = 0; i < n; ++i)
         for (int j = 0; j < f; ++j) {

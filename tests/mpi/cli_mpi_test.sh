@@ -9,6 +9,13 @@
 # MODE chat:      `generate --interactive` on 2 ranks: rank 0 reads the messages, every rank runs
 #                 each turn; two turns, each printed once, with the tokens of a 1-rank run (Star
 #                 Attention's result depends on B and A only).
+# MODE prompt:    `generate -p` on 2 ranks with --attn star says once that the prompt runs as the
+#                 query (nothing is spread); --attn dense and one rank say nothing of it.
+# MODE progress:  `generate --context-file` on 2 ranks, --progress left at auto (mpirun gives the
+#                 ranks a pipe), OMP_NUM_THREADS unset: one loading line, whose threads per rank
+#                 (the default) do not oversubscribe the cores; any progress line speaks of the
+#                 slowest rank and has a rate; rank 0, whose block has no anchor, finishes first
+#                 and says how long the slowest rank still needs.
 set -u
 mode=$1 bin=$2 model=$3
 shift 3
@@ -66,6 +73,38 @@ shed opens with the code 2741. Her brother Tom keeps his kayak in the garage." >
     done
     tokens() { grep '^{' "$1" | sed 's/.*"tokens":\(\[[^]]*\]\).*/\1/'; }
     [ "$(tokens "$work/out1.txt")" = "$(tokens "$work/out2.txt")" ] || fail "2 ranks answered differently from 1" ;;
+  prompt)
+    note="run the whole prompt as the query"
+    for np_attn in "2 star" "2 ring" "2 dense" "1 star"; do
+      set -- $np_attn
+      out=$(timeout 120 "${mpi[@]}" -np $1 "$bin" generate -m "$model" -p "Name a colour." -n 4 \
+              --attn $2 --progress off 2>&1)
+      rc=$?
+      echo "--- $1 rank(s), $2: exit $rc"; echo "$out"
+      [ $rc -eq 0 ] || fail "$1 rank(s), $2: exited $rc"
+      want=0; [ $1 -gt 1 ] && [ $2 != dense ] && want=1
+      [ "$(echo "$out" | grep -c "$note")" -eq $want ] || fail "$1 rank(s), $2: expected $want note(s)"
+    done ;;
+  progress)
+    head -c 3000 "$doc" > "$work/ctx.txt"
+    env -u OMP_NUM_THREADS timeout 300 "${mpi[@]}" -np 2 "$bin" generate -m "$model" \
+      --context-file "$work/ctx.txt" --query "$q" --chunk 128 -n 4 > "$work/out.txt" 2> "$work/err.txt"
+    rc=$?
+    echo "--- exit $rc"; cat "$work/err.txt"
+    [ $rc -eq 0 ] || fail "exited $rc"
+    [ "$(grep -c '^loading ' "$work/err.txt")" -eq 1 ] || fail "one loading line expected"
+    threads=$(sed -n 's/^loading .*(2 ranks, \([0-9]*\) CPU thread.*/\1/p' "$work/err.txt")
+    cores=$(nproc); [ "$cores" -lt 2 ] && cores=2
+    [ -n "$threads" ] && [ "$threads" -ge 1 ] && [ $(( 2 * threads )) -le "$cores" ] ||
+      fail "'$threads' threads per rank for 2 ranks on $cores cores"
+    if grep '^phase 1 \[' "$work/err.txt" | grep -v 'of the slowest of 2 ranks' | grep -q .; then
+      fail "a progress line that does not speak of the slowest rank"
+    fi
+    if grep '^phase 1 \[' "$work/err.txt" | grep -v 'tok/s, ETA ' | grep -q .; then
+      fail "a progress line without a rate and an ETA"
+    fi
+    [ "$(grep -c '^phase 1: rank 0 is done; the slowest rank needs about' "$work/err.txt")" -eq 1 ] ||
+      fail "rank 0 should say once how long the slowest rank still needs" ;;
   *) fail "unknown mode $mode" ;;
 esac
 echo PASS

@@ -80,35 +80,16 @@ void check_broadcast(Comm& c) {
 
 void check_allreduce(Comm& c) {
   const size_t n = 3001;  // 12004 bytes: 13 pieces of 1000 bytes in the chunked suite
-  std::vector<float> sum(n), mx(n);
-  for (size_t i = 0; i < n; ++i) {
-    sum[i] = static_cast<float>(c.rank() + i);
+  std::vector<float> mx(n);
+  for (size_t i = 0; i < n; ++i)
     mx[i] = static_cast<float>((c.rank() * 7 + i) % 5) - 2.0f;  // negative values too
-  }
-  c.allreduce_sum(sum.data(), n);
   c.allreduce_max(mx.data(), n);
   const int p = c.size();
   for (size_t i = 0; i < n; ++i) {
     float want_max = -1e30f;
     for (int r = 0; r < p; ++r)
       want_max = std::max(want_max, static_cast<float>((r * 7 + i) % 5) - 2.0f);
-    EXPECT(sum[i] == static_cast<float>(p * (p - 1) / 2 + p * i), "sum at ", i, " = ", sum[i]);
     EXPECT(mx[i] == want_max, "max at ", i, " = ", mx[i]);
-  }
-}
-
-void check_reduce(Comm& c) {
-  const size_t n = 1777;
-  const int p = c.size();
-  for (int root = 0; root < p; ++root) {
-    std::vector<float> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(c.rank() * 3 + i);
-    c.reduce_sum(v.data(), n, root);
-    for (size_t i = 0; i < n; ++i) {
-      const float want = c.rank() == root ? static_cast<float>(3 * p * (p - 1) / 2 + p * i)
-                                          : static_cast<float>(c.rank() * 3 + i);
-      EXPECT(v[i] == want, "root ", root, " at ", i, " = ", v[i], " want ", want);
-    }
   }
 }
 
@@ -127,16 +108,6 @@ void check_gathers(Comm& c) {
   std::copy(mine.begin(), mine.end(), in_place.begin() + c.rank() * each);
   c.allgather(in_place.data() + c.rank() * each, in_place.data(), each);
   EXPECT(in_place == all, "in-place allgather");
-
-  for (int root = 0; root < p; ++root) {
-    std::vector<unsigned char> got(p * each, 0);
-    c.gather(mine.data(), c.rank() == root ? got.data() : nullptr, each, root);
-    if (c.rank() == root) EXPECT(got == all, "gather to ", root);
-    std::vector<unsigned char> got2(p * each, 0);
-    std::copy(mine.begin(), mine.end(), got2.begin() + c.rank() * each);
-    c.gather(got2.data() + c.rank() * each, got2.data(), each, root);  // in place on root
-    if (c.rank() == root) EXPECT(got2 == all, "in-place gather to ", root);
-  }
 }
 
 // The ring baseline's step: after k steps a rank holds rank (r - k)'s data; after size steps, its
@@ -163,46 +134,23 @@ void check_ring(Comm& c) {
   c.sendrecv(nullptr, 0, next, nullptr, 0, prev, 9);
 }
 
-void check_point_to_point(Comm& c) {
-  const int p = c.size(), r = c.rank();
-  const size_t n = 3000;  // exactly 3 pieces in the chunked suite
-  if (r == 0) {
-    for (int peer = 1; peer < p; ++peer) {
-      const auto msg = make_pattern(peer, n);
-      c.send(msg.data(), n, peer, 100 + peer);
-      c.send(nullptr, 0, peer, 200);
-    }
-    for (int peer = 1; peer < p; ++peer) {
-      std::vector<unsigned char> back(n);
-      c.recv(back.data(), n, peer, 300);
-      EXPECT(back == make_pattern(peer + 50, n), "reply from ", peer);
-    }
-  } else {
-    std::vector<unsigned char> msg(n);
-    c.recv(msg.data(), n, 0, 100 + r);
-    EXPECT(msg == make_pattern(r, n), "");
-    c.recv(nullptr, 0, 0, 200);
-    const auto reply = make_pattern(r + 50, n);
-    c.send(reply.data(), n, 0, 300);
-  }
-}
-
 // A receiver that expects more or fewer bytes than were sent gets an Error, not silent garbage.
+// Ranks 0 and 1 exchange: 1 sends 20 bytes and takes 0 bytes back, 0 expects `want` from it.
 void check_size_mismatch(Comm& c) {
   if (c.size() < 2 || c.rank() > 1) return;
-  std::vector<unsigned char> buf(64);
+  std::vector<unsigned char> buf(64), in(64);
   for (size_t want : {size_t{40}, size_t{10}}) {  // fewer sent than expected, then more
     if (c.rank() == 1) {
-      c.send(buf.data(), 20, 0, 11);
+      c.sendrecv(buf.data(), 20, 0, nullptr, 0, 0, 11);
       continue;
     }
     bool threw = false;
     try {
-      c.recv(buf.data(), want, 1, 11);
+      c.sendrecv(nullptr, 0, 1, in.data(), want, 1, 11);
     } catch (const Error&) {
       threw = true;
     }
-    EXPECT(threw, "recv of ", want, " bytes when 20 were sent");
+    EXPECT(threw, "a receive of ", want, " bytes when 20 were sent");
   }
 }
 
@@ -217,9 +165,10 @@ void check_bad_arguments(Comm& c) {
   };
   int x = 0;
   EXPECT(throws([&] { c.broadcast(&x, sizeof x, c.size()); }), "root == size");
-  EXPECT(throws([&] { c.send(&x, sizeof x, -1, 0); }), "peer -1");
-  EXPECT(throws([&] { c.send(&x, sizeof x, 0, -5); }), "negative tag");
-  EXPECT(throws([&] { c.allreduce_sum(nullptr, 3); }), "null buffer");
+  int y = 0;
+  EXPECT(throws([&] { c.sendrecv(&x, sizeof x, -1, &y, sizeof y, 0, 0); }), "peer -1");
+  EXPECT(throws([&] { c.sendrecv(&x, sizeof x, 0, &y, sizeof y, 0, -5); }), "negative tag");
+  EXPECT(throws([&] { c.allreduce_max(nullptr, 3); }), "null buffer");
   EXPECT(throws([&] { c.sendrecv(&x, sizeof x, 0, &x, sizeof x, 0, 0); }), "overlapping buffers");
 }
 
@@ -255,18 +204,16 @@ void check_large(Comm& c) {
   const auto out = make_pattern(r, bytes);
   c.sendrecv(out.data(), bytes, (r + 1) % p, in.data(), bytes, (r + p - 1) % p, 1);
   EXPECT(in == make_pattern((r + p - 1) % p, bytes), "64 MB ring step");
-  std::vector<float> f(bytes / sizeof(float), 1.0f);
-  c.allreduce_sum(f.data(), f.size());
-  EXPECT(f.front() == p && f.back() == p, "64 MB allreduce");
+  std::vector<float> f(bytes / sizeof(float), static_cast<float>(r));
+  c.allreduce_max(f.data(), f.size());
+  EXPECT(f.front() == p - 1 && f.back() == p - 1, "64 MB allreduce");
 }
 
 void run_suite(Runner& t, Comm& c, const std::string& label) {
   t.run(label + " broadcast", [&] { check_broadcast(c); });
-  t.run(label + " allreduce sum/max", [&] { check_allreduce(c); });
-  t.run(label + " reduce_sum", [&] { check_reduce(c); });
-  t.run(label + " allgather/gather", [&] { check_gathers(c); });
+  t.run(label + " allreduce max", [&] { check_allreduce(c); });
+  t.run(label + " allgather", [&] { check_gathers(c); });
   t.run(label + " sendrecv ring", [&] { check_ring(c); });
-  t.run(label + " send/recv", [&] { check_point_to_point(c); });
   t.run(label + " size mismatch", [&] { check_size_mismatch(c); });
   t.run(label + " bad arguments", [&] { check_bad_arguments(c); });
   t.run(label + " check_same_on_all_ranks", [&] { check_same_values(c); });

@@ -81,17 +81,8 @@ void* workspace(size_t bytes, cudaStream_t stream) {
 }
 
 bool device_has_wgmma() {
-  int dev = 0;
-  SA_CUDA(cudaGetDevice(&dev));
-  static std::mutex mu;
-  static std::map<int, bool> cache;
-  const std::lock_guard<std::mutex> lock(mu);
-  const auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int major = 0, minor = 0;
-  SA_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  SA_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-  return cache[dev] = major == 9 && minor == 0;
+  const DeviceInfo& d = device_info();
+  return d.major == 9 && d.minor == 0;
 }
 
 }  // namespace attn

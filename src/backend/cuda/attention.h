@@ -8,12 +8,14 @@
 
 #include <cstdint>
 
+#include "attention/attention.h"
 #include "attention/kv_format.h"
 
 namespace starattn::cuda {
 
-// Same meaning as starattn::AttnParams. Mask: query row i sees key j iff j <= i + causal_offset
-// when causal, every key otherwise; a row that sees no key gets out = 0 and lse = -inf.
+// starattn::AttnParams (attention/attention.h) as the kernels take it: the same AttnShape, with
+// typed device pointers. Mask: query row i sees key j iff j <= i + causal_offset when causal,
+// every key otherwise; a row that sees no key gets out = 0 and lse = -inf.
 // Alignment: q, k, v 16-byte aligned and q_stride, kv_stride multiples of 8 elements (tiles are
 // copied in 16-byte pieces); out 4-byte aligned with an even out_stride.
 // FP8 KV (kv_type Fp8): k8, v8 instead of k, v (which stay null): KV-cache rows of E4M3 bytes
@@ -21,32 +23,35 @@ namespace starattn::cuda {
 // h * head_dim, its scale at k8 + j * kv_stride + kv_scale_offset + 4 h. k8, v8 16-byte aligned,
 // kv_stride (bytes) a multiple of 16. Every kernel dequantises in its tiles; nothing expands the
 // cache. A kernel that reads only bf16 must refuse Fp8 (require_bf16_kv in attention_common.cuh).
-struct AttnParams {
+// n_kv_at (device memory) is read by the split-KV kernels (decode, shared); prefill does not take
+// it.
+struct AttnParams : AttnShape {
   const __nv_bfloat16* q = nullptr;  // [n_q, n_heads, head_dim], row stride q_stride (elements)
   const __nv_bfloat16* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
   const __nv_bfloat16* v = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride kv_stride
   __nv_bfloat16* out = nullptr;      // [n_q, n_heads, head_dim], row stride out_stride
   float* lse = nullptr;              // [n_q, n_heads] natural log, contiguous; may be nullptr
-  int n_q = 0;
-  int n_kv = 0;
-  int n_heads = 0;
-  int n_kv_heads = 0;  // n_heads % n_kv_heads == 0; head h reads kv head h / (n_heads/n_kv_heads)
-  int head_dim = 0;    // 64 or 128
-  int64_t q_stride = 0;
-  int64_t kv_stride = 0;
-  int64_t out_stride = 0;
-  float scale = 0.0f;  // > 0, usually 1/sqrt(head_dim)
-  bool causal = false;
-  int64_t causal_offset = 0;
-  // When set (device memory): the number of keys, read by the kernel; n_kv is its upper bound and
-  // sizes the grid, so a captured CUDA graph replays over a longer cache. Without a mask only;
-  // the split-KV kernels (decode, shared) take it, prefill does not.
-  const int* n_kv_at = nullptr;
-  KvType kv_type = KvType::Act;
-  const uint8_t* k8 = nullptr;  // [n_kv] FP8 rows (kv_type Fp8), row stride kv_stride bytes
+  const uint8_t* k8 = nullptr;       // [n_kv] FP8 rows (kv_type Fp8), row stride kv_stride bytes
   const uint8_t* v8 = nullptr;
-  int64_t kv_scale_offset = 0;  // bytes from a row's start to its [n_kv_heads] fp32 scales
 };
+
+// The kernels' view of p, whose pointers are this device's: the shape as it is, the pointers
+// typed by p.kv_type.
+inline AttnParams device_params(const starattn::AttnParams& p) {
+  AttnParams g;
+  static_cast<AttnShape&>(g) = p;
+  g.q = static_cast<const __nv_bfloat16*>(p.q);
+  if (p.kv_type == KvType::Fp8) {
+    g.k8 = static_cast<const uint8_t*>(p.k);
+    g.v8 = static_cast<const uint8_t*>(p.v);
+  } else {
+    g.k = static_cast<const __nv_bfloat16*>(p.k);
+    g.v = static_cast<const __nv_bfloat16*>(p.v);
+  }
+  g.out = static_cast<__nv_bfloat16*>(p.out);
+  g.lse = p.lse;
+  return g;
+}
 
 // Picks the kernel (one place, the rule in attention.cu):
 //   causal: split-KV decode for up to kDecodeMaxRows query rows, flash prefill otherwise;
@@ -85,17 +90,21 @@ void attention_shared(const AttnParams& p, cudaStream_t stream);
 // result over other keys; -inf safe as merge_attention). batch gives q, out, lse (required), the
 // heads, strides and scale; its k, v, n_q, n_kv and mask are unused. Items' rows must not overlap.
 // One launch per kItemsPerLaunch items: their descriptors travel as a kernel argument.
-struct AttnItem {
+struct AttnItem : AttnItemSpan {
   const __nv_bfloat16* k = nullptr;  // [n_kv, n_kv_heads, head_dim], row stride batch.kv_stride
   const __nv_bfloat16* v = nullptr;  // same
-  int q_row = 0;                     // rows [q_row, q_row + n_q) of q, out and lse
-  int n_q = 0;
-  int n_kv = 0;
-  int64_t causal_offset = 0;  // row i sees key j iff j <= i + causal_offset
 };
 void attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
                            cudaStream_t stream);
 inline constexpr int kItemsPerLaunch = 64;
+// An engine's item (bf16 keys on this device) as the kernel takes it.
+inline AttnItem device_item(const starattn::AttnItem& it) {
+  AttnItem g;
+  static_cast<AttnItemSpan&>(g) = it;
+  g.k = static_cast<const __nv_bfloat16*>(it.k);
+  g.v = static_cast<const __nv_bfloat16*>(it.v);
+  return g;
+}
 
 // (c) out_a/lse_a <- merge(a, b) in place, exactly as starattn::merge_attention (-inf safe).
 // out_*: [rows, heads, head_dim] contiguous bf16; lse_*: [rows, heads] natural log.

@@ -14,6 +14,7 @@
 
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_info.h"
 #include "starattn/error.h"
 
 namespace starattn::cuda::attn {
@@ -66,11 +67,7 @@ void* workspace(size_t bytes, cudaStream_t stream);
 inline std::atomic<uint64_t> workspace_generation{0};
 
 inline int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-    return 132;
-  return n;
+  return device_info().sms;
 }
 
 }  // namespace starattn::cuda::attn
@@ -138,6 +135,20 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The same with f16 operands (the fp8 decode kernel's: E4M3 converts to f16 in one instruction).
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                        uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -253,14 +264,37 @@ __device__ __forceinline__ uint32_t fp8x2_to_bf16x2(uint32_t two) {
   const float2 f = __half22float2(__half2(h));
   return pack_bf16(f.x, f.y);
 }
-// The same times a scale, rounded once to bf16: a dequantised pair.
-__device__ __forceinline__ uint32_t fp8x2_to_bf16x2_scaled(uint32_t two, float s) {
+// Two E4M3 values (the low byte first) -> f16x2, exactly: one cvt.rn.f16x2.e4m3x2 on sm_89+.
+__device__ __forceinline__ uint32_t fp8x2_to_f16x2(uint32_t two) {
   const __half2_raw h =
       __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xFFFFu), __NV_E4M3);
-  const float2 f = __half22float2(__half2(h));
-  return pack_bf16(f.x * s, f.y * s);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
 }
-
+// Four E4M3 values [b0 b1 b2 b3] -> bf16x2 pairs even = (b0, b2) and odd = (b1, b3), bit for bit
+// what fp8x2_to_bf16x2 gives, with integer and bf16x2 operations only: the conversion
+// instructions that path takes run at a fraction of the integer rate, and they bounded the fp8
+// decode kernel at the bf16 kernel's time. E4M3 s.eeee.mmm laid into bf16 as s.0000eeee.mmm0000
+// is the value times 2^-120, subnormals included (as bf16 subnormals, which bf16x2 arithmetic
+// keeps); one exact product by 2^120 gives the value. A NaN code (0x7F, 0xFF; only a NaN
+// activation writes one) would come out finite that way, so a word holding one takes the
+// conversion instructions.
+__device__ __forceinline__ void fp8x4_to_bf16x2_pairs(uint32_t w, uint32_t& even, uint32_t& odd) {
+  const uint32_t mags = w & 0x7F7F7F7Fu;
+  if (((mags + 0x01010101u) & 0x80808080u) != 0u) {  // a byte of magnitude 0x7F: NaN
+    const uint32_t lo = fp8x2_to_bf16x2(w), hi = fp8x2_to_bf16x2(w >> 16);
+    even = __byte_perm(lo, hi, 0x5410);
+    odd = __byte_perm(lo, hi, 0x7632);
+    return;
+  }
+  const uint32_t e = ((w << 8) & 0x80008000u) | ((mags << 4) & 0x07F007F0u);
+  const uint32_t o = (w & 0x80008000u) | ((mags >> 4) & 0x07F007F0u);
+  const __nv_bfloat162 two120 =
+      __halves2bfloat162(__ushort_as_bfloat16(0x7B80), __ushort_as_bfloat16(0x7B80));
+  const __nv_bfloat162 ev = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&e), two120);
+  const __nv_bfloat162 ov = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&o), two120);
+  even = *reinterpret_cast<const uint32_t*>(&ev);
+  odd = *reinterpret_cast<const uint32_t*>(&ov);
+}
 // 4-byte global -> shared copy (a scale); with valid == false it writes zeros (src unread).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
@@ -290,23 +324,28 @@ __device__ __forceinline__ void load_tile_fp8(unsigned char* tile, float* scales
   }
 }
 
-// A linear [ROWS][D] fp8 tile with its [ROWS] scales -> the swizzled bf16 tile (swz) the bf16
-// building blocks read: value x scale, rounded once to bf16.
+// A linear [ROWS][D] fp8 tile -> the swizzled bf16 tile (swz) the bf16 building blocks read,
+// exactly (every E4M3 value is a bf16 value); the scales are applied to the scores and the
+// probabilities instead, in fp32, as the decode kernel does.
 template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void dequant_tile_fp8(bf16* dst, const unsigned char* src,
-                                                 const float* scales, int tid) {
+__device__ __forceinline__ void expand_tile_fp8(bf16* dst, const unsigned char* src, int tid) {
   constexpr int kChunks = D / 16;
 #pragma unroll
   for (int i = tid; i < ROWS * kChunks; i += THREADS) {
     const int r = i / kChunks, c = i % kChunks;
     const uint4 w = *reinterpret_cast<const uint4*>(src + r * D + c * 16);
-    const float s = scales[r];
-    const uint4 lo = {fp8x2_to_bf16x2_scaled(w.x, s), fp8x2_to_bf16x2_scaled(w.x >> 16, s),
-                      fp8x2_to_bf16x2_scaled(w.y, s), fp8x2_to_bf16x2_scaled(w.y >> 16, s)};
-    const uint4 hi = {fp8x2_to_bf16x2_scaled(w.z, s), fp8x2_to_bf16x2_scaled(w.z >> 16, s),
-                      fp8x2_to_bf16x2_scaled(w.w, s), fp8x2_to_bf16x2_scaled(w.w >> 16, s)};
-    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c)) = lo;
-    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c + 1)) = hi;
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+    uint32_t out[8];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      uint32_t even, odd;  // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3)
+      fp8x4_to_bf16x2_pairs(words[k], even, odd);
+      out[2 * k] = __byte_perm(even, odd, 0x5410);
+      out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
+    }
+    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c)) = make_uint4(out[0], out[1], out[2], out[3]);
+    *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c + 1)) =
+        make_uint4(out[4], out[5], out[6], out[7]);
   }
 }
 

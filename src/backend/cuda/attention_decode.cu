@@ -8,12 +8,18 @@
 //
 // FP8 KV (decode_fp8_kernel): the same grid, warps and merge; tiles of E4M3 bytes (half the
 // bytes, so a 4-stage ring keeps as many keys in flight) go from shared memory straight into MMA
-// fragments, converted exactly to bf16 on the way, with no bf16 tile in between. The dot
-// product over head_dim may take its terms in any order, so each thread's B fragments of K come
-// from D/4 contiguous bytes of a key (one or two 16-byte loads) and its Q fragments use the same
-// order of d; for P V the output columns are permuted the same way (n-tile j, column n holds
-// d = n * D/8 + j), so a thread's V fragments are D/8 contiguous bytes of each of its 4 keys.
-// Scales: a key's K scale multiplies its scores, its V scale its probabilities before P V.
+// fragments with no bf16 tile in between. With few query rows per key the kernel is bound by the
+// instructions per byte, not the bytes, so each conversion takes the fewest: Q K^T runs in f16,
+// since E4M3 converts to f16 in one instruction per pair (to bf16 through the conversion unit it
+// takes three more, which held fp8 at the bf16 kernel's time); Q is converted to f16 once, and
+// the scores take each key's K scale in fp32. P V stays in bf16, whose range holds the
+// probabilities times any V scale, with V's codes converted by integer operations
+// (fp8x4_to_bf16x2_pairs). The dot product over head_dim may take its terms in any order, so
+// each thread's B fragments of K come from D/4 contiguous bytes of a key (one or two 16-byte
+// loads) and its Q fragments use the same order of d; for P V the output columns are permuted the
+// same way (n-tile j, column n holds d = n * D/8 + j), so a thread's V fragments are D/8
+// contiguous bytes of each of its 4 keys. Q in f16 limits |q| to 65504; a larger component
+// becomes infinite and the row's output NaN, never a finite wrong value.
 #include <algorithm>
 
 #include "backend/cuda/attention_common.cuh"
@@ -285,8 +291,8 @@ __global__ void __launch_bounds__(kThreads)
     cp_async_commit();
   }
 
-  // Q fragments straight from global memory in the permuted order of d: k-step ks of thread c
-  // takes d = c * D/4 + 4 ks + {0, 1} (slots 2c, 2c+1) and + {2, 3} (slots 2c+8, 2c+9).
+  // Q fragments straight from global memory in the permuted order of d, as f16: k-step ks of
+  // thread c takes d = c * D/4 + 4 ks + {0, 1} (slots 2c, 2c+1) and + {2, 3} (slots 2c+8, 2c+9).
   uint32_t qf[kKS][4];
 #pragma unroll
   for (int r2 = 0; r2 < 2; ++r2) {
@@ -299,8 +305,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int ks = 0; ks < kKS; ++ks) {
       const uint2 w = row < sp.rows ? *reinterpret_cast<const uint2*>(qrow + 4 * ks) : uint2{0, 0};
-      qf[ks][r2] = w.x;
-      qf[ks][2 + r2] = w.y;
+      const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.x));
+      const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.y));
+      qf[ks][r2] = pack_f16(lo.x, lo.y);
+      qf[ks][2 + r2] = pack_f16(hi.x, hi.y);
     }
   }
 
@@ -346,7 +354,7 @@ __global__ void __launch_bounds__(kThreads)
       }
 #pragma unroll
       for (int ks = 0; ks < kKS; ++ks)
-        mma_bf16(s[j], qf[ks], fp8x2_to_bf16x2(w[ks]), fp8x2_to_bf16x2(w[ks] >> 16));
+        mma_f16(s[j], qf[ks], fp8x2_to_f16x2(w[ks]), fp8x2_to_f16x2(w[ks] >> 16));
     }
 #pragma unroll
     for (int j = 0; j < 2; ++j)
@@ -365,8 +373,9 @@ __global__ void __launch_bounds__(kThreads)
     }
     online_softmax<2, kDT>(s, o, st, scale_log2);
 
-    // O += P V with each key's V scale folded into its probabilities (the row sums in st stay
-    // unscaled). A fragments: keys 2c, 2c+1 (n-tile 0) and 8+2c, 9+2c (n-tile 1), as in S.
+    // O += P V in bf16 (the V scales span any range, so they are folded into the probabilities,
+    // the row sums in st staying unscaled). A fragments: keys 2c, 2c+1 (n-tile 0) and 8+2c, 9+2c
+    // (n-tile 1), as in S.
     uint32_t pa[4];
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -391,15 +400,15 @@ __global__ void __launch_bounds__(kThreads)
     }
 #pragma unroll
     for (int m = 0; m < kWords; ++m) {
-      // Bytes of keys (2c, 2c+1) interleaved: [a0 b0 a1 b1] and [a2 b2 a3 b3]; likewise + 8.
-      const uint32_t b0_lo = __byte_perm(kv[0][m], kv[1][m], 0x5140);
-      const uint32_t b0_hi = __byte_perm(kv[0][m], kv[1][m], 0x7362);
-      const uint32_t b1_lo = __byte_perm(kv[2][m], kv[3][m], 0x5140);
-      const uint32_t b1_hi = __byte_perm(kv[2][m], kv[3][m], 0x7362);
-      mma_bf16(o[4 * m], pa, fp8x2_to_bf16x2(b0_lo), fp8x2_to_bf16x2(b1_lo));
-      mma_bf16(o[4 * m + 1], pa, fp8x2_to_bf16x2(b0_lo >> 16), fp8x2_to_bf16x2(b1_lo >> 16));
-      mma_bf16(o[4 * m + 2], pa, fp8x2_to_bf16x2(b0_hi), fp8x2_to_bf16x2(b1_hi));
-      mma_bf16(o[4 * m + 3], pa, fp8x2_to_bf16x2(b0_hi >> 16), fp8x2_to_bf16x2(b1_hi >> 16));
+      // Bytes of keys (2c, 2c+1) as [a0 a1 b0 b1] and [a2 a3 b2 b3] (likewise + 8), whose
+      // pairs (0, 2) and (1, 3) are columns 4m .. 4m+3 of the two keys.
+      uint32_t c0[4], c1[4];
+      fp8x4_to_bf16x2_pairs(__byte_perm(kv[0][m], kv[1][m], 0x5410), c0[0], c0[1]);
+      fp8x4_to_bf16x2_pairs(__byte_perm(kv[0][m], kv[1][m], 0x7632), c0[2], c0[3]);
+      fp8x4_to_bf16x2_pairs(__byte_perm(kv[2][m], kv[3][m], 0x5410), c1[0], c1[1]);
+      fp8x4_to_bf16x2_pairs(__byte_perm(kv[2][m], kv[3][m], 0x7632), c1[2], c1[3]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) mma_bf16(o[4 * m + i], pa, c0[i], c1[i]);
     }
   }
 

@@ -34,9 +34,11 @@ constexpr int prefill_fp8_smem_bytes() {
 
 // Grid: (ceil(n_q / kBM), n_heads). d=64 fits two blocks per SM (registers, 48 KB smem).
 // kFp8: K and V are fp8 KV rows (attention.h). Their tiles travel as bytes (double-buffered
-// cp.async) and every block turns each one into the same swizzled bf16 tile as the bf16 path
-// (value x scale, rounded to bf16) before the unchanged MMA loop reads it: one more barrier and
-// a conversion pass a tile, for half the bytes from memory.
+// cp.async) and every block expands each one into the same swizzled bf16 tile as the bf16 path
+// (the codes, exactly) before the MMA loop reads it: one more barrier and a conversion pass a
+// tile, for half the bytes from memory. Each key's K scale multiplies its scores and its V scale
+// its probabilities before P V, in fp32, as in the decode kernel, so a dequantised value is never
+// rounded to bf16.
 template <int D, bool kFp8>
 __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
     prefill_kernel(const AttnParams p, float scale_log2) {
@@ -122,8 +124,8 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
       // was converted then, so tile t + 1 may land in it while this one is converted and used.
       if (t + 1 < n_tiles) load_fp8(t + 1, stage ^ 1);
       cp_async_commit();
-      dequant_tile_fp8<kBN, D, kThreads>(s_k, f8_k(stage), f8_ks(stage), tid);
-      dequant_tile_fp8<kBN, D, kThreads>(s_v, f8_v(stage), f8_vs(stage), tid);
+      expand_tile_fp8<kBN, D, kThreads>(s_k, f8_k(stage), tid);
+      expand_tile_fp8<kBN, D, kThreads>(s_v, f8_v(stage), tid);
       __syncthreads();
     } else {
       // The other stage was last read in iteration t-1, which the barrier below has closed.
@@ -144,6 +146,13 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
     for (int np = 0; np < kNT / 2; ++np)
       qk_16keys<D>(reinterpret_cast<float(&)[2][4]>(s[2 * np]), qf, kt, np * 16, lane);
 
+    if constexpr (kFp8) {
+      const float* ks = f8_ks(stage);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] *= ks[j * 8 + 2 * (lane & 3) + (e & 1)];
+    }
     const int n0 = t * kBN;
     if (n0 + kBN - 1 > block_lim) {
 #pragma unroll
@@ -155,6 +164,13 @@ __global__ void __launch_bounds__(kThreads, D == 64 ? 2 : 1)
         }
     }
     online_softmax<kNT, kDT>(s, o, st, scale_log2);
+    if constexpr (kFp8) {  // the row sums in st stay unscaled
+      const float* vs = f8_vs(stage);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] *= vs[j * 8 + 2 * (lane & 3) + (e & 1)];
+    }
 
 #pragma unroll
     for (int kk = 0; kk < kNT / 2; ++kk)

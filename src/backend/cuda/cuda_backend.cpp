@@ -3,10 +3,10 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstring>
+#include <map>
+#include <vector>
 
+#include "backend/cuda/argmax.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.h"
@@ -14,10 +14,9 @@
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/kv_write.h"
 #include "backend/cuda/quant_gemv.h"
-#include "backend/cuda/random_fill.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
-#include "backend/cuda/sampling.h"
+#include "backend/cuda/weight_upload.h"
 #include "model/rope_freq.h"
 #include "starattn/error.h"
 
@@ -26,61 +25,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-// fp32 -> bf16, round to nearest even (NaN stays NaN), on the host.
-uint16_t to_bf16_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-std::string gib(size_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
-  return buf;
-}
-
-// The device storage of a fused matrix made of `parts`: their common type when the GPU has
-// kernels for it (the blocks are uploaded as they are), else bf16.
-GgmlType device_type(std::initializer_list<const WeightMatrix*> parts) {
-  const GgmlType t = (*parts.begin())->type();
-  for (const WeightMatrix* m : parts)
-    if (m->type() != t) return GgmlType::BF16;
-  return cuda::quant_supported(t) ? t : GgmlType::BF16;
-}
-
-cuda::WeightTypes device_types(const ModelConfig& c, const Weights& w) {
-  cuda::WeightTypes t;
-  t.tok_embd = device_type({&w.tok_embd});
-  t.output = c.tied_embeddings ? t.tok_embd : device_type({&w.lm_head()});
-  for (const LayerWeights& l : w.layers)
-    t.layers.push_back({device_type({&l.wq, &l.wk, &l.wv}), device_type({&l.wo}),
-                        device_type({&l.w_gate, &l.w_up}), device_type({&l.w_down})});
-  return t;
-}
-
-// Random weights of type t, as a quantiser would store them: a matrix whose rows are not a whole
-// number of t's blocks (K-quants take 256 values) falls back to Q8_0, or bf16 when not even that
-// divides them, as llama.cpp's quantiser does.
-cuda::WeightTypes uniform_types(const ModelConfig& c, GgmlType t) {
-  const auto fit = [t](int64_t cols) {
-    if (t == GgmlType::BF16 || cols % ggml_block_elems(t) == 0) return t;
-    return cols % ggml_block_elems(GgmlType::Q8_0) == 0 ? GgmlType::Q8_0 : GgmlType::BF16;
-  };
-  cuda::WeightTypes w;
-  w.tok_embd = w.output = fit(c.d_model);
-  w.layers.assign(c.n_layers, {fit(c.d_model), fit(c.q_dim()), fit(c.d_model), fit(c.d_ffn)});
-  return w;
-}
-
-uint64_t mix_seed(uint64_t seed, uint64_t i) {
-  uint64_t h = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
-}
-
 }  // namespace
 
 CudaBackend::CudaBackend(const ModelConfig& config, const Weights& weights, int device) {
@@ -88,8 +32,8 @@ CudaBackend::CudaBackend(const ModelConfig& config, const Weights& weights, int 
     SA_CHECK(static_cast<int>(weights.layers.size()) == config.n_layers,
              "cuda backend: ", weights.layers.size(), " layers of weights for a ", config.n_layers,
              "-layer model");
-    init(config, device, device_types(config, weights));
-    upload_weights(weights);
+    init(config, device, cuda::device_types(config, weights));
+    cuda::upload_weights(c_, weights, wl_, weights_, stream_);
   } catch (...) {
     free_all();  // a throwing constructor runs no destructor
     throw;
@@ -101,8 +45,8 @@ CudaBackend::CudaBackend(const ModelConfig& config, int device, uint64_t seed, G
     SA_CHECK(matrices == GgmlType::BF16 || cuda::quant_supported(matrices),
              "cuda backend: random weights of type ", ggml_type_name(matrices),
              " are not supported (bf16, Q8_0, Q4_0, Q4_1, Q4_K)");
-    init(config, device, uniform_types(config, matrices));
-    random_weights(seed);
+    init(config, device, cuda::random_types(config, matrices));
+    cuda::random_weights(c_, wl_, weights_, seed, stream_);
   } catch (...) {
     free_all();
     throw;
@@ -115,13 +59,13 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::free_all() noexcept {
   if (stream_) (void)cudaStreamSynchronize(stream_);
-  drop_graph();
+  graph_.drop();
   gemm_.reset();
   release(logits_ws_);
   release(ws_);
   release(inv_freq_);
   release(weights_);
-  drop_cache();
+  memory_.drop_cache();
   if (stream_) (void)cudaStreamDestroy(stream_);
   logits_ws_ = ws_ = weights_ = nullptr;
   inv_freq_ = nullptr;
@@ -148,6 +92,7 @@ void CudaBackend::init(const ModelConfig& config, int device, const cuda::Weight
   cudaDeviceProp prop{};
   SA_CUDA(cudaGetDeviceProperties(&prop, device));
   name_ = "cuda:" + std::to_string(device) + " (" + prop.name + ")";
+  memory_.attach(device, name_);
 
   // Weights are taken here, so they are checked alone first (the KV cache and workspace are
   // checked by plan_memory once the engine knows the context).
@@ -155,8 +100,9 @@ void CudaBackend::init(const ModelConfig& config, int device, const cuda::Weight
   const size_t needed = wl_.total + cuda::kReserveBytes + cuda::Gemm::kWorkspaceBytes +
                         (wl_.quantised ? cuda::kDequantScratchBytes : 0);
   const size_t free = free_bytes();
-  SA_CHECK(needed <= free, name_, ": the model needs ", gib(needed), " (weights ", gib(wl_.total),
-           " plus ", gib(needed - wl_.total), " working memory) but the GPU has ", gib(free),
+  SA_CHECK(needed <= free, name_, ": the model needs ", cuda::gib(needed), " (weights ",
+           cuda::gib(wl_.total), " plus ", cuda::gib(needed - wl_.total),
+           " working memory) but the GPU has ", cuda::gib(free),
            " free; use a GPU with more memory or a smaller model");
 
   SA_CUDA(cudaStreamCreate(&stream_));
@@ -165,82 +111,6 @@ void CudaBackend::init(const ModelConfig& config, int device, const cuda::Weight
   const std::vector<float> inv = rope_inv_freq(c_);
   inv_freq_ = static_cast<float*>(alloc(inv.size() * sizeof(float)));
   from_host(inv_freq_, inv.data(), inv.size() * sizeof(float));
-}
-
-void CudaBackend::upload_weights(const Weights& w) {
-  const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
-  std::vector<uint8_t> stage;
-  // Appends a host matrix [rows, cols] to the staging buffer in the device storage `type`: its
-  // blocks as they are, or bf16 (converted a slice of rows at a time, so no fp32 copy of a whole
-  // matrix is made).
-  const auto add = [&](const WeightMatrix& m, int64_t rows, int64_t cols, GgmlType type,
-                       const char* what) {
-    SA_CHECK(m.rows() == rows && m.cols() == cols, "cuda backend: weight ", what, " is [", m.rows(),
-             ", ", m.cols(), "], expected [", rows, ", ", cols, "]");
-    if (type != GgmlType::BF16) {
-      SA_CHECK(m.type() == type, "cuda backend: weight ", what, " is ", ggml_type_name(m.type()),
-               ", expected ", ggml_type_name(type));
-      stage.insert(stage.end(), m.data(), m.data() + m.bytes());
-      return;
-    }
-    constexpr int64_t kSlice = 1024;
-    std::vector<float> rows_f32(static_cast<size_t>(std::min(kSlice, rows) * cols));
-    for (int64_t r0 = 0; r0 < rows; r0 += kSlice) {
-      const int64_t n = std::min(kSlice, rows - r0);
-      m.dequantize_rows(r0, n, rows_f32.data());
-      const size_t at = stage.size();
-      stage.resize(at + static_cast<size_t>(n * cols) * 2);
-      for (int64_t i = 0; i < n * cols; ++i) {
-        const uint16_t b = to_bf16_bits(rows_f32[i]);
-        std::memcpy(&stage[at + 2 * i], &b, 2);
-      }
-    }
-  };
-  // from_host returns once the pageable source is staged, so `stage` and locals may be reused.
-  const auto put = [&](size_t offset) {
-    from_host(wptr<char>(offset), stage.data(), stage.size());
-    stage.clear();
-  };
-  const auto put_f32 = [&](size_t offset, const std::vector<float>& v, int64_t count,
-                           const char* what) {
-    SA_CHECK(static_cast<int64_t>(v.size()) == count, "cuda backend: weight ", what, " has ",
-             v.size(), " values, expected ", count);
-    from_host(wptr<char>(offset), v.data(), v.size() * 4);
-  };
-
-  const cuda::WeightTypes& t = wl_.types;
-  add(w.tok_embd, c_.vocab_size, d, t.tok_embd, "tok_embd");
-  put(wl_.tok_embd);
-  if (!c_.tied_embeddings) {
-    add(w.lm_head(), c_.vocab_size, d, t.output, "output");
-    put(wl_.output);
-  }
-  put_f32(wl_.output_norm, w.output_norm, d, "output_norm");
-  for (int l = 0; l < c_.n_layers; ++l) {
-    const LayerWeights& L = w.layers[l];
-    const cuda::WeightLayout::Layer& o = wl_.layers[l];
-    const cuda::WeightTypes::Layer& lt = t.layers[l];
-    put_f32(o.attn_norm, L.attn_norm, d, "attn_norm");
-    put_f32(o.ffn_norm, L.ffn_norm, d, "ffn_norm");
-    if (c_.qkv_bias) {
-      std::vector<float> b;
-      for (const auto* v : {&L.bq, &L.bk, &L.bv}) b.insert(b.end(), v->begin(), v->end());
-      put_f32(o.bqkv, b, q + 2 * kv, "q/k/v bias");
-    }
-    // Rows are whole blocks, so fused matrices are their parts' rows one after the other.
-    add(L.wq, q, d, lt.wqkv, "wq");
-    add(L.wk, kv, d, lt.wqkv, "wk");
-    add(L.wv, kv, d, lt.wqkv, "wv");
-    put(o.wqkv);
-    add(L.wo, d, q, lt.wo, "wo");
-    put(o.wo);
-    add(L.w_gate, f, d, lt.wgu, "w_gate");
-    add(L.w_up, f, d, lt.wgu, "w_up");
-    put(o.wgu);
-    add(L.w_down, d, f, lt.wdown, "w_down");
-    put(o.wdown);
-  }
-  synchronize();
 }
 
 std::string CudaBackend::weight_storage() const {
@@ -256,47 +126,6 @@ std::string CudaBackend::weight_storage() const {
   return s + " on the GPU; q|k|v and gate|up fused";
 }
 
-void CudaBackend::random_weights(uint64_t seed) {
-  const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.d_ffn;
-  uint64_t tensor = 0;
-  const float std_w = 0.02f, sqrt3 = 1.7320508f;
-  const auto fill = [&](size_t offset, int64_t count, bool is_bf16, float mean, float stddev) {
-    cuda::RandomFillParams p;
-    if (is_bf16) {
-      p.x_bf16 = wptr<bf16>(offset);
-    } else {
-      p.x_f32 = wptr<float>(offset);
-    }
-    p.count = count;
-    p.seed = mix_seed(seed, tensor++);
-    p.mean = mean;
-    p.half_width = stddev * sqrt3;
-    cuda::random_fill(p, stream_);
-  };
-  // A matrix [rows, cols] in its storage: uniform bf16 values, or random blocks.
-  const auto matrix = [&](size_t offset, int64_t rows, int64_t cols, GgmlType type) {
-    if (type == GgmlType::BF16) return fill(offset, rows * cols, true, 0.0f, std_w);
-    cuda::random_blocks(type, wptr<uint8_t>(offset), rows * cols / ggml_block_elems(type),
-                        mix_seed(seed, tensor++), stream_);
-  };
-  const cuda::WeightTypes& t = wl_.types;
-  matrix(wl_.tok_embd, c_.vocab_size, d, t.tok_embd);
-  if (!c_.tied_embeddings) matrix(wl_.output, c_.vocab_size, d, t.output);
-  fill(wl_.output_norm, d, false, 1.0f, 0.05f);
-  for (int l = 0; l < c_.n_layers; ++l) {
-    const cuda::WeightLayout::Layer& o = wl_.layers[l];
-    const cuda::WeightTypes::Layer& lt = t.layers[l];
-    fill(o.attn_norm, d, false, 1.0f, 0.05f);
-    fill(o.ffn_norm, d, false, 1.0f, 0.05f);
-    if (c_.qkv_bias) fill(o.bqkv, q + 2 * kv, false, 0.0f, std_w);
-    matrix(o.wqkv, q + 2 * kv, d, lt.wqkv);
-    matrix(o.wo, d, q, lt.wo);
-    matrix(o.wgu, 2 * f, d, lt.wgu);
-    matrix(o.wdown, d, f, lt.wdown);
-  }
-  synchronize();
-}
-
 size_t CudaBackend::free_bytes() const {
   size_t free = 0, total = 0;
   SA_CUDA(cudaMemGetInfo(&free, &total));
@@ -304,29 +133,31 @@ size_t CudaBackend::free_bytes() const {
 }
 
 size_t CudaBackend::memory_available() const {
-  const size_t have = free_bytes() + cached_bytes_;
+  const size_t have = free_bytes() + memory_.cached_bytes();
   return have > cuda::kReserveBytes ? have - cuda::kReserveBytes : 0;
 }
 
 size_t CudaBackend::usable_bytes() const {
-  const size_t held = wl_.total + (ws_ ? sl_.total : 0) + cached_bytes_ +
+  const size_t held = wl_.total + (ws_ ? sl_.total : 0) + memory_.cached_bytes() +
                       (logits_ws_ ? cuda::logits_workspace_bytes(c_) : 0);
   return free_bytes() + held;
 }
 
-void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) {
+void CudaBackend::plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type,
+                              size_t scratch_bytes) {
   SA_CUDA(cudaSetDevice(device_));
-  const cuda::MemoryNeed need = cuda::memory_need(
-      c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(), wl_.quantised);
+  const cuda::MemoryNeed need =
+      cuda::memory_need(c_, wl_.total, kv_rows, max_tokens, kv_row_format(kv_type).row_bytes(),
+                        wl_.quantised, scratch_bytes);
   const size_t available = usable_bytes();
   if (need.total() > available) fail(cuda::shortfall_message(name_, need, available));
   reserve_workspace(max_tokens);
 }
 
-int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens) const {
+int64_t CudaBackend::kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const {
   SA_CUDA(cudaSetDevice(device_));
   return cuda::kv_rows_that_fit(c_, wl_.total, max_tokens, kv_row_format(kv_type).row_bytes(),
-                                usable_bytes(), wl_.quantised);
+                                usable_bytes(), wl_.quantised, scratch_bytes);
 }
 
 size_t CudaBackend::logits_ws_offset(LogitsPart part) const {
@@ -355,54 +186,6 @@ void CudaBackend::reserve_workspace(int rows) {
   sl_ = cuda::WorkspaceLayout{};
   ws_ = alloc(want.total);
   sl_ = want;
-}
-
-void* CudaBackend::alloc(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  // A cached block of the size, or up to twice it.
-  const auto hit = cached_.lower_bound(bytes);
-  if (hit != cached_.end() && hit->first <= 2 * bytes) {
-    void* p = hit->second;
-    live_[p] = hit->first;
-    cached_bytes_ -= hit->first;
-    cached_.erase(hit);
-    return p;
-  }
-  SA_CUDA(cudaSetDevice(device_));
-  void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, bytes);
-  if (e == cudaErrorMemoryAllocation && cached_bytes_ > 0) {
-    (void)cudaGetLastError();
-    drop_cache();
-    e = cudaMalloc(&p, bytes);
-  }
-  if (e == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();
-    fail(name_, ": out of GPU memory: could not allocate ", gib(bytes), " (", gib(free_bytes()),
-         " free); use more ranks, a smaller --block-size, a shorter context or --kv-type fp8");
-  }
-  SA_CUDA(e);
-  live_[p] = bytes;
-  return p;
-}
-
-void CudaBackend::release(void* p) noexcept {
-  if (!p) return;
-  const auto it = live_.find(p);
-  const size_t bytes = it == live_.end() ? 0 : it->second;
-  if (it != live_.end()) live_.erase(it);
-  if (bytes > 0 && bytes <= kCacheBlock && cached_bytes_ + bytes <= kCacheTotal) {
-    cached_.emplace(bytes, p);
-    cached_bytes_ += bytes;
-    return;
-  }
-  (void)cudaFree(p);  // waits for the device: no queued work can still read p
-}
-
-void CudaBackend::drop_cache() noexcept {
-  for (const auto& [bytes, p] : cached_) (void)cudaFree(p);
-  cached_.clear();
-  cached_bytes_ = 0;
 }
 
 void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
@@ -463,11 +246,18 @@ void CudaBackend::stage_inputs(const int* tokens, const int* positions, int n) {
 
 void CudaBackend::run_step(int n, AttentionHook& hook, Tail tail) {
   const uint64_t key = n == 1 ? hook.replay_key() : 0;
-  if (key != 0) {
-    run_recorded(key, hook, tail);
-  } else {
+  if (key == 0) {
     run_layers(n, hook, tail);
+    return;
   }
+  cuda::StepKey k;
+  k.replay_key = key;
+  k.hidden_rows = tail.hidden_rows;
+  k.greedy = tail.greedy;
+  k.workspace = ws_;
+  k.workspace_rows = sl_.rows;
+  k.attn_generation = cuda::attention_workspace_generation();
+  graph_.run(k, stream_, [&] { run_layers(1, hook, tail); });
 }
 
 void CudaBackend::forward(const int* tokens, const int* positions, int n, AttentionHook& hook,
@@ -490,49 +280,6 @@ int CudaBackend::forward_greedy(const int* tokens, const int* positions, int n,
   int id = 0;
   to_host(&id, logits_ws_at<int>(LogitsPart::Id), sizeof id);
   return id;
-}
-
-void CudaBackend::run_recorded(uint64_t key, AttentionHook& hook, Tail tail) {
-  if (graph_.exec && graph_.key == key && graph_.tail == tail && graph_.ws == ws_ &&
-      graph_.ws_rows == sl_.rows &&
-      graph_.attn_generation == cuda::attention_workspace_generation()) {
-    SA_CUDA(cudaGraphLaunch(graph_.exec, stream_));
-    ++replayed_;
-    return;
-  }
-  if (warm_key_ != key) {
-    warm_key_ = key;
-    run_layers(1, hook, tail);
-    return;
-  }
-  drop_graph();
-  // Relaxed: the warm call already sized every buffer, so nothing unsafe runs while capturing.
-  SA_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-  cudaGraph_t graph = nullptr;
-  try {
-    run_layers(1, hook, tail);
-  } catch (...) {
-    (void)cudaStreamEndCapture(stream_, &graph);  // the stream must leave capture mode
-    if (graph) (void)cudaGraphDestroy(graph);
-    (void)cudaGetLastError();
-    throw;
-  }
-  SA_CUDA(cudaStreamEndCapture(stream_, &graph));
-  const cudaError_t e = cudaGraphInstantiate(&graph_.exec, graph, 0);
-  (void)cudaGraphDestroy(graph);
-  SA_CUDA(e);
-  graph_.key = key;
-  graph_.tail = tail;
-  graph_.ws = ws_;
-  graph_.ws_rows = sl_.rows;
-  graph_.attn_generation = cuda::attention_workspace_generation();
-  SA_CUDA(cudaGraphLaunch(graph_.exec, stream_));
-  ++replayed_;
-}
-
-void CudaBackend::drop_graph() noexcept {
-  if (graph_.exec) (void)cudaGraphExecDestroy(graph_.exec);
-  graph_ = StepGraph{};
 }
 
 void CudaBackend::run_layers(int n, AttentionHook& hook, Tail tail) {
@@ -647,6 +394,7 @@ cuda::LinearParams CudaBackend::linear_params(const bf16* in, int64_t in_dim, si
   cuda::LinearParams p;
   p.x = in;
   p.x_stride = in_dim;
+  p.act_scratch = gemm_->act_scratch();
   if (w_type == GgmlType::BF16) {
     p.w = wptr<bf16>(w_offset);
   } else {
@@ -678,48 +426,15 @@ void CudaBackend::logits(const float* hidden, int n, float* out) {
   std::vector<uint16_t> stage(static_cast<size_t>(cuda::kLogitRows) * d);
   for (int r0 = 0; r0 < n; r0 += cuda::kLogitRows) {
     const int m = std::min(cuda::kLogitRows, n - r0);
-    for (int64_t i = 0; i < m * d; ++i) stage[i] = to_bf16_bits(hidden[r0 * d + i]);
+    for (int64_t i = 0; i < m * d; ++i) stage[i] = fp32_to_bf16(hidden[r0 * d + i]);
     from_host(h, stage.data(), sizeof(uint16_t) * m * d);
     lm_head(h, y, m);
     to_host(out + r0 * vocab, y, sizeof(float) * m * vocab);
   }
 }
 
-namespace {
-
-cuda::AttnParams to_cuda(const AttnParams& p) {
-  cuda::AttnParams g;
-  g.q = static_cast<const bf16*>(p.q);
-  g.kv_type = p.kv_type;
-  if (p.kv_type == KvType::Fp8) {
-    g.k8 = static_cast<const uint8_t*>(p.k);
-    g.v8 = static_cast<const uint8_t*>(p.v);
-    g.kv_scale_offset = p.kv_scale_offset;
-  } else {
-    g.k = static_cast<const bf16*>(p.k);
-    g.v = static_cast<const bf16*>(p.v);
-  }
-  g.out = static_cast<bf16*>(p.out);
-  g.lse = p.lse;
-  g.n_q = p.n_q;
-  g.n_kv = p.n_kv;
-  g.n_heads = p.n_heads;
-  g.n_kv_heads = p.n_kv_heads;
-  g.head_dim = p.head_dim;
-  g.q_stride = p.q_stride;
-  g.kv_stride = p.kv_stride;
-  g.out_stride = p.out_stride;
-  g.scale = p.scale;
-  g.causal = p.causal;
-  g.causal_offset = p.causal_offset;
-  g.n_kv_at = p.n_kv_at;
-  return g;
-}
-
-}  // namespace
-
 void CudaBackend::attention(const AttnParams& p) {
-  cuda::attention(to_cuda(p), stream_);
+  cuda::attention(cuda::device_params(p), stream_);
 }
 
 void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem* items, int n_items,
@@ -731,15 +446,8 @@ void CudaBackend::attention_merge_items(const AttnParams& batch, const AttnItem*
   }
   SA_CHECK(n_items >= 0 && (n_items == 0 || items), "attention_merge_items: ", n_items, " items");
   std::vector<cuda::AttnItem> g(static_cast<size_t>(n_items));
-  for (int i = 0; i < n_items; ++i) {
-    g[i].k = static_cast<const bf16*>(items[i].k);
-    g[i].v = static_cast<const bf16*>(items[i].v);
-    g[i].q_row = items[i].q_row;
-    g[i].n_q = items[i].n_q;
-    g[i].n_kv = items[i].n_kv;
-    g[i].causal_offset = items[i].causal_offset;
-  }
-  cuda::attention_merge_items(to_cuda(batch), g.data(), n_items, stream_);
+  for (int i = 0; i < n_items; ++i) g[i] = cuda::device_item(items[i]);
+  cuda::attention_merge_items(cuda::device_params(batch), g.data(), n_items, stream_);
 }
 
 void CudaBackend::merge_parts(void* out, float* lse, const void* parts, size_t part_bytes,

@@ -4,26 +4,26 @@
 // (quant_gemv.h: read block by block in decode, dequantised tile by tile before the GEMMs of a
 // prefill); a KV cache may be FP8 E4M3, quantised by write_kv_rows and read directly by the
 // attention kernels; every GEMM accumulates in fp32 (cuBLAS). One-token phase-2 steps are recorded
-// once as a CUDA graph and replayed (without it, launch gaps cost about 0.4 ms of an 8 ms step at
-// 32K on an H100). The forward pass per layer:
+// once as a CUDA graph and replayed (step_graph.h). The forward pass per layer:
 //   x (fp32) -> RMSNorm -> h (bf16) -> [Q|K|V] GEMM -> bias + RoPE + split -> q, k, v
 //   -> hook.attend -> att -> x += att · Wo^T (inside the GEMM)
 //   -> RMSNorm -> h -> [gate|up] GEMM -> SwiGLU -> x += act · Wdown^T   (FFN in kFfnRows chunks)
-// The CPU backend (cpu/) is its oracle. Memory is planned before it is taken (memory_plan.h).
+// The CPU backend (cpu/) is its oracle. Memory is planned before it is taken (memory_plan.h) and
+// taken through a caching allocator (caching_allocator.h); the weights are uploaded or made at
+// random by weight_upload.h.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/caching_allocator.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/memory_plan.h"
+#include "backend/cuda/step_graph.h"
 #include "model/weights.h"
 
 namespace starattn {
@@ -46,8 +46,8 @@ class CudaBackend : public Backend {
   std::string name() const override { return name_; }
   DType act_dtype() const override { return DType::BF16; }
 
-  void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type) override;
-  int64_t kv_rows_that_fit(KvType kv_type, int max_tokens) const override;
+  void plan_memory(int64_t kv_rows, int max_tokens, KvType kv_type, size_t scratch_bytes) override;
+  int64_t kv_rows_that_fit(KvType kv_type, int max_tokens, size_t scratch_bytes) const override;
   // 8192 rows keep cuBLAS near its peak; activations for them are about half a GiB (8B shape).
   int preferred_chunk() const override { return 8192; }
 
@@ -58,8 +58,8 @@ class CudaBackend : public Backend {
     const size_t page = bytes >= (size_t{1} << 20) ? size_t{2} << 20 : 512;
     return (bytes + page - 1) / page * page;
   }
-  void* alloc(size_t bytes) override;
-  void release(void* p) noexcept override;
+  void* alloc(size_t bytes) override { return memory_.alloc(bytes); }
+  void release(void* p) noexcept override { memory_.release(p); }
   void copy(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override;
   void from_host(void* dst, const void* src, size_t bytes) override;
@@ -87,7 +87,7 @@ class CudaBackend : public Backend {
   size_t weight_bytes() const override { return wl_.total; }
   std::string weight_storage() const override;
   // One-token forwards run by replaying a recorded graph so far (for tests and benchmarks).
-  int64_t replayed_steps() const { return replayed_; }
+  int64_t replayed_steps() const { return graph_.replayed(); }
   // Waits for everything queued on the backend's stream.
   void synchronize() override;
 
@@ -95,8 +95,6 @@ class CudaBackend : public Backend {
   // Device, stream, cuBLAS, weight arena in the given storage.
   void init(const ModelConfig& config, int device, const cuda::WeightTypes& types);
   void free_all() noexcept;
-  void upload_weights(const Weights& w);
-  void random_weights(uint64_t seed);
   void reserve_workspace(int rows);
   // What a forward leaves behind after its layers: the final norm of its last hidden_rows rows
   // (in place in x, for the host), or with greedy the last row's logits and their argmax (the id
@@ -104,7 +102,6 @@ class CudaBackend : public Backend {
   struct Tail {
     int hidden_rows = 0;
     bool greedy = false;
-    bool operator==(const Tail&) const = default;
   };
   enum class LogitsPart { Hidden, Logits, Id };
   size_t logits_ws_offset(LogitsPart part) const;
@@ -120,18 +117,15 @@ class CudaBackend : public Backend {
   void lm_head(const __nv_bfloat16* h, float* y, int rows);
   // Checks the tokens and puts them and their positions in the workspace.
   void stage_inputs(const int* tokens, const int* positions, int n);
-  // The forward after its inputs are on the device: run_layers op by op, or run_recorded.
+  // The forward after its inputs are on the device: run_layers op by op, or for one token with
+  // the hook's replay key through graph_.
   void run_step(int n, AttentionHook& hook, Tail tail);
   // Embedding, layers and the tail. Only queues work, so a graph can capture it.
   void run_layers(int n, AttentionHook& hook, Tail tail);
-  // run_layers for one token, through a CUDA graph recorded for the hook's replay key.
-  void run_recorded(uint64_t key, AttentionHook& hook, Tail tail);
-  void drop_graph() noexcept;
   size_t free_bytes() const;
   // Free memory plus what this backend holds already (weights, workspace, cached blocks): what the
   // model may use in all.
   size_t usable_bytes() const;
-  void drop_cache() noexcept;
   template <typename T>
   T* wptr(size_t offset) const {
     return reinterpret_cast<T*>(static_cast<char*>(weights_) + offset);
@@ -144,6 +138,7 @@ class CudaBackend : public Backend {
   ModelConfig c_;
   int device_ = 0;
   std::string name_;
+  cuda::CachingAllocator memory_;  // every block below comes from it
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Gemm> gemm_;
   cuda::WeightLayout wl_;
@@ -152,32 +147,7 @@ class CudaBackend : public Backend {
   cuda::WorkspaceLayout sl_;
   void* ws_ = nullptr;         // sl_.total bytes
   void* logits_ws_ = nullptr;  // logits_workspace_bytes()
-
-  // The recorded one-token forward (AttentionHook::replay_key), valid while the memory it captured
-  // stays where it was: the workspace block (and its layout) and the attention kernels' split-KV
-  // workspace.
-  struct StepGraph {
-    uint64_t key = 0;
-    Tail tail;
-    void* ws = nullptr;
-    int ws_rows = 0;
-    uint64_t attn_generation = 0;
-    cudaGraphExec_t exec = nullptr;
-  };
-  StepGraph graph_;
-  // A key's first call runs op by op, so every buffer it touches reaches its size before a later
-  // call records (nothing may be allocated while a graph is captured).
-  uint64_t warm_key_ = 0;
-  int64_t replayed_ = 0;
-
-  // Released blocks up to kCacheBlock bytes are kept for reuse instead of cudaFree'd: the engine's
-  // hooks take and drop their scratch every decode step, and cudaMalloc/cudaFree (which waits for
-  // the device) per step would cost more than the step's small kernels. All use is on stream_, so
-  // a block reused while earlier work still reads it is safe (stream order).
-  static constexpr size_t kCacheBlock = size_t{64} << 20, kCacheTotal = size_t{256} << 20;
-  std::unordered_map<void*, size_t> live_;  // alloc()'d and not released: size
-  std::multimap<size_t, void*> cached_;     // released, for reuse: size -> block
-  size_t cached_bytes_ = 0;
+  cuda::StepGraph graph_;      // the recorded one-token forward
 };
 
 }  // namespace starattn

@@ -31,8 +31,4 @@ std::unique_ptr<Backend> make_cuda_random_backend(const ModelConfig& config, int
 // The GPU a backend runs on; -1 when it is not a CUDA backend.
 int cuda_backend_device(const Backend& backend);
 
-// The Llama-3.1-8B shape: 32 layers, d 4096, 32 q / 8 kv heads of 128, FFN 14336,
-// vocab 128256, RoPE theta 500000 with llama3 scaling (8, 1, 4, 8192), untied output.
-ModelConfig llama31_8b_config();
-
 }  // namespace starattn

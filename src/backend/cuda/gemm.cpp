@@ -26,11 +26,13 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
     SA_CUBLAS(cublasSetStream(handle_, stream));
     SA_CUDA(cudaMalloc(&workspace_, kWorkspaceBytes));
     SA_CUBLAS(cublasSetWorkspace(handle_, workspace_, kWorkspaceBytes));
+    SA_CUDA(cudaMalloc(&act_scratch_, kGemvActScratchBytes));
     // bf16 inputs run on tensor cores in any math mode; the default lets cuBLAS choose split-K.
     SA_CUBLAS(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
   } catch (...) {
     (void)cublasDestroy(handle_);
     (void)cudaFree(workspace_);
+    (void)cudaFree(act_scratch_);
     throw;
   }
 }
@@ -38,12 +40,15 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
 Gemm::~Gemm() {
   (void)cublasDestroy(handle_);
   (void)cudaFree(workspace_);
+  (void)cudaFree(act_scratch_);
   (void)cudaFree(scratch_);
 }
 
-void Gemm::linear(const LinearParams& p) {
-  if (p.n == 0 || p.out == 0) return;
-  check(p);
+void Gemm::linear(const LinearParams& params) {
+  if (params.n == 0 || params.out == 0) return;
+  check(params);
+  LinearParams p = params;
+  if (!p.act_scratch) p.act_scratch = act_scratch_;
   if (gemv_supported(p)) {
     gemv(p, stream_);
     return;

@@ -33,6 +33,9 @@ struct LinearParams {
   int in = 0;
   int out = 0;
   bool accumulate = false;  // y += x · W^T (fp32 y only)
+  // The quantised-weight GEMV's 8-bit activations (kGemvActScratchBytes, quant_gemv.h; 16-byte
+  // aligned). Gemm::act_scratch() has one.
+  void* act_scratch = nullptr;
 };
 
 // A cuBLAS handle bound to one stream, with its own workspace (cuBLAS picks faster Hopper kernels
@@ -50,6 +53,8 @@ class Gemm {
   void linear_cublas(const LinearParams& p);
 
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+  // For LinearParams::act_scratch: taken with the handle, so that a recorded step never allocates.
+  void* act_scratch() const { return act_scratch_; }
   // The scratch (kDequantScratchBytes, memory_plan.h) is taken on the first product of many rows
   // with a quantised W (never while a graph is recorded: those have one row). A smaller scratch
   // makes more, smaller tiles (tests use it to cross tile edges).
@@ -62,6 +67,7 @@ class Gemm {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
+  void* act_scratch_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = kDequantScratchBytes;
   size_t scratch_taken_ = 0;

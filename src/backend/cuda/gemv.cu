@@ -2,6 +2,7 @@
 
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/quant_gemv.h"
@@ -118,16 +119,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(LinearParams p, int s
   }
 }
 
-int sm_count() {
-  static int cached[64] = {};
-  int dev = 0;
-  SA_CUDA(cudaGetDevice(&dev));
-  if (dev < 0 || dev >= 64) return 132;
-  if (cached[dev] == 0)
-    SA_CUDA(cudaDeviceGetAttribute(&cached[dev], cudaDevAttrMultiProcessorCount, dev));
-  return cached[dev];
-}
-
 }  // namespace
 
 bool gemv_supported(const LinearParams& p) {
@@ -144,7 +135,7 @@ template <bool kSwiglu>
 void launch_gemv(const LinearParams& p, cudaStream_t stream) {
   SA_CHECK(gemv_supported(p), "gemv: unsupported shape (", p.n, " rows, in ", p.in, ")");
   // Enough warps for one full wave (64 resident per SM), as long as each still has loads to batch.
-  const int want = sm_count() * 64, chunks = p.in / 8;
+  const int want = device_info().sms * 64, chunks = p.in / 8;
   const int max_splits = kSwiglu ? kWarps / 2 : kWarps;
   int splits = 1;
   while (splits < max_splits && int64_t{p.out} * splits < want &&

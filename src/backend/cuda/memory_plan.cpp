@@ -27,13 +27,13 @@ size_t sz(int64_t a, int64_t b = 1, int64_t c = 1) {
   return static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c);
 }
 
+}  // namespace
+
 std::string gib(size_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
   return buf;
 }
-
-}  // namespace
 
 WeightLayout weight_layout(const ModelConfig& c, const WeightTypes& types) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn;
@@ -97,12 +97,6 @@ size_t logits_workspace_bytes(const ModelConfig& c) {
   return sz(kLogitRows, c.d_model, 4 + 2) + sz(kLogitRows, c.vocab_size, 4) + 2 * kAlign;
 }
 
-size_t engine_scratch_bytes(const ModelConfig& c, int64_t rows) {
-  // Block/phase-2 hooks: lse, out2, lse2 (phase 2 also its packed partials, a few rows); ring:
-  // partial out and lse, lse, and two layer K/V shards (the one attended, the one arriving).
-  return sz(rows, c.q_dim(), 2) * 2 + sz(rows, c.n_heads, 4) * 4 + sz(rows, c.kv_dim(), 2) * 4;
-}
-
 constexpr size_t kPage = size_t{2} << 20;
 
 size_t kv_cache_bytes(const ModelConfig& c, int64_t rows, size_t row_bytes) {
@@ -111,19 +105,20 @@ size_t kv_cache_bytes(const ModelConfig& c, int64_t rows, size_t row_bytes) {
 }
 
 MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens,
-                       size_t kv_row_bytes, bool quantised) {
+                       size_t kv_row_bytes, bool quantised, size_t scratch_bytes) {
   MemoryNeed m;
   m.weights = weight_bytes;
   m.kv = kv_cache_bytes(c, kv_rows, kv_row_bytes);
-  m.workspace = workspace_layout(c, max_tokens).total + logits_workspace_bytes(c) +
-                engine_scratch_bytes(c, max_tokens) + kReserveBytes +
-                (quantised ? kDequantScratchBytes : 0);
+  m.workspace = workspace_layout(c, max_tokens).total + logits_workspace_bytes(c) + scratch_bytes +
+                kReserveBytes + (quantised ? kDequantScratchBytes : 0);
   return m;
 }
 
 int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_tokens,
-                         size_t kv_row_bytes, size_t available, bool quantised) {
-  const MemoryNeed base = memory_need(c, weight_bytes, 0, max_tokens, kv_row_bytes, quantised);
+                         size_t kv_row_bytes, size_t available, bool quantised,
+                         size_t scratch_bytes) {
+  const MemoryNeed base =
+      memory_need(c, weight_bytes, 0, max_tokens, kv_row_bytes, quantised, scratch_bytes);
   if (base.total() >= available || kv_row_bytes == 0) return 0;
   // Each of the 2 * n_layers allocations gets a whole number of pages.
   const size_t per_array = (available - base.total()) / (2 * static_cast<size_t>(c.n_layers));

@@ -74,9 +74,6 @@ WorkspaceLayout workspace_layout(const ModelConfig& c, int rows);
 
 // logits(): hidden fp32 + bf16 [kLogitRows, d] and logits fp32 [kLogitRows, vocab].
 size_t logits_workspace_bytes(const ModelConfig& c);
-// What the engine's attention hooks allocate for `rows` tokens (partial out/lse for merges, a ring
-// shard), counted generously.
-size_t engine_scratch_bytes(const ModelConfig& c, int64_t rows);
 // The engine's KV cache of `rows` rows of row_bytes each (KvRowFormat::row_bytes: bf16 or fp8
 // with its scales): K and V per layer, each one allocation rounded to the allocator's 2 MiB.
 size_t kv_cache_bytes(const ModelConfig& c, int64_t rows, size_t row_bytes);
@@ -87,15 +84,21 @@ struct MemoryNeed {
 };
 // kv_row_bytes: one KV row (KvRowFormat::row_bytes). quantised: the weights have quantised
 // matrices, whose many-row products take a dequantisation scratch (kDequantScratchBytes).
+// scratch_bytes: what the caller's attention hooks hold besides (Backend::plan_memory), counted
+// in the workspace.
 MemoryNeed memory_need(const ModelConfig& c, size_t weight_bytes, int64_t kv_rows, int max_tokens,
-                       size_t kv_row_bytes, bool quantised = false);
+                       size_t kv_row_bytes, bool quantised = false, size_t scratch_bytes = 0);
 // The most KV rows whose need (memory_need) fits in `available` bytes; 0 when not even the
 // weights and workspace do.
 int64_t kv_rows_that_fit(const ModelConfig& c, size_t weight_bytes, int max_tokens,
-                         size_t kv_row_bytes, size_t available, bool quantised = false);
+                         size_t kv_row_bytes, size_t available, bool quantised = false,
+                         size_t scratch_bytes = 0);
 
 // "<who>: needs X GiB (weights W, KV K, workspace S) but the GPU has F GiB free; use more ranks,
 // a smaller --block-size, a shorter context or --kv-type fp8"
 std::string shortfall_message(const std::string& who, const MemoryNeed& need, size_t free_bytes);
+
+// "1.50 GiB": bytes for messages.
+std::string gib(size_t bytes);
 
 }  // namespace starattn::cuda

@@ -1,21 +1,11 @@
-#include <map>
-#include <mutex>
-
 #include "backend/cuda/pdl.cuh"
+
+#include "backend/cuda/device_info.h"
 
 namespace starattn::cuda {
 
 bool pdl_supported() {
-  int dev = 0;
-  SA_CUDA(cudaGetDevice(&dev));
-  static std::mutex mu;
-  static std::map<int, bool> cache;
-  const std::lock_guard<std::mutex> lock(mu);
-  const auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int major = 0;
-  SA_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  return cache[dev] = major >= 9;
+  return device_info().major >= 9;
 }
 
 }  // namespace starattn::cuda

@@ -2,11 +2,14 @@
 
 #include <cstdint>
 
+#include "backend/cpu/quant_kernels.h"
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/quant_gemv.h"
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn::cuda {
 namespace {
@@ -76,107 +79,353 @@ struct Q4_K {
   }
 };
 
-constexpr int kWarps = 8;
+// The weights of one 32-element unit as eight words of four 8-bit integers (element 4i + k is
+// byte k of q[i]), with what turns their integer dot product with an activation block into the
+// fp32 term of the CPU's gemv_q8 kernels (quant_scalar.cpp), operation for operation.
+struct UnitInts {
+  int q[8];
+  float d, m;  // Q8_0/Q4_0: d; Q4_1: d, m; Q4_K: d, dmin
+  int sc, mn;  // Q4_K: the sub-block's 6-bit scale and min
+};
 
-// Adds the products of one 32-element unit of weights v with R rows of x at column col.
-template <int R>
-__device__ __forceinline__ void dot_unit(const float* v, const LinearParams& p, int64_t col,
-                                         float* acc) {
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const uint4* x = reinterpret_cast<const uint4*>(p.x + r * p.x_stride + col);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint4 xv = __ldg(x + k);
-      const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 f = __bfloat1622float2(xp[i]);
-        acc[r] = fmaf(v[8 * k + 2 * i], f.x, acc[r]);
-        acc[r] = fmaf(v[8 * k + 2 * i + 1], f.y, acc[r]);
-      }
-    }
+// Eight words of a block's codes at byte offset `at` of the stage, which may be 2 mod 4: read
+// from the word boundary below and shifted by two bytes (the stage is padded for the word past
+// the end).
+__device__ __forceinline__ void words_at(const uint8_t* stage, int at, int* out, int n) {
+  const int* w = reinterpret_cast<const int*>(stage + (at & ~3));
+  const unsigned sel = (at & 2) ? 0x5432u : 0x3210u;
+  int lo = w[0];
+  for (int i = 0; i < n; ++i) {
+    const int hi = w[i + 1];
+    out[i] =
+        static_cast<int>(__byte_perm(static_cast<unsigned>(lo), static_cast<unsigned>(hi), sel));
+    lo = hi;
   }
 }
 
-// One warp's dot products of weight row w_row with R rows of x, summed over the warp (every lane
-// ends with the totals). stage: the warp's shared bytes for 32 units of blocks.
-template <class T, int R>
-__device__ void row_dots(const LinearParams& p, int64_t w_row, uint8_t* stage, float* acc) {
-  const int lane = threadIdx.x & 31;
-  constexpr int kBlocksPerStep = 32 / T::kUnits;
-  const int64_t blocks = p.in / (32 * T::kUnits);
-  const uint8_t* row = p.wq + w_row * p.wq_row_bytes;
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  for (int64_t b0 = 0; b0 < blocks; b0 += kBlocksPerStep) {
-    const int nb = static_cast<int>(blocks - b0 < kBlocksPerStep ? blocks - b0 : kBlocksPerStep);
-    // A full step is a whole number of 16-byte pieces for every type (32 units of blocks: 1088,
-    // 576 or 640 bytes), and so is the warp's stage: 16-byte loads where the row is aligned
-    // too, as it is for every row length a multiple of 256. Otherwise (block sizes are even, rows
-    // start at even offsets) 2-byte loads, consecutive per lane.
-    const uint8_t* chunk = row + b0 * T::kBytes;
-    const int bytes = nb * T::kBytes;
-    if (reinterpret_cast<uintptr_t>(chunk) % 16 == 0 && bytes % 16 == 0) {
-      const uint4* src = reinterpret_cast<const uint4*>(chunk);
-      uint4* dst = reinterpret_cast<uint4*>(stage);
-      for (int i = lane; i < bytes / 16; i += 32) dst[i] = __ldcs(src + i);
-    } else {
-      const unsigned short* src = reinterpret_cast<const unsigned short*>(chunk);
-      unsigned short* dst = reinterpret_cast<unsigned short*>(stage);
-      for (int i = lane; i < bytes / 2; i += 32) dst[i] = __ldcs(src + i);
-    }
-    __syncwarp();
-    const int blk = lane / T::kUnits, u = lane % T::kUnits;
-    if (blk < nb) {
-      float v[32];
-      T::unit(stage + blk * T::kBytes, u, v);
-      dot_unit<R>(v, p, ((b0 + blk) * T::kUnits + u) * 32, acc);
-    }
-    __syncwarp();
+__device__ __forceinline__ float f16_at_shared(const uint8_t* p) {
+  return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short*>(p)));
+}
+
+// Per type: load(stage, block offset, unit) fills UnitInts; term(w, isum, xd, xdsum) is the CPU
+// kernel's expression for the unit.
+struct Q8_0Ints {
+  __device__ static void load(const uint8_t* s, int at, int, UnitInts& w) {
+    w.d = f16_at_shared(s + at);
+    words_at(s, at + 2, w.q, 8);
   }
+  __device__ static float term(const UnitInts& w, int isum, float xd, float) {
+    return __fmul_rn(__fmul_rn(w.d, xd), static_cast<float>(isum));
+  }
+};
+
+__device__ __forceinline__ void split_nibbles(const int* packed, UnitInts& w) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    w.q[i] = packed[i] & 0x0F0F0F0F;             // elements 0..15: low nibbles
+    w.q[i + 4] = (packed[i] >> 4) & 0x0F0F0F0F;  // elements 16..31: high nibbles
+  }
+}
+
+struct Q4_0Ints {
+  __device__ static void load(const uint8_t* s, int at, int, UnitInts& w) {
+    w.d = f16_at_shared(s + at);
+    int packed[4];
+    words_at(s, at + 2, packed, 4);
+    split_nibbles(packed, w);
+  }
+  __device__ static float term(const UnitInts& w, int isum, float xd, float xdsum) {
+    return __fsub_rn(__fmul_rn(__fmul_rn(w.d, xd), static_cast<float>(isum)),
+                     __fmul_rn(__fmul_rn(8.0f, w.d), xdsum));
+  }
+};
+
+struct Q4_1Ints {
+  __device__ static void load(const uint8_t* s, int at, int, UnitInts& w) {
+    w.d = f16_at_shared(s + at);
+    w.m = f16_at_shared(s + at + 2);
+    int packed[4];
+    const int* src = reinterpret_cast<const int*>(s + at + 4);  // blocks of 20 bytes: aligned
+#pragma unroll
+    for (int i = 0; i < 4; ++i) packed[i] = src[i];
+    split_nibbles(packed, w);
+  }
+  __device__ static float term(const UnitInts& w, int isum, float xd, float xdsum) {
+    return __fadd_rn(__fmul_rn(__fmul_rn(w.d, xd), static_cast<float>(isum)),
+                     __fmul_rn(w.m, xdsum));
+  }
+};
+
+struct Q4_KInts {
+  __device__ static void load(const uint8_t* s, int at, int j, UnitInts& w) {
+    const uint8_t* b = s + at;  // blocks of 144 bytes: 16-byte aligned
+    w.d = f16_at_shared(b);
+    w.m = f16_at_shared(b + 2);
+    const uint8_t* sc = b + 4;
+    if (j < 4) {
+      w.sc = sc[j] & 63;
+      w.mn = sc[j + 4] & 63;
+    } else {
+      w.sc = (sc[j + 4] & 0x0F) | ((sc[j - 4] >> 6) << 4);
+      w.mn = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+    }
+    const uint4* q = reinterpret_cast<const uint4*>(b + 16 + 32 * (j / 2));
+    const uint4 a = q[0], c = q[1];
+    const unsigned packed[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+    const int shift = 4 * (j % 2);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) w.q[i] = static_cast<int>((packed[i] >> shift) & 0x0F0F0F0Fu);
+  }
+  __device__ static float term(const UnitInts& w, int isum, float xd, float xdsum) {
+    return __fsub_rn(__fmul_rn(__fmul_rn(w.d, xd), static_cast<float>(w.sc * isum)),
+                     __fmul_rn(__fmul_rn(w.m, static_cast<float>(w.mn)), xdsum));
+  }
+};
+
+template <class T>
+struct IntsOf;
+template <>
+struct IntsOf<Q8_0> {
+  using type = Q8_0Ints;
+};
+template <>
+struct IntsOf<Q4_0> {
+  using type = Q4_0Ints;
+};
+template <>
+struct IntsOf<Q4_1> {
+  using type = Q4_1Ints;
+};
+template <>
+struct IntsOf<Q4_K> {
+  using type = Q4_KInts;
+};
+
+constexpr int kWarps = 8;
+// Each warp streams its rows through a ring of stages in shared memory with cp.async: a step is
+// 32 units (one per lane) of blocks, and about 4.5 KB per warp stays in flight, so that every SM
+// keeps enough bytes on their way to run at the memory's speed (one stage at a time ran at 0.75
+// TB/s).
+constexpr int kRingBytes = 4608;
+template <class T>
+struct Ring {
+  static constexpr int kBlocksPerStep = 32 / T::kUnits;
+  static constexpr int kStepBytes = kBlocksPerStep * T::kBytes;
+  static constexpr int kStages = kRingBytes / kStepBytes < 2 ? 2 : kRingBytes / kStepBytes;
+  static constexpr int kBytes = kStages * kStepBytes + 16;  // + the word words_at may read past
+};
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// The activations, quantised per 32 elements as the CPU's ActBlock: codes [n, in] at the start
+// of the scratch, then (d, d * sum of codes) [n, in / 32].
+struct ActView {
+  const int8_t* q;
+  const float2* s;
+  int in;
+};
+__device__ __forceinline__ ActView act_view(const LinearParams& p) {
+  const auto* base = static_cast<const int8_t*>(p.act_scratch);
+  return {base, reinterpret_cast<const float2*>(base + kGemvMaxRows * int64_t{kGemvQuantMaxIn}),
+          p.in};
+}
+
+// One warp's dot products of W weight rows (rows[0..W)) with the R quantised activation rows,
+// summed over the warp (every lane ends with the totals). ring: the warp's Ring<T>::kBytes.
+template <class T, int R, int W>
+__device__ void rows_dot(const LinearParams& p, const int64_t* rows, uint8_t* ring,
+                         float (&acc)[W][R]) {
+  using I = typename IntsOf<T>::type;
+  using G = Ring<T>;
+  const int lane = threadIdx.x & 31;
+  const int blocks = p.in / (32 * T::kUnits);
+  const int steps = (blocks + G::kBlocksPerStep - 1) / G::kBlocksPerStep;
+  const int last_nb = blocks - (steps - 1) * G::kBlocksPerStep;  // blocks in a row's last step
+  // Rows and steps are whole 16-byte pieces when the row length is (every multiple of 256
+  // elements); otherwise 2-byte copies, which wait for their loads (block sizes are even).
+  const bool aligned = reinterpret_cast<uintptr_t>(p.wq) % 16 == 0 && p.wq_row_bytes % 16 == 0;
+  const uint8_t* row_at[W];
+#pragma unroll
+  for (int w = 0; w < W; ++w) row_at[w] = p.wq + rows[w] * p.wq_row_bytes;
+  // Steps go row by row; counters, not divisions, say which one is next.
+  int in_row = 0, in_k = 0, in_slot = 0;  // the next step to issue
+  const auto issue = [&] {
+    if (in_row < W) {
+      const int bytes = (in_k == steps - 1 ? last_nb : G::kBlocksPerStep) * T::kBytes;
+      const uint8_t* src = row_at[0];
+#pragma unroll
+      for (int w = 1; w < W; ++w)
+        if (in_row == w) src = row_at[w];
+      src += in_k * G::kStepBytes;
+      uint8_t* dst = ring + in_slot * G::kStepBytes;
+      if (aligned && bytes % 16 == 0) {
+        for (int i = lane; i < bytes / 16; i += 32) cp_async16(dst + 16 * i, src + 16 * i);
+      } else {
+        const auto* from = reinterpret_cast<const unsigned short*>(src);
+        auto* to = reinterpret_cast<unsigned short*>(dst);
+        for (int i = lane; i < bytes / 2; i += 32) to[i] = __ldcs(from + i);
+      }
+      if (++in_k == steps) in_k = 0, ++in_row;
+      if (++in_slot == G::kStages) in_slot = 0;
+    }
+    cp_async_commit();  // an empty group past the end keeps the count the wait relies on
+  };
 #pragma unroll
   for (int r = 0; r < R; ++r)
-    for (int k = 16; k > 0; k >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], k);
+#pragma unroll
+    for (int w = 0; w < W; ++w) acc[w][r] = 0.0f;
+  // The weights do not depend on the kernel before (the activations do): under PDL the first
+  // stages are on their way while it finishes.
+  for (int s = 0; s < G::kStages - 1; ++s) issue();
+  pdl_wait();
+  const ActView act = act_view(p);
+  const int blk = lane / T::kUnits, uin = lane % T::kUnits;
+  // This lane's unit in the step: its codes (32 bytes) and scales in each activation row.
+  const uint4* xq = reinterpret_cast<const uint4*>(act.q) + 2 * (blk * T::kUnits + uin);
+  const float2* xs = act.s + blk * T::kUnits + uin;
+  int slot = 0;
+#pragma unroll 1
+  for (int w = 0; w < W; ++w) {
+    for (int k = 0; k < steps; ++k) {
+      issue();
+      cp_async_wait<G::kStages - 1>();  // this lane's copies of the step have landed
+      __syncwarp();                     // and every other lane's
+      if (blk < (k == steps - 1 ? last_nb : G::kBlocksPerStep)) {
+        UnitInts u;
+        I::load(ring + slot * G::kStepBytes, blk * T::kBytes, uin, u);
+        const int unit0 = k * G::kBlocksPerStep * T::kUnits;  // the step's first unit
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const uint4* x = xq + 2 * (int64_t{r} * (act.in / 32) + unit0);
+          const uint4 x0 = __ldg(x), x1 = __ldg(x + 1);
+          const int xv[8] = {static_cast<int>(x0.x), static_cast<int>(x0.y), static_cast<int>(x0.z),
+                             static_cast<int>(x0.w), static_cast<int>(x1.x), static_cast<int>(x1.y),
+                             static_cast<int>(x1.z), static_cast<int>(x1.w)};
+          int isum = 0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) isum = __dp4a(u.q[i], xv[i], isum);
+          const float2 sc = __ldg(xs + int64_t{r} * (act.in / 32) + unit0);
+          const float t = I::term(u, isum, sc.x, sc.y);
+#pragma unroll
+          for (int wr = 0; wr < W; ++wr)
+            if (wr == w) acc[wr][r] += t;
+        }
+      }
+      if (++slot == G::kStages) slot = 0;
+      __syncwarp();  // before a later issue() refills this stage
+    }
+  }
+#pragma unroll
+  for (int w = 0; w < W; ++w)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      for (int m = 16; m > 0; m >>= 1) acc[w][r] += __shfl_xor_sync(0xffffffffu, acc[w][r], m);
 }
 
-// Block: kWarps warps, one output feature each (kSwiglu: one gate/up pair each).
+// Block: kWarps warps, one output feature each (kSwiglu: one gate/up pair each, both rows in one
+// pipeline).
 template <class T, int R, bool kSwiglu>
 __global__ void __launch_bounds__(kWarps * 32) gemv_quant_kernel(LinearParams p) {
-  __shared__ __align__(16) uint8_t stage[kWarps][32 / T::kUnits * T::kBytes];
+  __shared__ __align__(16) uint8_t ring[kWarps][Ring<T>::kBytes];
+  pdl_allow_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t o = int64_t{blockIdx.x} * kWarps + warp;
-  float acc[R];
   if constexpr (kSwiglu) {
     const int64_t f = p.out / 2;
     if (o >= f) return;  // no block-wide barrier below: a warp may leave
-    float up[R];
-    row_dots<T, R>(p, o, stage[warp], acc);
-    row_dots<T, R>(p, f + o, stage[warp], up);
+    const int64_t rows[2] = {o, f + o};
+    float acc[2][R];
+    rows_dot<T, R, 2>(p, rows, ring[warp], acc);
     if (lane == 0) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         // Rounded to bf16 first, as gemv_swiglu (gemv.cu) and the unfused path do.
-        const float g = __bfloat162float(__float2bfloat16_rn(acc[r]));
-        const float u = __bfloat162float(__float2bfloat16_rn(up[r]));
+        const float g = __bfloat162float(__float2bfloat16_rn(acc[0][r]));
+        const float u = __bfloat162float(__float2bfloat16_rn(acc[1][r]));
         p.y_bf16[r * p.y_stride + o] = __float2bfloat16_rn(silu_mul(g, u));
       }
     }
   } else {
     if (o >= p.out) return;
-    row_dots<T, R>(p, o, stage[warp], acc);
+    const int64_t rows[1] = {o};
+    float acc[1][R];
+    rows_dot<T, R, 1>(p, rows, ring[warp], acc);
     if (lane == 0) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         if (p.y_f32) {
           float* y = p.y_f32 + r * p.y_stride + o;
-          *y = p.accumulate ? *y + acc[r] : acc[r];
+          *y = p.accumulate ? *y + acc[0][r] : acc[0][r];
         } else {
-          p.y_bf16[r * p.y_stride + o] = __float2bfloat16_rn(acc[r]);
+          p.y_bf16[r * p.y_stride + o] = __float2bfloat16_rn(acc[0][r]);
         }
       }
     }
   }
+}
+
+// x [n, in] bf16 -> the ActView blocks, one thread per 32 elements, with the CPU's
+// quantize_act operations: d = max|x| / 127, codes nearbyint(x / d) through 1 / d, a block
+// below kTinyAct as zeros and a block with a NaN or an Inf as d = NaN.
+__global__ void quantize_act_kernel(LinearParams p) {
+  pdl_wait();  // x comes from the kernel before, and the scratch may still be read by it
+  pdl_allow_dependents();
+  const int per_row = p.in / 32;
+  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i >= int64_t{p.n} * per_row) return;
+  const int r = static_cast<int>(i / per_row), b = static_cast<int>(i % per_row);
+  const uint4* src = reinterpret_cast<const uint4*>(p.x + r * p.x_stride + 32 * b);
+  float x[32];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint4 v = __ldg(src + k);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __bfloat1622float2(h[j]);
+      x[8 * k + 2 * j] = f.x;
+      x[8 * k + 2 * j + 1] = f.y;
+    }
+  }
+  float amax = 0.0f;
+  bool finite = true;
+#pragma unroll
+  for (int k = 0; k < 32; ++k) {
+    amax = fmaxf(amax, fabsf(x[k]));
+    finite = finite && isfinite(x[k]);
+  }
+  const float d = amax >= cpu::quant::kTinyAct ? amax / 127.0f : 0.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  unsigned words[8];
+  int sum = 0;
+#pragma unroll
+  for (int w = 0; w < 8; ++w) {
+    unsigned packed = 0;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int q = finite ? __float2int_rn(__fmul_rn(x[4 * w + k], id)) : 0;
+      sum += q;
+      packed |= (static_cast<unsigned>(q) & 0xFFu) << (8 * k);
+    }
+    words[w] = packed;
+  }
+  auto* base = static_cast<int8_t*>(p.act_scratch);
+  uint4* dq = reinterpret_cast<uint4*>(base + int64_t{r} * p.in + 32 * b);
+  dq[0] = make_uint4(words[0], words[1], words[2], words[3]);
+  dq[1] = make_uint4(words[4], words[5], words[6], words[7]);
+  auto* ds = reinterpret_cast<float2*>(base + kGemvMaxRows * int64_t{kGemvQuantMaxIn});
+  ds[int64_t{r} * per_row + b] =
+      finite ? make_float2(d, __fmul_rn(d, static_cast<float>(sum))) : make_float2(NAN, NAN);
 }
 
 template <class T, bool kSwiglu>
@@ -187,8 +436,12 @@ void launch_rows(const LinearParams& p, int64_t features, cudaStream_t stream) {
       gemv_quant_kernel<T, 3, kSwiglu>, gemv_quant_kernel<T, 4, kSwiglu>,
       gemv_quant_kernel<T, 5, kSwiglu>, gemv_quant_kernel<T, 6, kSwiglu>,
       gemv_quant_kernel<T, 7, kSwiglu>, gemv_quant_kernel<T, 8, kSwiglu>};
+  const int64_t blocks = int64_t{p.n} * (p.in / 32);
+  launch_pdl(quantize_act_kernel, dim3(static_cast<unsigned>((blocks + 127) / 128)), dim3(128),
+             stream, p);
+  SA_LAUNCHED("quantize_act_kernel");
   const dim3 grid(static_cast<unsigned>((features + kWarps - 1) / kWarps)), block(kWarps * 32);
-  kernels[p.n - 1]<<<grid, block, 0, stream>>>(p);
+  launch_pdl(kernels[p.n - 1], grid, block, stream, p);
   SA_LAUNCHED("gemv_quant_kernel");
 }
 
@@ -221,9 +474,17 @@ __global__ void dequantize_rows_kernel(const uint8_t* src, int64_t row_bytes, in
     const uint8_t* blk = src + (r0 + r) * row_bytes + unit / T::kUnits * T::kBytes;
     float v[32];
     T::unit(blk, static_cast<int>(unit % T::kUnits), v);
-    __nv_bfloat16* out = dst + r * cols + unit * 32;
+    // 16-byte stores (a unit's 64 bytes are 64-byte aligned): 2-byte ones left the GEMM tiles'
+    // dequantisation well short of the memory's speed.
+    uint4* out = reinterpret_cast<uint4*>(dst + r * cols + unit * 32);
 #pragma unroll
-    for (int k = 0; k < 32; ++k) out[k] = __float2bfloat16_rn(v[k]);
+    for (int k = 0; k < 4; ++k) {
+      __nv_bfloat162 h[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        h[j] = __floats2bfloat162_rn(v[8 * k + 2 * j], v[8 * k + 2 * j + 1]);
+      out[k] = *reinterpret_cast<const uint4*>(h);
+    }
   }
 }
 
@@ -245,12 +506,6 @@ __global__ void embedding_quant_kernel(EmbeddingQuantParams p) {
   }
 }
 
-__device__ __forceinline__ uint64_t mix(uint64_t h) {
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
-}
-
 // Random bytes, then the fp16 scales set: Q8_0 d with codes of std ~73; Q4_K d, dmin for
 // d * sc * q of std ~218 d and a mean taken out by the min.
 __global__ void random_blocks_kernel(GgmlType type, uint8_t* dst, int64_t n_blocks, int bytes,
@@ -259,7 +514,8 @@ __global__ void random_blocks_kernel(GgmlType type, uint8_t* dst, int64_t n_bloc
        b += int64_t{gridDim.x} * blockDim.x) {
     uint8_t* blk = dst + b * bytes;
     for (int i = 0; i < bytes; i += 8) {
-      const uint64_t h = mix(seed + static_cast<uint64_t>(b * bytes + i) * 0x9E3779B97F4A7C15ull);
+      const uint64_t h =
+          splitmix64_mix(seed + static_cast<uint64_t>(b * bytes + i) * kSplitMix64Gamma);
       for (int k = 0; k < 8 && i + k < bytes; ++k) blk[i + k] = static_cast<uint8_t>(h >> (8 * k));
     }
     const auto put = [&](int at, float v) {
@@ -297,8 +553,10 @@ bool quant_supported(GgmlType t) {
 bool gemv_quant_supported(const LinearParams& p) {
   if (!p.wq || !quant_supported(p.wq_type)) return false;
   const int64_t block = ggml_block_elems(p.wq_type);
-  return p.n >= 1 && p.n <= kGemvMaxRows && p.in % block == 0 && p.x_stride % 8 == 0 &&
+  return p.act_scratch && p.n >= 1 && p.n <= kGemvMaxRows && p.in % block == 0 &&
+         p.in <= kGemvQuantMaxIn && p.x_stride % 8 == 0 &&
          reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(p.act_scratch) % 16 == 0 &&
          p.wq_row_bytes == static_cast<int64_t>(ggml_row_bytes(p.wq_type, p.in));
 }
 

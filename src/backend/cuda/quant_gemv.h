@@ -1,11 +1,16 @@
 // Kernels for weights kept in a GGUF file's quantised blocks on the GPU (Q8_0, Q4_0, Q4_1, Q4_K;
 // other types are uploaded as bf16). Each takes the blocks as they are in the file, rows of
 // in / block_elems whole blocks (model/weights.h).
-// - gemv_quant: y[n, out] (+)= x[n, in] · W^T for 1..kGemvMaxRows rows of bf16 x (decode). A warp
-//   owns an output feature; per step it stages 1024 elements' blocks of its row in shared memory
-//   with coalesced loads (each block is read once), and each lane dequantises one 32-element unit
-//   in registers and multiplies it with the x rows in fp32. Plain launches, so a recorded graph
-//   replays them like any other kernel.
+// - gemv_quant: y[n, out] (+)= x[n, in] · W^T for 1..kGemvMaxRows rows of bf16 x (decode), as
+//   the CPU's matrix-vector kernels and llama.cpp's do it: x is first quantised to 8 bits per 32
+//   elements (the CPU's ActBlock, with its operations), then every 32-element unit of weights
+//   takes an integer dot product (dp4a) with its activation block, scaled in fp32 as the CPU's
+//   gemv_q8 kernels scale it. Unpacking the weights to fp32 for FMAs cost more instructions per
+//   byte than the memory's speed leaves. A warp owns an output feature and streams its row's
+//   blocks through shared memory with cp.async, several steps deep (each block is read once).
+//   The error against the fp32 product is the activations' rounding: at most half a step, d / 2
+//   with d = max|x| / 127 over the element's block. Two launches (quantise, product) chained by
+//   programmatic dependent launch; a recorded graph replays them like any other kernel.
 // - dequantize_rows: rows of W to bf16, for the tiles of Gemm::linear's many-row products.
 // - embedding_quant: rows gathered to fp32 (the token embedding of a quantised table).
 // Dequantisation uses the reference's operations (products and sums rounded one by one, no fused
@@ -18,6 +23,7 @@
 #include <cstdint>
 
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/gemv.h"
 #include "model/ggml_types.h"
 
 namespace starattn::cuda {
@@ -25,8 +31,16 @@ namespace starattn::cuda {
 // Whether the GPU has kernels for weights of this type.
 bool quant_supported(GgmlType t);
 
+// The longest row gemv_quant takes, and the scratch its 8-bit activations need
+// (LinearParams::act_scratch): codes [kGemvMaxRows, kGemvQuantMaxIn], then a (d, d * sum) pair of
+// floats per 32 of them.
+inline constexpr int kGemvQuantMaxIn = 65536;
+inline constexpr size_t kGemvActScratchBytes =
+    size_t{kGemvMaxRows} * kGemvQuantMaxIn + size_t{kGemvMaxRows} * (kGemvQuantMaxIn / 32) * 8;
+
 // Whether gemv_quant takes these parameters: a supported wq_type, 1..kGemvMaxRows rows, in a whole
-// number of blocks, x 16-byte aligned with a stride that is a multiple of 8 elements.
+// number of blocks and at most kGemvQuantMaxIn, x 16-byte aligned with a stride that is a multiple
+// of 8 elements, and an act_scratch.
 bool gemv_quant_supported(const LinearParams& p);
 void gemv_quant(const LinearParams& p, cudaStream_t stream);
 // The FFN's gate/up projection and SwiGLU (as gemv_swiglu, gemv.h): W = [W_gate; W_up] quantised,

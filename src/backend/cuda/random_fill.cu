@@ -1,22 +1,17 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/random_fill.h"
 #include "starattn/error.h"
+#include "util/splitmix64.h"
 
 namespace starattn::cuda {
 namespace {
 
-__device__ __forceinline__ uint64_t mix(uint64_t h) {
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
-}
-
 template <typename T>
 __global__ void random_fill_kernel(RandomFillParams p, T* x) {
-  const uint64_t base = mix(p.seed ^ 0x5DEECE66Dull);
+  const uint64_t base = splitmix64_mix(p.seed ^ 0x5DEECE66Dull);
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < p.count;
        i += int64_t{gridDim.x} * blockDim.x) {
-    const uint64_t h = mix(base + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull);
+    const uint64_t h = splitmix64_mix(base + static_cast<uint64_t>(i) * kSplitMix64Gamma);
     const float u = (static_cast<float>(h >> 40) + 0.5f) * (2.0f / 16777216.0f) - 1.0f;  // (-1, 1)
     const float v = p.mean + p.half_width * u;
     if constexpr (sizeof(T) == 2) {
