@@ -370,7 +370,7 @@ TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
   c.d_model = 32;
   c.vocab_size = 16;
   CpuBackend b(m.config, m.weights);
-  const int kvd = c.kv_dim(), n = 300;
+  const int kvd = c.kv_dim(), n = 1300;                       // past one 1024-row conversion chunk
   EXPECT_EQ(b.kv_row_format(KvType::F32).type, KvType::Act);  // fp32 is the CPU's own type
   EXPECT_EQ(b.kv_row_format(KvType::Bf16).type, KvType::Bf16);
   KvCache bf(b, c.n_layers, kvd, n + 4, 0, KvType::Bf16);
@@ -380,7 +380,7 @@ TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
 
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> k(n * kvd), v(n * kvd), q(2 * c.n_heads * c.head_dim);
+  std::vector<float> k(n * kvd), v(n * kvd), q(7 * c.n_heads * c.head_dim);
   for (float& x : k) x = 3 * normal(rng);
   for (float& x : v) x = normal(rng);
   for (float& x : q) x = normal(rng);
@@ -403,9 +403,10 @@ TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
   vr[3] = v[3] = 0.0f;
   bf.write(1, 2, 1, k.data(), v.data());  // the row again, without the NaN
 
-  // Attention over the bf16 rows == over fp32 rows of the rounded values, in either path (2 and
-  // 1 query rows; the bf16 keys are converted a chunk at a time, so only sum order differs).
-  for (int n_q : {2, 1}) {
+  // Attention over the bf16 rows == over fp32 rows of the rounded values, in either path: 7 query
+  // rows (tasks of a head and a block of rows, the keys converted in two chunks), then 2 and 1
+  // (tasks of a kv head and a split of 512 keys, three splits merged). Only sum order differs.
+  for (int n_q : {7, 2, 1}) {
     auto attend = [&](const void* kk, const void* vv, KvType t) {
       std::vector<float> out(static_cast<size_t>(n_q) * c.n_heads * c.head_dim, NAN);
       const KvRowFormat f = b.kv_row_format(t);

@@ -1,6 +1,7 @@
 // cpu::parallel_for and cpu::with_team (backend/cpu/parallel.h): every item runs exactly once,
 // alone, in a team, nested, with 1 and several threads; loops inside items and nested teams run
-// in order; an exception from a team's body reaches the caller and the team can be used again.
+// in order; an exception from a team's body or from an item reaches the caller and the team can
+// be used again.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -76,6 +77,30 @@ TEST(Parallel, TeamBodyExceptionsReachTheCaller) {
     for (int x : v) sum += x;
   });
   EXPECT_EQ(sum, 100);
+  omp_set_num_threads(saved);
+}
+
+// An item that throws, on whichever thread takes it: the exception reaches parallel_for's caller
+// after every other item ran (none is skipped or left running), alone and in a team, and the
+// next loop runs normally.
+TEST(Parallel, ItemExceptionsReachTheCallerAfterTheOtherItems) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  auto throwing_loop = [] {
+    std::vector<std::atomic<int>> hits(200);
+    EXPECT_THROW(cpu::parallel_for(200, 1e9, 1.0,
+                                   [&](int64_t i) {
+                                     hits[static_cast<size_t>(i)].fetch_add(1);
+                                     if (i % 50 == 7) throw std::runtime_error("from an item");
+                                   }),
+                 std::runtime_error);
+    for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+    run_once_each(100);
+  };
+  throwing_loop();
+  cpu::with_team([&] {
+    for (int rep = 0; rep < 20; ++rep) throwing_loop();
+  });
   omp_set_num_threads(saved);
 }
 

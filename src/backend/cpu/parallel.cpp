@@ -7,6 +7,7 @@
 #include <chrono>
 #include <exception>
 #include <thread>
+#include <utility>
 
 namespace starattn::cpu {
 namespace {
@@ -33,7 +34,22 @@ struct Team {
   std::atomic<bool> quit{false};
   std::atomic<const LoopBody*> body{nullptr};
   std::atomic<int64_t> count{0};
+  // The first exception an item of the current loop threw (guarded by error_taken), rethrown by
+  // the loop's caller once every taken item is done.
+  std::atomic<bool> error_taken{false};
+  std::exception_ptr error;
 };
+
+// Runs item i; an exception goes to t.error (the first one) instead of up a worker's stack, where
+// it would end the process, or up the caller's, which must first wait for the other items.
+void run_item(Team& t, const LoopBody& b, int64_t i) {
+  try {
+    b.call(b.ctx, i);
+  } catch (...) {
+    if (!t.error_taken.exchange(true, std::memory_order_acq_rel))
+      t.error = std::current_exception();
+  }
+}
 
 thread_local Team* active_team = nullptr;  // set on the thread that runs a with_team body
 thread_local int running_items = 0;        // > 0 inside an item: loops there run in order
@@ -48,8 +64,7 @@ void run_items(Team& t, uint32_t g) {
     if (t.claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
       ++running_items;
-      const LoopBody* b = t.body.load(std::memory_order_relaxed);
-      b->call(b->ctx, i);
+      run_item(t, *t.body.load(std::memory_order_relaxed), i);
       --running_items;
       t.done.fetch_add(1, std::memory_order_release);
       c = t.claim.load(std::memory_order_acquire);
@@ -97,8 +112,10 @@ void parallel_for_body(int64_t count, double work, double min_work, LoopBody bod
   }
   if (!t) {
     const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), count));
+    Team errors;  // only its error fields: an exception must not leave an OpenMP loop
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
-    for (int64_t i = 0; i < count; ++i) body.call(body.ctx, i);
+    for (int64_t i = 0; i < count; ++i) run_item(errors, body, i);
+    if (errors.error) std::rethrow_exception(errors.error);
     return;
   }
   // The previous loop is over (every item done), so nobody reads body or count now.
@@ -117,6 +134,11 @@ void parallel_for_body(int64_t count, double work, double min_work, LoopBody bod
     cpu_relax();
     if (spins % 256 == 255 && std::chrono::steady_clock::now() - since > kSpin)
       std::this_thread::yield();
+  }
+  if (t->error_taken.load(std::memory_order_acquire)) {
+    std::exception_ptr e = std::exchange(t->error, nullptr);
+    t->error_taken.store(false, std::memory_order_relaxed);
+    std::rethrow_exception(e);
   }
 }
 

@@ -12,8 +12,9 @@
 //   OpenMP barrier per loop made two threads slower than one (every loop waited for the
 //   descheduled thread), while here the caller runs the items of a thread that is away.
 //
-// Waiting threads spin for a while (about 50 us), then sleep until the next loop. Items must not
-// throw; a loop inside an item runs on the thread that took it.
+// Waiting threads spin for a while (about 50 us), then sleep until the next loop. A loop inside
+// an item runs on the thread that took it. An exception from an item reaches parallel_for's
+// caller once the loop's other items are done (the first one, when several throw).
 #pragma once
 
 #include <cstdint>
