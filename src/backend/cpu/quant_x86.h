@@ -30,6 +30,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "backend/cpu/quant_kernels.h"
@@ -283,6 +284,22 @@ struct Q6_K {
   }
 };
 
+// Software prefetch, kPrefetchBytes ahead of the rows being read. A decode step streams every
+// weight once (the default model: 96 MB, more than the L2 holds), and the hardware's streamer
+// prefetchers stop at each 4 KB page, so a single core waited on memory for most of each GEMV:
+// with this, SmolLM2's decode went from 46 to 78 tokens/s on one Xeon core (1024 bytes ahead:
+// 61, 2048: 73, 4096: 78, 8192: 78, 16384: 79; two threads gained most with 8192). Rows are
+// contiguous, so the line kPrefetchBytes past a group's bytes is read a little later by the same
+// sweep; past the matrix's end the hint is only wasted (a prefetch never faults).
+constexpr int64_t kPrefetchBytes = 8192;
+// Prefetches the Bytes bytes (and the line after) that lie kPrefetchBytes past p.
+template <int Bytes>
+inline void prefetch_ahead(const uint8_t* p) {
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes;  // may pass the end
+  for (int o = 0; o <= Bytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+}
+
 // Rows in groups of four share each activation block's loads and keep four independent
 // accumulation chains in flight; the rest one by one.
 template <class T>
@@ -295,15 +312,20 @@ void gemv_q8(const uint8_t* w, size_t row_bytes, const ActBlock* x, int64_t cols
     __m256 acc[4], off[4];
     for (int k = 0; k < 4; ++k) acc[k] = off[k] = _mm256_setzero_ps();
     const uint8_t* row = w + r * row_bytes;
-    for (int64_t b = 0; b < nb; ++b)
+    for (int64_t b = 0; b < nb; ++b) {
+      prefetch_ahead<4 * T::kBytes>(row + b * 4 * T::kBytes);
       for (int k = 0; k < 4; ++k)
         T::step(row + k * row_bytes + b * T::kBytes, x + b * kPer, acc[k], off[k]);
+    }
     for (int k = 0; k < 4; ++k) y[r + k] = hsum(_mm256_add_ps(acc[k], off[k]));
   }
   for (; r < rows; ++r) {
     __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
     const uint8_t* row = w + r * row_bytes;
-    for (int64_t b = 0; b < nb; ++b) T::step(row + b * T::kBytes, x + b * kPer, acc, off);
+    for (int64_t b = 0; b < nb; ++b) {
+      prefetch_ahead<T::kBytes>(row + b * T::kBytes);
+      T::step(row + b * T::kBytes, x + b * kPer, acc, off);
+    }
     y[r] = hsum(_mm256_add_ps(acc, off));
   }
 }
