@@ -117,7 +117,7 @@ TEST(Cli, SubcommandsShareTheContextFlagsAndDefaults) {
     for (const char* want : {"--attn TEXT:{dense,star,ring}=star",
                              "--anchor-mode TEXT:{recompute,shared,broadcast}=shared",
                              "--anchor-source TEXT:{first,previous,random,shuffled,constant}=first",
-                             "--kv-type TEXT:{bf16,fp8}=bf16", "--chunk INT=0", "-t,--threads",
+                             "--kv-type TEXT:{bf16,fp8,f32}=bf16", "--chunk INT=0", "-t,--threads",
                              "cores / ranks, at least 1"})
       EXPECT_NE(r.out.find(want), std::string::npos) << sub << ": " << want;
     const bool eval = std::string(sub) == "eval";
