@@ -114,7 +114,12 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{17, 30, 4, 1, 128, true, 13},
                     // negative offset: the first rows see no key (lse -inf, out 0)
                     Case{9, 12, 4, 2, 64, true, -4}, Case{300, 301, 2, 1, 64, true, 1},
-                    Case{1, 0, 4, 2, 64, false, 0}));
+                    Case{1, 0, 4, 2, 64, false, 0},
+                    // A few rows over many keys: the kv head's query heads together, the keys in
+                    // splits of 512 merged by log-sum-exp (SmolLM2's decode shape; causal rows
+                    // that end inside a split or see none of the last).
+                    Case{1, 1500, 9, 3, 64, false, 0}, Case{3, 1100, 8, 2, 64, true, 1022},
+                    Case{4, 1030, 4, 1, 128, true, 509}));
 
 // Splits the keys of one attention into parts (some empty), merges the partial results and
 // compares with attention over the union. This is Star Attention's phase-2 merge.

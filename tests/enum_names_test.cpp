@@ -51,17 +51,23 @@ TEST(EnumNames, TheNamedFunctionsUseTheTables) {
     EXPECT_EQ(parse_anchor_source(e.name), e.value);
     EXPECT_STREQ(anchor_source_name(e.value), e.name);
   }
-  for (const auto& e : kKvTypeNames) EXPECT_EQ(parse_kv_type(e.name), e.value);
+  for (const auto& e : kKvTypeNames) {
+    EXPECT_EQ(parse_kv_type(e.name), e.value);
+    EXPECT_STREQ(kv_type_name(e.value), e.name);
+  }
+  EXPECT_STREQ(kv_type_name(KvType::Act), "act");  // the library's default, no flag of its own
   EXPECT_EQ(test::error_of([] { parse_attn_mode("flash"); }),
             "unknown attention mode 'flash' (expected dense, star or ring)");
   EXPECT_EQ(test::error_of([] { parse_kv_type(nullptr); }),
-            "unknown KV cache type '' (expected bf16 or fp8)");
+            "unknown KV cache type '' (expected bf16, fp8 or f32)");
   EXPECT_STREQ(stop_reason_name(static_cast<StopReason>(99)), "length");
   EXPECT_STREQ(attn_mode_name(static_cast<AttnMode>(99)), "?");
 }
 
 TEST(EnumNames, ListsReadAsEnglish) {
-  EXPECT_EQ(enum_names_text(kKvTypeNames), "bf16 or fp8");
+  constexpr EnumName<int> kTwo[] = {{0, "bf16"}, {1, "fp8"}};
+  EXPECT_EQ(enum_names_text(kTwo), "bf16 or fp8");
+  EXPECT_EQ(enum_names_text(kKvTypeNames), "bf16, fp8 or f32");
   EXPECT_EQ(enum_names_text(kAnchorSourceNames), "first, previous, random, shuffled or constant");
 }
 

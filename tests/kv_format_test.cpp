@@ -1,7 +1,8 @@
-// The FP8 E4M3 KV format (attention/kv_format.h): conversions against PyTorch's float8_e4m3fn
+// The KV formats (attention/kv_format.h). FP8 E4M3: conversions against PyTorch's float8_e4m3fn
 // (tests/fixtures/fp8, written by tools/make_fp8_fixtures.py), the quantise-dequantise error
 // against the bound E4M3's 3 mantissa bits give, attention over fp8 rows against attention over
-// the same rows dequantised, and the KV cache's fp8 rows.
+// the same rows dequantised, and the KV cache's fp8 rows. bf16: the CPU cache's rounding and
+// attention over its rows.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -18,6 +19,7 @@
 #include "backend/cpu/attention_cpu.h"
 #include "backend/cpu/cpu_backend.h"
 #include "engine/kv_cache.h"
+#include "model/ggml_types.h"
 #include "model/loader.h"
 #include "starattn/error.h"
 #include "test_util.h"
@@ -333,12 +335,93 @@ TEST(Fp8, KvCacheQuantisesOnWriteAndCopiesRowsAsTheyAre) {
 }
 
 TEST(Fp8, KvTypeNames) {
-  EXPECT_EQ(parse_kv_type("bf16"), KvType::Act);
+  EXPECT_EQ(parse_kv_type("bf16"), KvType::Bf16);
   EXPECT_EQ(parse_kv_type("fp8"), KvType::Fp8);
+  EXPECT_EQ(parse_kv_type("f32"), KvType::F32);
   EXPECT_STREQ(kv_type_name(KvType::Fp8), "fp8");
-  EXPECT_STREQ(kv_type_name(KvType::Act), "bf16");
+  EXPECT_STREQ(kv_type_name(KvType::Bf16), "bf16");
+  EXPECT_STREQ(kv_type_name(KvType::F32), "f32");
+  EXPECT_STREQ(kv_type_name(KvType::Act), "act");
   EXPECT_THROW(parse_kv_type("int8"), Error);
+  EXPECT_THROW(parse_kv_type("act"), Error);
   EXPECT_THROW(parse_kv_type(nullptr), Error);
+}
+
+// The nearest bf16 of x, ties to even, found without fp32_to_bf16's bit tricks: the two bf16
+// values around x (truncation and one step up) and the one closer to x in double.
+uint16_t nearest_bf16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const uint16_t lo = static_cast<uint16_t>(u >> 16), hi = static_cast<uint16_t>(lo + 1);
+  const double a = std::abs(double(x) - double(std::bit_cast<float>(uint32_t{lo} << 16)));
+  const double b = std::abs(double(x) - double(std::bit_cast<float>(uint32_t{hi} << 16)));
+  if (a != b) return a < b ? lo : hi;
+  return (lo & 1) ? hi : lo;
+}
+
+// The CPU's bf16 cache (the CLI's default): F32 is its fp32 cache, Bf16 rows hold the nearest
+// bf16 of each value, rows move as they are, and attention reads them as those values.
+TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
+  Model m;
+  ModelConfig& c = m.config;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 8;
+  c.d_model = 32;
+  c.vocab_size = 16;
+  CpuBackend b(m.config, m.weights);
+  const int kvd = c.kv_dim(), n = 1300;                       // past one 1024-row conversion chunk
+  EXPECT_EQ(b.kv_row_format(KvType::F32).type, KvType::Act);  // fp32 is the CPU's own type
+  EXPECT_EQ(b.kv_row_format(KvType::Bf16).type, KvType::Bf16);
+  KvCache bf(b, c.n_layers, kvd, n + 4, 0, KvType::Bf16);
+  EXPECT_EQ(bf.row_bytes(), static_cast<size_t>(kvd) * 2);
+  EXPECT_EQ(kv_bytes_for_rows(b, 1000, KvType::Bf16), size_t{2} * 2 * 1000 * kvd * 2);
+  EXPECT_EQ(kv_bytes_for_rows(b, 1000, KvType::F32), kv_bytes_for_rows(b, 1000, KvType::Act));
+
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(n * kvd), v(n * kvd), q(7 * c.n_heads * c.head_dim);
+  for (float& x : k) x = 3 * normal(rng);
+  for (float& x : v) x = normal(rng);
+  for (float& x : q) x = normal(rng);
+  k[7] = std::bit_cast<float>(0x3F808000u);  // halfway between two bf16 values: to even (down)
+  k[8] = std::bit_cast<float>(0x3F818000u);  // halfway, odd below: up
+  v[3] = NAN;
+  bf.write(1, 2, n, k.data(), v.data());
+  std::vector<float> kr(k.size()), vr(v.size());
+  const auto* kb = static_cast<const uint16_t*>(bf.k_row(1, 2));
+  const auto* vb = static_cast<const uint16_t*>(bf.v_row(1, 2));
+  for (size_t i = 0; i < k.size(); ++i) {
+    ASSERT_EQ(kb[i], nearest_bf16(k[i])) << "k[" << i << "] = " << k[i];
+    if (i != 3) {
+      ASSERT_EQ(vb[i], nearest_bf16(v[i])) << "v[" << i << "] = " << v[i];
+    }
+    kr[i] = bf16_to_fp32(kb[i]);
+    vr[i] = bf16_to_fp32(vb[i]);
+  }
+  EXPECT_TRUE(std::isnan(vr[3]));
+  vr[3] = v[3] = 0.0f;
+  bf.write(1, 2, 1, k.data(), v.data());  // the row again, without the NaN
+
+  // Attention over the bf16 rows == over fp32 rows of the rounded values, in either path: 7 query
+  // rows (tasks of a head and a block of rows, the keys converted in two chunks), then 2 and 1
+  // (tasks of a kv head and a split of 512 keys, three splits merged). Only sum order differs.
+  for (int n_q : {7, 2, 1}) {
+    auto attend = [&](const void* kk, const void* vv, KvType t) {
+      std::vector<float> out(static_cast<size_t>(n_q) * c.n_heads * c.head_dim, NAN);
+      const KvRowFormat f = b.kv_row_format(t);
+      AttnParams p = kv_attn_params(c, f, q.data(), kk, vv, out.data(), nullptr, n_q, n);
+      p.causal = true;
+      p.causal_offset = n - n_q;
+      attention_cpu(p);
+      return out;
+    };
+    const std::vector<float> got = attend(bf.k_row(1, 2), bf.v_row(1, 2), KvType::Bf16);
+    const std::vector<float> want = attend(kr.data(), vr.data(), KvType::Act);
+    EXPECT_LT(test::rel_l2(got, want), 1e-6) << n_q << " query rows";
+    const std::vector<float> exact = attend(k.data(), v.data(), KvType::Act);
+    EXPECT_GT(test::rel_l2(got, exact), 1e-5) << "the bf16 rows are in effect";
+  }
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // double. Blocks are random bytes (every bit pattern is a valid block) with random finite fp16
 // scales, on odd shapes: rows not a multiple of the kernels' 4-row groups or 16-row chunks, and
 // row lengths of an odd number of blocks (GGUF rows are whole blocks: 32 elements, 256 for the
-// K-quants). Both kernel builds (scalar, and AVX2 when the CPU has it), 1 and 2 threads.
+// K-quants). Every kernel build the CPU runs (scalar, AVX2, AVX-VNNI, AVX512-VNNI), 1 and 2
+// threads.
 //
 // The bounds, per output y[r] = sum_i w[r, i] x[i]:
 // - Matrix-vector products (Gemv) quantise x in blocks of 32 to x^ = d q with d = max|x| / 127,
@@ -52,10 +53,8 @@ const std::vector<TypeLayout>& layouts() {
   return l;
 }
 
-std::vector<const KernelSet*> kernel_sets() {
-  std::vector<const KernelSet*> s = {&cpu::quant::scalar_kernels()};
-  if (const KernelSet* a = cpu::quant::avx2_kernels()) s.push_back(a);
-  return s;
+const std::vector<const KernelSet*>& kernel_sets() {
+  return cpu::quant::runnable_kernel_sets();
 }
 
 // A random finite fp16 of magnitude in [2^-6, 2^-3), either sign.
@@ -177,6 +176,30 @@ TEST(QuantKernels, ProductsWithinTheFormatsBound) {
                            Shape{70, blk == 32 ? 19 * blk : 3 * blk, 5},
                            Shape{333, blk == 32 ? 73 * blk : 9 * blk, 9}})
       check_matrix(t, s, seed++);
+  }
+}
+
+// The x86 builds differ only in how they form the 8-bit dot products, whose integers are the same
+// either way, so their products must agree bit for bit (a wrong VNNI path would part them).
+TEST(QuantKernels, X86BuildsAgreeBitForBit) {
+  std::vector<const KernelSet*> x86;
+  for (const KernelSet* ks : kernel_sets())
+    if (ks != &cpu::quant::scalar_kernels()) x86.push_back(ks);
+  if (x86.size() < 2) GTEST_SKIP() << "this CPU runs fewer than two x86 kernel builds";
+  uint32_t seed = 200;
+  for (const TypeLayout& t : layouts()) {
+    const int64_t cols = (ggml_block_elems(t.type) == 32 ? 19 : 3) * ggml_block_elems(t.type);
+    const int64_t rows = 37;
+    const Matrix m = random_matrix(t, rows, cols, seed++);
+    const std::vector<float> x = random_x(2 * cols, seed++);
+    std::vector<std::vector<float>> y;
+    for (const KernelSet* ks : x86) {
+      y.emplace_back(2 * rows, NAN);
+      cpu::linear_blocks(x.data(), m.w, y.back().data(), 2, QuantPath::Gemv, *ks);
+    }
+    for (size_t k = 1; k < y.size(); ++k)
+      EXPECT_EQ(0, std::memcmp(y[0].data(), y[k].data(), y[0].size() * 4))
+          << ggml_type_name(t.type) << ": " << x86[0]->name << " against " << x86[k]->name;
   }
 }
 

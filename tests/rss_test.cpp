@@ -1,5 +1,6 @@
 // Memory of `starattn generate` on the default model with its Q4_1 blocks kept (the default
-// --weights-type native): peak resident memory at most 1.5 times the file plus the KV cache.
+// --weights-type native): peak resident memory at most 1.5 times the file plus the KV cache (bf16,
+// the default).
 // Weights are read from the mapped file (their pages count once, as the file's), so what is
 // left for the tokenizer, the libraries, activations and scratch is half the file. Skipped when
 // scripts/setup.sh has not fetched the model.
@@ -74,10 +75,12 @@ TEST(Memory, GeneratePeakIsAboutTheFileSizePlusKv) {
   ASSERT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["weights_type"], "native");
-  // SmolLM2: 30 layers, K and V of 3 heads x 64 in fp32 per token.
+  // The default cache is bf16: SmolLM2's 30 layers of K and V of 3 heads x 64, 23040 bytes a token.
+  EXPECT_EQ(j["kv_type"], "bf16");
+  EXPECT_EQ(j["kv_bytes_per_token"].get<double>(), 30.0 * 2 * 192 * 2);
   const double rows =
       j["context_tokens"].get<double>() + j["query_tokens"].get<double>() + n_predict;
-  const double kv = 30.0 * 2 * 192 * 4 * rows;
+  const double kv = j["kv_bytes_per_token"].get<double>() * rows;
   const double file = static_cast<double>(fs::file_size(model));
   const double peak = r.max_rss_kib * 1024.0;
   // What the program holds before any model: its libraries as loaded. A CUDA build maps and

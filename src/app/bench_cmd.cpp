@@ -15,6 +15,7 @@
 #include "app/kv_report.h"
 #include "app/ranks.h"
 #include "backend/cpu/blas_core.h"
+#include "backend/cpu/quant_kernels.h"
 #include "comm/comm.h"
 #include "engine/engine.h"
 #include "starattn/error.h"
@@ -87,7 +88,7 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
     for (int n : a.prefill)
       SA_CHECK(n > a.query, "--prefill size ", n, " must exceed --query (", a.query, ")");
     a.run.check();  // -b/-a/--chunk
-    check_device(a.device);
+    check_device(a.device, a.run.kv_type);
     lm = load_model_and_tokenizer(a.model, "", a.weights_type);
     for (int n : a.prefill)
       SA_CHECK(n + a.decode <= lm->model.config.max_positions, "--prefill size ", n, " must be in ",
@@ -105,7 +106,10 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   const bool on_cpu = backend->act_dtype() == DType::F32;
   const double gemm = on_cpu ? sgemm_gflops(2048, 5) : 0.0;
   nlohmann::json out;
-  if (on_cpu) out["sgemm_gflops"] = gemm;
+  if (on_cpu) {
+    out["sgemm_gflops"] = gemm;
+    out["cpu_kernels"] = cpu::quant::kernels().name;  // the quantised-weight kernels' build
+  }
   out["blas"] = cpu::blas_description();
   out["backend"] = backend->name();
   out["weights_type"] = lm->weights_type;
@@ -128,8 +132,9 @@ int bench_on_rank(const BenchArgs& a, Comm& comm) {
   }
   if (root) {
     if (on_cpu)
-      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (%d threads; %s)\n", gemm,
-                   omp_get_max_threads(), cpu::blas_description().c_str());
+      std::fprintf(stderr, "sgemm 2048^3: %.1f GFLOP/s (%d threads; %s); quantised kernels %s\n",
+                   gemm, omp_get_max_threads(), cpu::blas_description().c_str(),
+                   cpu::quant::kernels().name);
     std::fprintf(stderr, "%s; attn %s, %d rank(s); weights %s\n", backend->name().c_str(),
                  attn_mode_name(a.run.attn), comm.size(), describe_weights(*backend).c_str());
     if (!a.json)

@@ -237,15 +237,19 @@ CLI::Validator non_negative_integer() {
       "UINT");
 }
 
-void check_device(const std::string& device) {
+void check_device(const std::string& device, KvType kv_type) {
   SA_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
            "' (expected cpu, cuda or auto)");
 #ifdef STARATTN_HAVE_CUDA
   SA_CHECK(device != "cuda" || cuda_device_count() > 0,
            "--device cuda: no CUDA GPU is visible to this process");
+  const bool gpu = device == "cuda" || (device == "auto" && cuda_device_count() > 0);
 #else
   SA_CHECK(device != "cuda", "--device cuda: this build has no CUDA backend (nvcc was not found)");
+  const bool gpu = false;
 #endif
+  SA_CHECK(kv_type != KvType::F32 || !gpu,
+           "--kv-type f32 is the CPU's exact fp32 cache; a GPU keeps its KV in bf16 or fp8");
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m,

@@ -86,8 +86,8 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedMod
 CLI::Validator non_negative_integer();
 
 // Checks --device before anything is loaded: one of cpu, cuda, auto, and cuda only in a build
-// with CUDA and with a GPU visible.
-void check_device(const std::string& device);
+// with CUDA and with a GPU visible; and that the device keeps KV of that type (f32: the CPU only).
+void check_device(const std::string& device, KvType kv_type = KvType::Bf16);
 
 // make_tensor_comm, with rank 0 printing its note (if any) to stderr.
 std::unique_ptr<TensorComm> connect_ranks(Comm& comm, Backend& backend);

@@ -239,7 +239,7 @@ int eval_on_rank(const EvalArgs& a, Comm& comm) {
     tasks = eval::parse_task_list(a.tasks);
     lengths = eval::parse_lengths(a.lengths);
     for (int64_t len : lengths) a.method.at_length(len).resolved(len, comm.size());  // -b/-a
-    check_device(a.device);
+    check_device(a.device, parse_kv_type(a.method.kv_type.c_str()));
     if (root && !a.haystack.empty())
       check_regular_file(a.haystack, "haystack file", kMaxTextFileBytes);
     if (root && a.progress != "off") print_loading_line(a.model, comm.size(), threads, a.device);

@@ -98,7 +98,7 @@ int generate_on_rank(const GenerateArgs& a, Comm& comm) {
              "of the JSON output)");
     const StopStrings check_stops(a.stops);  // validates --stop
     a.run.check();                           // -b/-a/--chunk
-    check_device(a.device);
+    check_device(a.device, a.run.kv_type);
     if (!a.interactive) {
       std::tie(context, query) = prompt_texts(a);
     } else if (!a.context_file.empty()) {

@@ -93,7 +93,7 @@ int serve_on_rank(const ServeArgs& a, Comm& comm) {
     SA_CHECK(a.context_memory_gib >= 0, "--context-memory must be >= 0");
     SA_CHECK(a.http.port >= 0 && a.http.port <= 65535, "--port must be in [0, 65535]");
     (void)a.run.resolved(1, comm.size());  // checks -b, -a and --chunk before the slow load
-    check_device(a.device);
+    check_device(a.device, a.run.kv_type);
     lm = load_model_and_tokenizer(a.model, a.tokenizer, a.weights_type);
     SA_CHECK(lm->tokenizer.vocab_size() > 0, a.model,
              " has no tokenizer of its own: pass --tokenizer FILE (a GGUF or a tokenizer.json)");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "model/ggml_types.h"
 #include "starattn/error.h"
 
 namespace starattn {
@@ -91,8 +92,15 @@ void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, 
   }
 }
 
+void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst) {
+  auto* out = static_cast<uint16_t*>(dst);
+#pragma omp parallel for schedule(static) if (n * kv_dim > (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t e = 0; e < kv_dim; ++e) out[j * kv_dim + e] = fp32_to_bf16(x[j * kv_dim + e]);
+}
+
 const char* kv_type_name(KvType t) {
-  return enum_name(kKvTypeNames, t);
+  return t == KvType::Act ? "act" : enum_name(kKvTypeNames, t);
 }
 
 KvType parse_kv_type(const char* s) {

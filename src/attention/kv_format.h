@@ -29,14 +29,23 @@
 
 namespace starattn {
 
+// What a KV cache stores. Act is the library's default; the CLI asks for Bf16 (its default), Fp8
+// or F32. A backend resolves Bf16 and F32 to Act when they are its activation type
+// (Backend::kv_row_format), so its kernels see one name per layout: the CUDA backend (bf16
+// activations) reads Act and Fp8 rows, the CPU backend (fp32) Act, Bf16 and Fp8 rows, and F32 has
+// no rows of its own anywhere.
 enum class KvType : int32_t {
-  Act = 0,  // the backend's activation type: bf16 on CUDA, fp32 on the CPU ("bf16" on the CLI)
-  Fp8 = 1,  // FP8 E4M3 with an fp32 scale per (token, kv head)
+  Act = 0,   // the backend's activation type: fp32 on the CPU (its exact reference), bf16 on CUDA
+  Fp8 = 1,   // FP8 E4M3 with an fp32 scale per (token, kv head)
+  Bf16 = 2,  // bf16 on every backend: fp32 k and v rounded to nearest even as they are written
+  F32 = 3,   // fp32: the CPU's Act; a backend with bf16 activations has none
 };
+inline constexpr KvType kLastKvType = KvType::F32;
 
 // The layout of one row: the K (or V) of one token for every kv head. (constexpr members: device
 // code calls them too.)
 //   Act: [n_kv_heads * head_dim] elements of act_bytes each.
+//   Bf16: [n_kv_heads * head_dim] bf16 values.
 //   Fp8: [n_kv_heads * head_dim] E4M3 bytes | [n_kv_heads] fp32 scales | zero padding to a
 //        multiple of 16 bytes, so rows stay 16-byte aligned for the kernels' vector loads.
 struct KvRowFormat {
@@ -50,13 +59,15 @@ struct KvRowFormat {
   constexpr size_t row_bytes() const {
     const size_t data = static_cast<size_t>(kv_dim());
     if (type == KvType::Act) return data * static_cast<size_t>(act_bytes);
+    if (type == KvType::Bf16) return data * 2;
+    if (type == KvType::F32) return data * 4;
     return data + (static_cast<size_t>(n_kv_heads) * 4 + 15) / 16 * 16;
   }
-  // Fp8: bytes from a row's start to its scales (the scale of kv head h at + 4 h); 0 for Act.
+  // Fp8: bytes from a row's start to its scales (the scale of kv head h at + 4 h); 0 otherwise.
   constexpr int64_t scale_offset() const { return type == KvType::Fp8 ? kv_dim() : 0; }
   // The row stride in elements of the type, as AttnParams::kv_stride counts it.
   constexpr int64_t stride_elements() const {
-    return type == KvType::Act ? kv_dim() : static_cast<int64_t>(row_bytes());
+    return type == KvType::Fp8 ? static_cast<int64_t>(row_bytes()) : kv_dim();
   }
 };
 
@@ -78,9 +89,16 @@ void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void*
 void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                          int head_dim, int64_t n, float* out);
 
-// --kv-type: "bf16" (Act: the CPU's fp32 keeps that name) or "fp8".
-inline constexpr EnumName<KvType> kKvTypeNames[] = {{KvType::Act, "bf16"}, {KvType::Fp8, "fp8"}};
+// The CLI's names (--kv-type): what a run asks for. Act, the library's default, has no flag of
+// its own: on the CPU it is what "f32" resolves to, on a GPU what "bf16" resolves to.
+inline constexpr EnumName<KvType> kKvTypeNames[] = {
+    {KvType::Bf16, "bf16"}, {KvType::Fp8, "fp8"}, {KvType::F32, "f32"}};
+// "bf16", "fp8", "f32", or "act" for KvType::Act.
 const char* kv_type_name(KvType t);
-KvType parse_kv_type(const char* s);  // throws Error naming the accepted values
+// One of kKvTypeNames; throws Error naming the accepted values otherwise.
+KvType parse_kv_type(const char* s);
+
+// Rounds n rows x[n, kv_dim] (fp32) to bf16 rows at dst (ties to even, as the GPU rounds).
+void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst);
 
 }  // namespace starattn

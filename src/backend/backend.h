@@ -14,6 +14,7 @@
 #include "backend/argmax.h"
 #include "backend/attention_hook.h"
 #include "model/config.h"
+#include "starattn/error.h"
 
 namespace starattn {
 
@@ -30,10 +31,14 @@ class Backend {
   // Element type of q, k, v, attention outputs and the KV cache. Log-sum-exps are always fp32.
   virtual DType act_dtype() const = 0;
 
-  // The layout of a KV row of `type` for this backend's model (kv_format.h).
+  // The layout of a KV row of `type` for this backend's model (kv_format.h). Bf16 and F32 become
+  // Act where they are the activation type; F32 on a bf16 backend is an error.
   KvRowFormat kv_row_format(KvType type) const {
-    return {type, config().n_kv_heads, config().head_dim,
-            static_cast<int>(dtype_bytes(act_dtype()))};
+    const int act = static_cast<int>(dtype_bytes(act_dtype()));
+    if ((type == KvType::Bf16 && act == 2) || (type == KvType::F32 && act == 4)) type = KvType::Act;
+    SA_CHECK(type != KvType::F32, "the ", name(),
+             " backend keeps its KV cache in bf16 or fp8, not fp32 (--kv-type f32 is the CPU's)");
+    return {type, config().n_kv_heads, config().head_dim, act};
   }
   // Bytes of the model's weights this backend holds, and how they are stored ("Q4_1 x210, Q8_0
   // x1"), for reports.

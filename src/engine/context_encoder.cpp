@@ -58,7 +58,8 @@ ContextEncoder::ContextEncoder(Backend& backend, TensorComm& tensors, const RunC
       dst_(dst),
       n_context_(static_cast<int64_t>(context.size())) {
   SA_CHECK(dst.size() == 0, "phase 1: the context cache is not empty");
-  SA_CHECK(dst.type() == rc.kv_type, "phase 1: the context cache holds ", kv_type_name(dst.type()),
+  SA_CHECK(dst.type() == backend.kv_row_format(rc.kv_type).type,
+           "phase 1: the context cache holds ", kv_type_name(dst.type()),
            " rows but the run asks for ", kv_type_name(rc.kv_type));
   rc_.chunk = chunk_of(rc, backend);
   const ModelConfig& cfg = b_.config();

@@ -63,7 +63,7 @@ RunConfig MethodSpec::at_length(int64_t length) const {
 }
 
 std::string MethodSpec::label(int ranks) const {
-  const std::string kv = kv_type == "fp8" ? " kv=fp8" : "";
+  const std::string kv = kv_type != "bf16" ? " kv=" + kv_type : "";
   if (attn == "dense") return "dense" + kv;
   if (attn == "ring")
     return (ranks > 1 ? "ring (" + std::to_string(ranks) + " ranks)" : std::string("ring")) + kv;

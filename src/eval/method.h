@@ -20,7 +20,7 @@ struct MethodSpec {
   std::string anchor_source = "first";  // first, previous, random, shuffled, constant
   uint64_t anchor_seed = 0;             // for random and shuffled
   int chunk = 0;                        // 0 = the backend's choice
-  std::string kv_type = "bf16";         // bf16 or fp8 (--kv-type)
+  std::string kv_type = "bf16";         // bf16, fp8 or f32 (--kv-type)
 
   // Throws Error naming the flag (-b, -a) whose text is not one of the forms above.
   void check() const;

@@ -102,7 +102,7 @@ RunConfig get_rc(Reader& r) {
   rc.anchor_source = static_cast<AnchorSource>(source);
   rc.anchor_seed = r.get<uint64_t>();
   const auto kv = r.get<int32_t>();
-  SA_CHECK(kv >= 0 && kv <= static_cast<int32_t>(KvType::Fp8), "control message: kv type ", kv);
+  SA_CHECK(kv >= 0 && kv <= static_cast<int32_t>(kLastKvType), "control message: kv type ", kv);
   rc.kv_type = static_cast<KvType>(kv);
   return rc;
 }

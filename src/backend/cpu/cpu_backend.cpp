@@ -48,6 +48,12 @@ void CpuBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, i
     copy(vd, v, n * rb);
     return;
   }
+  if (f.type == KvType::Bf16) {
+    round_kv_rows_bf16(static_cast<const float*>(k), n, f.kv_dim(), kd);
+    round_kv_rows_bf16(static_cast<const float*>(v), n, f.kv_dim(), vd);
+    return;
+  }
+  SA_CHECK(f.type == KvType::Fp8, "write_kv_rows: unknown KV type ", kv_type_name(f.type));
   quantize_kv_rows_fp8(f, static_cast<const float*>(k), n, kd);
   quantize_kv_rows_fp8(f, static_cast<const float*>(v), n, vd);
 }

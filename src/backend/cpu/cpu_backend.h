@@ -1,6 +1,7 @@
-// The CPU backend: host memory, fp32 everywhere, OpenBLAS + OpenMP. The reference for every other
-// backend. Its default KV cache (KvType::Act, "bf16" on the CLI) is fp32; an fp8 cache holds the
-// same E4M3 bytes as the GPU's and is dequantised to fp32 inside attention.
+// The CPU backend: host memory, fp32 activations, OpenBLAS + OpenMP. The reference for every other
+// backend. Its KV cache is fp32 (KvType::Act, the library's default and the exact reference; "f32"
+// on the CLI), bf16 (KvType::Bf16, the CLI's default: the GPU's rows, half the memory) or fp8 (the
+// same E4M3 bytes as the GPU's); bf16 and fp8 rows are converted to fp32 inside attention.
 #pragma once
 
 #include "backend/backend.h"

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "backend/cpu/ops.h"
+#include "backend/cpu/parallel.h"
+#include "backend/cpu/quant_matmul.h"
 #include "model/rope_freq.h"
 #include "starattn/error.h"
 
@@ -36,6 +38,17 @@ CpuForward::CpuForward(const ModelConfig& config, const Weights& weights)
 void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
                      float* hidden_out) {
   if (n == 0) return;
+  // A decode step is a long series of short loops: one thread team for all of them
+  // (cpu/parallel.h). Prefill's loops are long enough for a team each.
+  if (n <= cpu::kGemvMaxRows) {
+    cpu::with_team([&] { layers(tokens, positions, n, hook, n_out, hidden_out); });
+  } else {
+    layers(tokens, positions, n, hook, n_out, hidden_out);
+  }
+}
+
+void CpuForward::layers(const int* tokens, const int* positions, int n, AttentionHook& hook,
+                        int n_out, float* hidden_out) {
   const int d = c_.d_model, qd = c_.q_dim(), kvd = c_.kv_dim(), f = c_.d_ffn;
   const int64_t nd = static_cast<int64_t>(n) * d;
   std::vector<float> x(nd), h(nd), q(static_cast<size_t>(n) * qd), k(static_cast<size_t>(n) * kvd),
@@ -53,9 +66,11 @@ void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHo
     const LayerWeights& L = w_.layers[l];
     cpu::rmsnorm(x.data(), L.attn_norm.data(), h.data(), n, d, c_.rms_eps);
     auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-    cpu::linear(h.data(), L.wq, bias(L.bq), q.data(), n);
-    cpu::linear(h.data(), L.wk, bias(L.bk), k.data(), n);
-    cpu::linear(h.data(), L.wv, bias(L.bv), v.data(), n);
+    cpu::linear_group(h.data(),
+                      {{&L.wq, bias(L.bq), q.data()},
+                       {&L.wk, bias(L.bk), k.data()},
+                       {&L.wv, bias(L.bv), v.data()}},
+                      n);
     cpu::apply_rope(q.data(), rope, n, c_.n_heads, c_.head_dim);
     cpu::apply_rope(k.data(), rope, n, c_.n_kv_heads, c_.head_dim);
     hook.attend(l, n, q.data(), k.data(), v.data(), att.data());
@@ -63,8 +78,8 @@ void CpuForward::run(const int* tokens, const int* positions, int n, AttentionHo
     cpu::add_inplace(x.data(), h.data(), nd);
 
     cpu::rmsnorm(x.data(), L.ffn_norm.data(), h.data(), n, d, c_.rms_eps);
-    cpu::linear(h.data(), L.w_gate, nullptr, gate.data(), n);
-    cpu::linear(h.data(), L.w_up, nullptr, up.data(), n);
+    cpu::linear_group(h.data(), {{&L.w_gate, nullptr, gate.data()}, {&L.w_up, nullptr, up.data()}},
+                      n);
     cpu::swiglu(gate.data(), up.data(), static_cast<int64_t>(n) * f);
     cpu::linear(gate.data(), L.w_down, nullptr, h.data(), n);
     cpu::add_inplace(x.data(), h.data(), nd);

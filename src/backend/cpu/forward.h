@@ -25,6 +25,10 @@ class CpuForward {
   const ModelConfig& config() const { return c_; }
 
  private:
+  // run() on the threads it chose.
+  void layers(const int* tokens, const int* positions, int n, AttentionHook& hook, int n_out,
+              float* hidden_out);
+
   const ModelConfig& c_;
   const Weights& w_;
   std::vector<float> inv_freq_;  // [head_dim / 2]

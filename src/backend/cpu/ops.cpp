@@ -53,6 +53,22 @@ void linear(const float* x, const WeightMatrix& w, const float* bias, float* y, 
   if (bias) add_bias(y, bias, n, out);
 }
 
+void linear_group(const float* x, std::initializer_list<LinearOut> outs, int n) {
+  BlockProduct blocks[8];
+  int count = 0;
+  for (const LinearOut& o : outs) {
+    if (o.w->type() == GgmlType::F32 || count == 8) {
+      linear(x, *o.w, o.bias, o.y, n);
+      continue;
+    }
+    blocks[count++] = {o.w, o.y};
+  }
+  linear_blocks_group(x, blocks, count, n);
+  for (const LinearOut& o : outs)
+    if (o.w->type() != GgmlType::F32 && o.bias)
+      add_bias(o.y, o.bias, n, static_cast<int>(o.w->rows()));
+}
+
 void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps) {
 #pragma omp parallel for schedule(static) if (n > 16)
   for (int i = 0; i < n; ++i) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "model/config.h"
@@ -14,6 +15,17 @@ void linear(const float* x, const float* w, const float* bias, float* y, int n, 
 // The same for a matrix in any storage: fp32 through the overload above (the reference), bf16 and
 // quantised blocks through linear_blocks (quant_matmul.h). x[n, w.cols()], y[n, w.rows()].
 void linear(const float* x, const WeightMatrix& w, const float* bias, float* y, int n);
+
+// One output of linear_group: y[n, w->rows()] = x @ w^T (+ bias[w->rows()] when not null).
+struct LinearOut {
+  const WeightMatrix* w;
+  const float* bias;
+  float* y;
+};
+// Several products of the same x [n, in] (a layer's q, k, v; its gate and up), each as linear()
+// computes it. Quantised and bf16 matrices go through linear_blocks_group together (one parallel
+// loop in decode); fp32 ones one by one.
+void linear_group(const float* x, std::initializer_list<LinearOut> outs, int n);
 
 // y[n, d] = x / rms(x) * w, per row.
 void rmsnorm(const float* x, const float* w, float* y, int n, int d, float eps);

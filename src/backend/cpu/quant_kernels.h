@@ -1,6 +1,8 @@
 // Kernels of the CPU backend for weights kept in their GGUF blocks (and bf16), one set per
-// storage type, in two builds: a scalar one (quant_scalar.cpp, any x86-64 or other CPU) and an
-// AVX2/FMA/F16C one (quant_avx2.cpp), chosen at run time (kernels()).
+// storage type, in several builds: a scalar one (quant_scalar.cpp, any x86-64 or other CPU) and
+// x86 ones from one source (quant_x86.h): AVX2/FMA/F16C, and the same with VNNI's 8-bit dot
+// product (AVX-VNNI, or AVX512-VNNI on 256-bit vectors). The fastest the CPU runs is chosen at run
+// time (kernels()).
 //
 // Matrix-vector products (decode) quantise the fp32 activation to 8 bits once, in blocks of 32
 // (ActBlock), and take integer dot products with the weights' blocks, as llama.cpp does: on this
@@ -14,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "model/ggml_types.h"
 
@@ -46,7 +49,7 @@ struct TypeKernels {
 };
 
 struct KernelSet {
-  const char* name;  // "avx2" or "scalar"
+  const char* name;  // "scalar", "avx2", "avx-vnni" or "avx512-vnni"
   // x[cols] (cols % 32 == 0) -> cols / 32 blocks.
   void (*quantize_act)(const float* x, int64_t cols, ActBlock* out);
   TypeKernels q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, bf16;
@@ -54,12 +57,17 @@ struct KernelSet {
 };
 
 const KernelSet& scalar_kernels();
-// The AVX2 set when this build has one and the CPU has AVX2, FMA and F16C; else nullptr.
-const KernelSet* avx2_kernels();
-// The AVX2 set without the CPU check (quant_avx2.cpp; nullptr when not built).
+// The x86 sets without the CPU check (quant_avx2.cpp, quant_avxvnni.cpp, quant_avx512vnni.cpp);
+// nullptr where this build has none.
 const KernelSet* avx2_kernels_unchecked();
-// The AVX2 set when the CPU has AVX2, FMA and F16C, else the scalar one. STARATTN_CPU_KERNELS=
-// scalar forces the scalar set (for comparisons).
+const KernelSet* avxvnni_kernels_unchecked();
+const KernelSet* avx512vnni_kernels_unchecked();
+// Every set this build has and this CPU runs: the scalar one first, the fastest last. The AVX2
+// set needs AVX2, FMA and F16C; the AVX-VNNI set those and AVX-VNNI; the AVX512-VNNI set those
+// and AVX-512 F, VL and VNNI.
+const std::vector<const KernelSet*>& runnable_kernel_sets();
+// The fastest runnable set. STARATTN_CPU_KERNELS=NAME (scalar, avx2, ...) forces a runnable set
+// of that name instead (for comparisons); an unknown or unrunnable name is ignored.
 const KernelSet& kernels();
 
 }  // namespace starattn::cpu::quant

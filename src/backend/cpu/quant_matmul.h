@@ -31,4 +31,18 @@ void linear_blocks(const float* x, const WeightMatrix& w, float* y, int n,
                    QuantPath path = QuantPath::Auto,
                    const quant::KernelSet& kernels = quant::kernels());
 
+// One product of a group: y[n, w->rows()] = x · w^T.
+struct BlockProduct {
+  const WeightMatrix* w;
+  float* y;
+};
+// Products of one x [n, cols] with several matrices of `cols` columns (a layer's q, k and v; its
+// gate and up), each as linear_blocks computes it. On the Gemv path x is quantised once and the
+// row chunks of every matrix share one parallel loop: a decode step wakes the thread team once
+// for the group instead of once per matrix, and the small matrices are split over the threads
+// together. Other paths run the products one after another.
+void linear_blocks_group(const float* x, const BlockProduct* products, int count, int n,
+                         QuantPath path = QuantPath::Auto,
+                         const quant::KernelSet& kernels = quant::kernels());
+
 }  // namespace starattn::cpu

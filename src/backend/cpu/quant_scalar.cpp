@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "backend/cpu/quant_kernels.h"
 
@@ -225,22 +226,36 @@ const KernelSet& scalar_kernels() {
   return kScalar;
 }
 
-const KernelSet* avx2_kernels() {
+const std::vector<const KernelSet*>& runnable_kernel_sets() {
+  static const std::vector<const KernelSet*> sets = [] {
+    std::vector<const KernelSet*> s = {&kScalar};
 #if defined(__x86_64__)
-  static const bool cpu_has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                              __builtin_cpu_supports("f16c");
-  return cpu_has ? avx2_kernels_unchecked() : nullptr;
-#else
-  return nullptr;
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+    const bool avx512vnni = avx2 && __builtin_cpu_supports("avx512f") &&
+                            __builtin_cpu_supports("avx512vl") &&
+                            __builtin_cpu_supports("avx512vnni");
+    const bool avxvnni = avx2 && __builtin_cpu_supports("avxvnni");
+    // Slowest first. Where both VNNI forms run, the AVX-512 build is faster (measured on a
+    // Sapphire Rapids core: 5-10% on SmolLM2's GEMVs): the compiler has 32 vector registers and
+    // folds the scale broadcasts into the multiply-adds, all on 256-bit vectors.
+    for (const auto& [runs, set] : {std::pair{avx2, avx2_kernels_unchecked()},
+                                    std::pair{avxvnni, avxvnni_kernels_unchecked()},
+                                    std::pair{avx512vnni, avx512vnni_kernels_unchecked()}})
+      if (runs && set) s.push_back(set);
 #endif
+    return s;
+  }();
+  return sets;
 }
 
 const KernelSet& kernels() {
   static const KernelSet* chosen = [] {
-    const char* force = std::getenv("STARATTN_CPU_KERNELS");
-    const bool scalar = force && std::strcmp(force, "scalar") == 0;
-    const KernelSet* avx2 = avx2_kernels();
-    return !scalar && avx2 ? avx2 : &kScalar;
+    const std::vector<const KernelSet*>& sets = runnable_kernel_sets();
+    if (const char* force = std::getenv("STARATTN_CPU_KERNELS"))
+      for (const KernelSet* s : sets)
+        if (std::strcmp(force, s->name) == 0) return s;
+    return sets.back();
   }();
   return *chosen;
 }
