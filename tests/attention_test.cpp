@@ -119,7 +119,12 @@ INSTANTIATE_TEST_SUITE_P(
                     // splits of 512 merged by log-sum-exp (SmolLM2's decode shape; causal rows
                     // that end inside a split or see none of the last).
                     Case{1, 1500, 9, 3, 64, false, 0}, Case{3, 1100, 8, 2, 64, true, 1022},
-                    Case{4, 1030, 4, 1, 128, true, 509}));
+                    Case{4, 1030, 4, 1, 128, true, 509},
+                    // Unmasked rows of several tokens (a served step's sequences over one
+                    // context): all their rows in one product per kv head and split, in one
+                    // split and in three; past 256 product rows they tile as prefill does.
+                    Case{6, 1100, 8, 2, 64, false, 0}, Case{2, 600, 9, 3, 128, false, 0},
+                    Case{70, 40, 8, 2, 64, false, 0}));
 
 // Splits the keys of one attention into parts (some empty), merges the partial results and
 // compares with attention over the union. This is Star Attention's phase-2 merge.

@@ -9,7 +9,10 @@
 // - A few query rows (decode): a task is (query row, kv head, split of the keys). The query heads
 //   that share a kv head form the rows of one product, so each key and value row is read once
 //   per step, not once per query head (SmolLM2: 3 query heads per kv head; at 4K tokens of
-//   context the keys and values are the most bytes a decode step reads). The splits, of
+//   context the keys and values are the most bytes a decode step reads). Without a mask every
+//   row sees the same keys, so up to kSharedRows rows (query rows x the group's heads: a served
+//   step's sequences over one context) are one task per (kv head, split) and each key is read
+//   once for all of them. The splits, of
 //   kSplitKeys keys each, give the threads work to share when there are fewer kv heads than
 //   threads; their partial results are merged by log-sum-exp (merge_attention_parts), the
 //   merge phase 2 uses across ranks. The number of splits depends on the keys alone, never on the
@@ -40,6 +43,9 @@ constexpr int64_t kKvChunk = 1024;
 constexpr int64_t kSplitKeys = 512;
 // At most this many query rows take the few-rows path: a decode step's.
 constexpr int kFewRows = 4;
+// Unmasked calls of at most this many product rows (query rows x heads per kv head) take the
+// few-rows path with all their rows in each task; more (phase 1's calls on an anchor) tile rows.
+constexpr int kSharedRows = 256;
 // Less work than this (multiply-adds) runs on one thread.
 constexpr double kParallelMinWork = 1e5;
 
@@ -184,16 +190,19 @@ void attention_many_rows(const AttnParams& p) {
   });
 }
 
-// A few query rows: tasks of (row, kv head, split of kSplitKeys keys), the kv head's query heads
-// as the rows of each product.
+// A few query rows: tasks of (row block, kv head, split of kSplitKeys keys), the kv head's query
+// heads of the block's rows as the rows of each product. A row block is one row under a causal
+// mask (rows see different keys) and every row without one.
 void attention_few_rows(const AttnParams& p) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const int group = p.n_heads / p.n_kv_heads;
   const int d = p.head_dim;
+  const int block_rows = p.causal ? 1 : p.n_q;
+  const int n_blocks = p.n_q / block_rows;
   int64_t widest = 0;
   for (int i = 0; i < p.n_q; ++i) widest = std::max(widest, visible_keys(p, i));
   const int64_t splits = std::max<int64_t>(1, (widest + kSplitKeys - 1) / kSplitKeys);
-  const int64_t tasks = int64_t{p.n_q} * p.n_kv_heads * splits;
+  const int64_t tasks = int64_t{n_blocks} * p.n_kv_heads * splits;
   // With one split a task writes its rows of out and lse; with several, its part of the merge's
   // input: part s = [out (n_q, n_heads, d) | lse (n_q, n_heads)].
   const int64_t rows = int64_t{p.n_q} * p.n_heads;
@@ -203,55 +212,75 @@ void attention_few_rows(const AttnParams& p) {
   float* parts_base = parts.data();
   const double work = static_cast<double>(p.n_q) * p.n_heads * std::max<int64_t>(widest, 1) * d;
   cpu::parallel_for(tasks, work, kParallelMinWork, [&](int64_t t) {
-    thread_local std::vector<float> scores, kv_buf;  // each thread's, kept between calls
+    thread_local std::vector<float> scores, kv_buf, q_buf, o_buf;  // each thread's, kept
     const int64_t s = t % splits;
     const int kvh = static_cast<int>(t / splits % p.n_kv_heads);
-    const int i = static_cast<int>(t / splits / p.n_kv_heads);
+    const int i0 = static_cast<int>(t / splits / p.n_kv_heads) * block_rows;
     const int h0 = kvh * group;
-    const int64_t j_begin = std::min(s * kSplitKeys, visible_keys(p, i));
-    const int64_t keys = std::min(j_begin + kSplitKeys, visible_keys(p, i)) - j_begin;
+    const int m = block_rows * group;  // product rows: (row i0 + r / group, head h0 + r % group)
+    const int64_t j_begin = std::min(s * kSplitKeys, visible_keys(p, i0));
+    const int64_t keys = std::min(j_begin + kSplitKeys, visible_keys(p, i0)) - j_begin;
+    // Where row r's output and lse go: out + r_out(r) (d values), lse[r_lse(r)].
     float* out;
     float* lse;
-    int64_t ld_out;
+    int64_t out_row_stride;  // between query rows; the group's heads are d apart
     if (splits == 1) {
-      out = static_cast<float*>(p.out) + i * p.out_stride + int64_t{h0} * d;
-      lse = p.lse ? p.lse + int64_t{i} * p.n_heads + h0 : nullptr;
-      ld_out = d;
+      out = static_cast<float*>(p.out) + i0 * p.out_stride + int64_t{h0} * d;
+      lse = p.lse ? p.lse + int64_t{i0} * p.n_heads + h0 : nullptr;
+      out_row_stride = p.out_stride;
     } else {
       float* part = parts_base + s * (part_bytes / sizeof(float));
-      out = part + (int64_t{i} * p.n_heads + h0) * d;
-      lse = part + rows * d + int64_t{i} * p.n_heads + h0;
-      ld_out = d;
+      out = part + (int64_t{i0} * p.n_heads + h0) * d;
+      lse = part + rows * d + int64_t{i0} * p.n_heads + h0;
+      out_row_stride = int64_t{p.n_heads} * d;
     }
+    auto out_row = [&](int r) { return out + (r / group) * out_row_stride + (r % group) * d; };
+    auto lse_at = [&](int r) -> float& { return lse[(r / group) * p.n_heads + r % group]; };
     if (keys <= 0) {
-      for (int g = 0; g < group; ++g) {
-        std::fill_n(out + g * ld_out, d, 0.0f);
-        if (lse) lse[g] = neg_inf;
+      for (int r = 0; r < m; ++r) {
+        std::fill_n(out_row(r), d, 0.0f);
+        if (lse) lse_at(r) = neg_inf;
       }
       return;
     }
-    // The group's query heads are consecutive in a row of q: a [group, d] matrix.
-    const float* q = static_cast<const float*>(p.q) + i * p.q_stride + int64_t{h0} * d;
+    // The group's query heads are consecutive in a row of q: one row's are a [group, d] matrix in
+    // place; several rows' are gathered into q_buf [m, d].
+    const float* q = static_cast<const float*>(p.q) + i0 * p.q_stride + int64_t{h0} * d;
+    if (block_rows > 1) {
+      q_buf.resize(static_cast<size_t>(m) * d);
+      for (int i = 0; i < block_rows; ++i)
+        std::memcpy(q_buf.data() + static_cast<size_t>(i) * group * d, q + i * p.q_stride,
+                    sizeof(float) * group * d);
+      q = q_buf.data();
+    }
+    // P V goes to out in place for one row (its heads' d values are contiguous), else to o_buf.
+    float* o = out;
+    if (block_rows > 1) {
+      o_buf.resize(static_cast<size_t>(m) * d);
+      o = o_buf.data();
+    }
     const int ld = static_cast<int>(keys);
-    scores.resize(static_cast<size_t>(group) * ld);
+    scores.resize(static_cast<size_t>(m) * ld);
     for (int64_t c = 0; c < keys; c += kKvChunk) {
       const int n = static_cast<int>(std::min(kKvChunk, keys - c));
       int ldk = 0;
       const float* k = kv_rows_f32(p, p.k, kvh, j_begin + c, n, kv_buf, &ldk);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, d, p.scale, q, d, k, ldk, 0.0f,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, p.scale, q, d, k, ldk, 0.0f,
                   scores.data() + c, ld);
     }
-    for (int g = 0; g < group; ++g) {
-      const float l = softmax_row(scores.data() + int64_t{g} * ld, keys, ld);
-      if (lse) lse[g] = l;
+    for (int r = 0; r < m; ++r) {
+      const float l = softmax_row(scores.data() + int64_t{r} * ld, keys, ld);
+      if (lse) lse_at(r) = l;
     }
     for (int64_t c = 0; c < keys; c += kKvChunk) {
       const int n = static_cast<int>(std::min(kKvChunk, keys - c));
       int ldv = 0;
       const float* v = kv_rows_f32(p, p.v, kvh, j_begin + c, n, kv_buf, &ldv);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, d, n, 1.0f, scores.data() + c,
-                  ld, v, ldv, c == 0 ? 0.0f : 1.0f, out, static_cast<int>(ld_out));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, scores.data() + c, ld,
+                  v, ldv, c == 0 ? 0.0f : 1.0f, o, d);
     }
+    if (block_rows > 1)
+      for (int r = 0; r < m; ++r) std::memcpy(out_row(r), o + int64_t{r} * d, sizeof(float) * d);
   });
   if (splits == 1) return;
   // The merge writes contiguous rows [n_q, n_heads, d]; out may be strided.
@@ -290,7 +319,8 @@ void attention_cpu(const AttnParams& p) {
            " heads of ", p.head_dim, " values and their scales at byte ", p.kv_scale_offset);
   cpu::blas_single_threaded();
   if (p.n_q == 0) return;
-  if (p.n_q <= kFewRows)
+  if (p.n_q <= kFewRows ||
+      (!p.causal && int64_t{p.n_q} * (p.n_heads / p.n_kv_heads) <= kSharedRows))
     attention_few_rows(p);
   else
     attention_many_rows(p);
