@@ -298,7 +298,9 @@ TEST(Fp8, AttentionRefusesRowsTooShortForTheirScales) {
   EXPECT_THROW(attention_cpu(p), Error);
 }
 
-TEST(Fp8, KvCacheQuantisesOnWriteAndCopiesRowsAsTheyAre) {
+// A model shape for the caches' tests (no weights: only KV layouts and attention are used):
+// 2 layers, 4 query and 2 kv heads of 8.
+Model tiny_kv_model() {
   Model m;
   ModelConfig& c = m.config;
   c.n_layers = 2;
@@ -307,6 +309,12 @@ TEST(Fp8, KvCacheQuantisesOnWriteAndCopiesRowsAsTheyAre) {
   c.head_dim = 8;
   c.d_model = 32;
   c.vocab_size = 16;
+  return m;
+}
+
+TEST(Fp8, KvCacheQuantisesOnWriteAndCopiesRowsAsTheyAre) {
+  Model m = tiny_kv_model();
+  const ModelConfig& c = m.config;
   CpuBackend b(m.config, m.weights);
   const int kvd = c.kv_dim(), n = 5;
   KvCache act(b, c.n_layers, kvd, 16, 0, KvType::Act);
@@ -361,14 +369,8 @@ uint16_t nearest_bf16(float x) {
 // The CPU's bf16 cache (the CLI's default): F32 is its fp32 cache, Bf16 rows hold the nearest
 // bf16 of each value, rows move as they are, and attention reads them as those values.
 TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
-  Model m;
-  ModelConfig& c = m.config;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.d_model = 32;
-  c.vocab_size = 16;
+  Model m = tiny_kv_model();
+  const ModelConfig& c = m.config;
   CpuBackend b(m.config, m.weights);
   const int kvd = c.kv_dim(), n = 1300;                       // past one 1024-row conversion chunk
   EXPECT_EQ(b.kv_row_format(KvType::F32).type, KvType::Act);  // fp32 is the CPU's own type

@@ -191,6 +191,18 @@ void scales_mins(const uint8_t* q, int* sc, int* mn) {
   }
 }
 
+// Sub-blocks 2c and 2c+1 of a Q4_K/Q5_K super-block: their unsigned codes lo, hi against the
+// activation blocks x[0], x[1], each pair of products times its 6-bit scale sc[0], sc[1], into acc
+// with d * x.d; their mins mn[0], mn[1] times x.dsum into mins.
+void sub_block_pair(__m256i lo, __m256i hi, const ActBlock* x, const int* sc, const int* mn,
+                    float d, __m256& acc, float& mins) {
+  const __m256i pa = dot_u8(lo, load32(x[0].q), _mm256_set1_epi16(static_cast<int16_t>(sc[0])));
+  const __m256i pb = dot_u8(hi, load32(x[1].q), _mm256_set1_epi16(static_cast<int16_t>(sc[1])));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pa), _mm256_set1_ps(d * x[0].d), acc);
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pb), _mm256_set1_ps(d * x[1].d), acc);
+  mins += static_cast<float>(mn[0]) * x[0].dsum + static_cast<float>(mn[1]) * x[1].dsum;
+}
+
 struct Q4_K {
   static constexpr int kElems = 256, kBytes = 144;
   static void step(const uint8_t* w, const ActBlock* x, __m256& acc, __m256& off) {
@@ -203,14 +215,7 @@ struct Q4_K {
       const __m256i q = load32(w + 16 + 32 * c);
       const __m256i lo = _mm256_and_si256(q, m4),
                     hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      const ActBlock &a = x[2 * c], &b = x[2 * c + 1];
-      const __m256i pa =
-          dot_u8(lo, load32(a.q), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c])));
-      const __m256i pb =
-          dot_u8(hi, load32(b.q), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pa), _mm256_set1_ps(d * a.d), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pb), _mm256_set1_ps(d * b.d), acc);
-      mins += static_cast<float>(mn[2 * c]) * a.dsum + static_cast<float>(mn[2 * c + 1]) * b.dsum;
+      sub_block_pair(lo, hi, x + 2 * c, sc + 2 * c, mn + 2 * c, d, acc, mins);
     }
     off = _mm256_sub_ps(off, lane0(dmin * mins));
   }
@@ -235,14 +240,7 @@ struct Q5_K {
       const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), high(2 * c));
       const __m256i hi =
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), high(2 * c + 1));
-      const ActBlock &a = x[2 * c], &b = x[2 * c + 1];
-      const __m256i pa =
-          dot_u8(lo, load32(a.q), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c])));
-      const __m256i pb =
-          dot_u8(hi, load32(b.q), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pa), _mm256_set1_ps(d * a.d), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pb), _mm256_set1_ps(d * b.d), acc);
-      mins += static_cast<float>(mn[2 * c]) * a.dsum + static_cast<float>(mn[2 * c + 1]) * b.dsum;
+      sub_block_pair(lo, hi, x + 2 * c, sc + 2 * c, mn + 2 * c, d, acc, mins);
     }
     off = _mm256_sub_ps(off, lane0(dmin * mins));
   }
