@@ -426,5 +426,113 @@ TEST(KvBf16, CpuCacheRoundsOnWriteAndAttentionReadsTheRoundedValues) {
   }
 }
 
+// ---- the int8-grid experiment (STARATTN_KV_EXPERIMENT) ----
+
+TEST(KvInt8Grid, ParsesOnlyWhatItDocuments) {
+  EXPECT_EQ(parse_kv_int8_grid(nullptr, 128), 0);
+  EXPECT_EQ(parse_kv_int8_grid("", 128), 0);
+  EXPECT_EQ(parse_kv_int8_grid("int8", 128), 128);
+  EXPECT_EQ(parse_kv_int8_grid("int8", 64), 64);
+  EXPECT_EQ(parse_kv_int8_grid("int8:32", 128), 32);
+  EXPECT_EQ(parse_kv_int8_grid("int8:8", 64), 8);
+  for (const char* bad : {"int4", "INT8", "int8:", "int8:0", "int8:12", "int8:256", "int8:-8",
+                          "int8:32x", "int8:99999999", " int8"})
+    EXPECT_THROW(parse_kv_int8_grid(bad, 128), Error) << bad;
+  EXPECT_THROW(parse_kv_int8_grid("int8:128", 64), Error) << "a group wider than the head";
+}
+
+// What a symmetric int8 quantiser must give: every value on its group's grid k * amax / 127 with
+// |k| <= 127, within half a step of the input, the group's largest kept, zeros kept, groups
+// independent of each other, and rounding twice the same as once.
+TEST(KvInt8Grid, RowsLandOnTheirGroupsGrid) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int rows = 40, heads = 3, d = 64;
+  for (int group : {8, 32, 64}) {
+    SCOPED_TRACE("group " + std::to_string(group));
+    std::vector<float> x(static_cast<size_t>(rows) * heads * d);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 17 == 0 ? 50.0f : 1.0f);
+    for (int e = 0; e < d; ++e) x[e] = 0.0f;  // row 0, head 0: all zeros
+    std::vector<float> y = x;
+    round_kv_rows_int8_grid(y.data(), rows, heads, d, group);
+    for (size_t g0 = 0; g0 < x.size(); g0 += group) {
+      float amax = 0.0f;
+      for (int e = 0; e < group; ++e) amax = std::max(amax, std::fabs(x[g0 + e]));
+      const float step = amax / 127.0f;
+      for (int e = 0; e < group; ++e) {
+        const float in = x[g0 + e], out = y[g0 + e];
+        if (amax == 0.0f) {
+          ASSERT_EQ(out, 0.0f);
+          continue;
+        }
+        const float k = out / step;
+        ASSERT_NEAR(k, std::round(k), 1e-3f) << "off the grid at " << g0 + e;
+        ASSERT_LE(std::fabs(std::round(k)), 127.0f);
+        ASSERT_LE(std::fabs(out - in), 0.5f * step * (1 + 1e-5f)) << "at " << g0 + e;
+        if (std::fabs(in) == amax) {
+          ASSERT_NEAR(std::fabs(out), amax, amax * 1e-6f);
+        }
+      }
+    }
+    // Twice: the same steps again, up to the last bit of a scale recomputed from a rounded amax.
+    std::vector<float> twice = y;
+    round_kv_rows_int8_grid(twice.data(), rows, heads, d, group);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(twice[i], y[i], 1e-6f * 50 * 5) << i;
+    // An outlier in one group moves no other group's values.
+    std::vector<float> z = x;
+    z[5 * group + 1] = 1e6f;
+    round_kv_rows_int8_grid(z.data(), rows, heads, d, group);
+    for (size_t i = 0; i < z.size(); ++i) {
+      if (i / group != 5) {
+        ASSERT_EQ(z[i], y[i]) << i;
+      }
+    }
+  }
+  // A worked case: amax 1 gives steps of 1/127; 0.3 is 38.1 steps, so 38/127.
+  std::vector<float> w(8, 0.0f);
+  w[0] = 1.0f, w[1] = 0.3f, w[2] = -0.5f;
+  round_kv_rows_int8_grid(w.data(), 1, 1, 8, 8);
+  EXPECT_FLOAT_EQ(w[1], 38.0f / 127.0f);
+  EXPECT_FLOAT_EQ(w[2], -64.0f / 127.0f);  // -63.5 steps: ties go to even
+}
+
+// The CPU backend applies the experiment to its fp32 and bf16 rows and leaves fp8 rows alone.
+TEST(KvInt8Grid, CpuBackendRoundsRowsAsTheyAreWritten) {
+  Model m = tiny_kv_model();
+  const ModelConfig& c = m.config;
+  CpuBackend b(m.config, m.weights);
+  const int n = 3, kvd = static_cast<int>(c.kv_dim());
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(static_cast<size_t>(n) * kvd), v(k.size());
+  for (float& x : k) x = normal(rng);
+  for (float& x : v) x = normal(rng);
+  std::vector<float> want_k = k, want_v = v;
+  round_kv_rows_int8_grid(want_k.data(), n, c.n_kv_heads, c.head_dim, c.head_dim);
+  round_kv_rows_int8_grid(want_v.data(), n, c.n_kv_heads, c.head_dim, c.head_dim);
+
+  ASSERT_EQ(setenv("STARATTN_KV_EXPERIMENT", "int8", 1), 0);
+  KvCache f32(b, c.n_layers, c.kv_dim(), 8, 0, KvType::F32);
+  KvCache bf(b, c.n_layers, c.kv_dim(), 8, 0, KvType::Bf16);
+  KvCache f8(b, c.n_layers, c.kv_dim(), 8, 0, KvType::Fp8);
+  f32.write(0, 1, n, k.data(), v.data());
+  bf.write(0, 1, n, k.data(), v.data());
+  f8.write(0, 1, n, k.data(), v.data());
+  ASSERT_EQ(setenv("STARATTN_KV_EXPERIMENT", "int4", 1), 0);
+  EXPECT_THROW(f32.write(0, 1, n, k.data(), v.data()), Error);
+  unsetenv("STARATTN_KV_EXPERIMENT");
+
+  const auto* kf = static_cast<const float*>(f32.k_row(0, 1));
+  const auto* vf = static_cast<const float*>(f32.v_row(0, 1));
+  EXPECT_EQ(std::vector<float>(kf, kf + k.size()), want_k);
+  EXPECT_EQ(std::vector<float>(vf, vf + v.size()), want_v);
+  const auto* kb = static_cast<const uint16_t*>(bf.k_row(0, 1));
+  for (size_t i = 0; i < k.size(); ++i) ASSERT_EQ(kb[i], fp32_to_bf16(want_k[i])) << i;
+  std::vector<uint8_t> want8(static_cast<size_t>(n) * f8.row_bytes());
+  quantize_kv_rows_fp8(b.kv_row_format(KvType::Fp8), k.data(), n, want8.data());
+  const auto* k8 = static_cast<const uint8_t*>(f8.k_row(0, 1));
+  EXPECT_EQ(std::vector<uint8_t>(k8, k8 + want8.size()), want8);
+}
+
 }  // namespace
 }  // namespace starattn

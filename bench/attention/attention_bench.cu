@@ -1,5 +1,6 @@
 // Times the CUDA attention kernels against the machine's measured ceilings.
-//   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2
+//   prefill: causal, d=128, 32 q / 8 kv heads, 32K tokens; FLOPs = 4 * 32 * 128 * N^2 / 2;
+//            also over fp8 KV rows
 //   decode:  1 query over 128K keys, GQA 32/8, d=128;     bytes = 2 * 128K * 8 * 128 * 2 (K + V);
 //            also over fp8 KV rows (bytes = 2 * 128K * 1056: E4M3 codes and fp32 scales)
 //   shared context: S = 1, 8, 32, 64 sequences x 1 token over the same 128K unmasked keys (a
@@ -135,7 +136,32 @@ int run(const char* out_path) {
       const double tflops = flops / (ms * 1e-3) / 1e12;
       rows.push_back({kern.name, ms, tflops, "TFLOP/s", tflops / kPeakTflops});
     }
-    for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
+    // The same over fp8 KV rows, quantised from these K and V by the cache's own write.
+    const starattn::KvRowFormat f{starattn::KvType::Fp8, 8, 128, 2};
+    void *k8 = nullptr, *v8 = nullptr;
+    BCK(cudaMalloc(&k8, static_cast<size_t>(n) * f.row_bytes()));
+    BCK(cudaMalloc(&v8, static_cast<size_t>(n) * f.row_bytes()));
+    starattn::cuda::KvWriteParams w;
+    w.dst[0] = k8, w.dst[1] = v8, w.src[0] = k, w.src[1] = v, w.format = f, w.n = n;
+    starattn::cuda::write_kv_rows(w, nullptr);
+    auto p8 = params(q, nullptr, nullptr, out, lse, n, n, true);
+    p8.kv_type = starattn::KvType::Fp8;
+    p8.k8 = static_cast<const uint8_t*>(k8), p8.v8 = static_cast<const uint8_t*>(v8);
+    p8.kv_stride = static_cast<int64_t>(f.row_bytes());
+    p8.kv_scale_offset = f.scale_offset();
+    const struct {
+      const char* name;
+      void (*fn)(const starattn::cuda::AttnParams&, cudaStream_t);
+    } fp8_kernels[] = {
+        {"prefill causal 32K, fp8 KV", starattn::cuda::attention_prefill},
+        {"prefill causal 32K, fp8 KV (mma.sync)", starattn::cuda::attn::prefill_mma}};
+    for (const auto& kern : fp8_kernels) {
+      const double ms = median_ms([&] { kern.fn(p8, nullptr); }, 2, 10);
+      const double tflops = flops / (ms * 1e-3) / 1e12;
+      rows.push_back({kern.name, ms, tflops, "TFLOP/s", tflops / kPeakTflops});
+    }
+    for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse, k8, v8})
+      BCK(cudaFree(ptr));
   }
   for (int n_q : {1, 4}) {  // decode over 128K keys (non-causal: every key visible)
     const int n_kv = 131072;

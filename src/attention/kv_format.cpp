@@ -3,6 +3,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -97,6 +98,37 @@ void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst) {
 #pragma omp parallel for schedule(static) if (n * kv_dim > (int64_t{1} << 16))
   for (int64_t j = 0; j < n; ++j)
     for (int64_t e = 0; e < kv_dim; ++e) out[j * kv_dim + e] = fp32_to_bf16(x[j * kv_dim + e]);
+}
+
+int parse_kv_int8_grid(const char* spec, int head_dim) {
+  if (spec == nullptr || *spec == '\0') return 0;
+  const std::string v(spec);
+  if (v == "int8") return head_dim;
+  const std::string digits = v.rfind("int8:", 0) == 0 ? v.substr(5) : std::string();
+  const bool number = !digits.empty() && digits.size() <= 4 &&
+                      digits.find_first_not_of("0123456789") == std::string::npos;
+  const int g = number ? std::atoi(digits.c_str()) : 0;
+  SA_CHECK(g >= 8 && g % 8 == 0 && head_dim % g == 0, "STARATTN_KV_EXPERIMENT='", v,
+           "': expected int8 or int8:G, with G a multiple of 8 that divides head_dim ", head_dim);
+  return g;
+}
+
+int kv_int8_grid_group(int head_dim) {
+  return parse_kv_int8_grid(std::getenv("STARATTN_KV_EXPERIMENT"), head_dim);
+}
+
+void round_kv_rows_int8_grid(float* x, int64_t n, int n_kv_heads, int head_dim, int group) {
+  const int64_t kvd = int64_t{n_kv_heads} * head_dim;
+#pragma omp parallel for schedule(static) if (n * kvd > (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t g0 = 0; g0 < kvd; g0 += group) {
+      float* v = x + j * kvd + g0;
+      float amax = 0.0f;
+      for (int e = 0; e < group; ++e) amax = std::fmax(amax, std::fabs(v[e]));
+      const float s = amax / kInt8Max;
+      for (int e = 0; e < group; ++e) v[e] = s > 0.0f ? std::nearbyint(v[e] / s) * s : 0.0f;
+    }
+  }
 }
 
 const char* kv_type_name(KvType t) {

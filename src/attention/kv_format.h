@@ -101,4 +101,20 @@ KvType parse_kv_type(const char* s);
 // Rounds n rows x[n, kv_dim] (fp32) to bf16 rows at dst (ties to even, as the GPU rounds).
 void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst);
 
+// ---- An accuracy experiment, not a KV type: an 8-bit integer grid ----
+// STARATTN_KV_EXPERIMENT=int8 (or int8:G) makes both backends round every bf16 / fp32 KV row, as
+// it is written, to the values a symmetric int8 cache would hold: per group of G channels of a kv
+// head (G = head_dim for plain int8), s = amax / 127 and x -> rint(x / s) * s. The rows keep their
+// type and size, so it measures an int8 cache's accuracy, not its memory. docs/ACCURACY.md has what
+// it found. Rows of an fp8 cache are left as they are.
+inline constexpr float kInt8Max = 127.0f;
+// The group size the environment asks for with this head_dim: 0 when unset; throws Error on a
+// value that is not "int8" or "int8:G" with G a multiple of 8 that divides head_dim.
+int kv_int8_grid_group(int head_dim);
+// The same parse on a given text (nullptr or "" = unset), for tests.
+int parse_kv_int8_grid(const char* spec, int head_dim);
+// Rounds n rows x[n, kv_dim] (fp32, in place) to the int8 grid of groups of `group` channels:
+// IEEE division and product, rint to nearest even; the GPU kernel gives the same values.
+void round_kv_rows_int8_grid(float* x, int64_t n, int n_kv_heads, int head_dim, int group);
+
 }  // namespace starattn

@@ -216,6 +216,57 @@ TEST(CudaFp8, WriteQuantisesAsTheCpu) {
     }
 }
 
+// The int8-grid experiment (STARATTN_KV_EXPERIMENT, kv_format.h): the GPU's bf16 rows are the
+// CPU's rounding of the same values, bit for bit, for every group size, at a row and at a device
+// row; fp8 rows are left to the fp8 write.
+TEST(CudaFp8, Int8GridWriteMatchesCpu) {
+  SA_REQUIRE_GPU();
+  std::mt19937 rng(17);
+  for (int d : {64, 128})
+    for (int heads : {1, 3, 8})
+      for (int group : {8, 16, 32, 64, 128}) {
+        if (group > d) continue;
+        SCOPED_TRACE("d " + std::to_string(d) + " kv heads " + std::to_string(heads) + " group " +
+                     std::to_string(group));
+        const int n = 37, kvd = heads * d;
+        const KvRowFormat f{KvType::Act, heads, d, 2};
+        std::vector<float> x = test::bf16_round(kv_values(n, kvd, rng, true));
+        std::vector<float> want = x;
+        round_kv_rows_int8_grid(want.data(), n, heads, d, group);
+        const std::vector<bf16> want16 = test::to_bf16(want);
+        DevBuf<bf16> src(test::to_bf16(x));
+        DevBuf<int> at(std::vector<int>{3});
+        const std::string spec = "int8:" + std::to_string(group);
+        ASSERT_EQ(setenv("STARATTN_KV_EXPERIMENT", spec.c_str(), 1), 0);
+        for (bool device_row : {false, true}) {
+          DevBuf<bf16> k(size_t(n + 5) * kvd), v(size_t(n + 5) * kvd);
+          cuda::KvWriteParams w;
+          w.dst[0] = k.get(), w.dst[1] = v.get();
+          w.src[0] = src.get(), w.src[1] = src.get();
+          w.format = f;
+          w.row = 3;
+          if (device_row) w.row = 0, w.row_at = at.get();
+          w.n = n;
+          cuda::write_kv_rows(w, nullptr);
+          for (const DevBuf<bf16>* out : {&k, &v}) {
+            const std::vector<bf16> got = out->host();
+            ASSERT_EQ(std::memcmp(got.data() + 3 * kvd, want16.data(), want16.size() * 2), 0);
+          }
+        }
+        unsetenv("STARATTN_KV_EXPERIMENT");
+      }
+  ASSERT_EQ(setenv("STARATTN_KV_EXPERIMENT", "int8:12", 1), 0);
+  const KvRowFormat f{KvType::Act, 2, 64, 2};
+  DevBuf<bf16> src(size_t(2) * 64), dst(size_t(2) * 64);
+  cuda::KvWriteParams w;
+  w.dst[0] = w.dst[1] = dst.get();
+  w.src[0] = w.src[1] = src.get();
+  w.format = f;
+  w.n = 1;
+  EXPECT_THROW(cuda::write_kv_rows(w, nullptr), Error);
+  unsetenv("STARATTN_KV_EXPERIMENT");
+}
+
 TEST(CudaFp8, WriteAtADeviceRowAndBf16Copies) {
   SA_REQUIRE_GPU();
   const int d = 128, heads = 2, n = 3, kvd = heads * d;
@@ -259,8 +310,9 @@ TEST(CudaFp8, PrefillMatchesCpu) {
           for (int mode = 0; mode < 4; ++mode, ++i) {
             const int kvh = int64_t{n_q} * n_kv > 1000000 ? 1 : 2;
             const Case c{n_q, n_kv, group * kvh, kvh, d, false, 0, i % 3 == 0 ? 1 : 0};
-            expect_matches_cpu(with_mask(c, mode),
-                               {cuda::attn::prefill_mma, cuda::attention_prefill});
+            std::vector<Fn> fns = {cuda::attn::prefill_mma, cuda::attention_prefill};
+            if (cuda::attn::device_has_wgmma()) fns.push_back(cuda::attn::prefill_wgmma);
+            expect_matches_cpu(with_mask(c, mode), fns);
           }
 }
 
@@ -306,13 +358,23 @@ TEST(CudaFp8, DecodeWithADeviceKeyCount) {
   EXPECT_EQ(lse_mismatches(lse.host(), want_lse, 1e-2f), 0);
 }
 
-TEST(CudaFp8, WgmmaPrefillRefusesFp8AndBadRowsAreRefused) {
+// The Hopper prefill kernel's fp8 pipeline on long key ranges: many tiles through its two-stage
+// ring, a cached prefix before the block (causal_offset), and keys that end inside a tile.
+TEST(CudaFp8, WgmmaPrefillOverManyTilesMatchesCpu) {
+  SA_REQUIRE_GPU();
+  if (!cuda::attn::device_has_wgmma()) GTEST_SKIP() << "no sm_90 device";
+  for (int d : {64, 128}) {
+    expect_matches_cpu(Case{1000, 9001, 8, 2, d, true, 8001, 0}, {cuda::attn::prefill_wgmma});
+    expect_matches_cpu(Case{257, 6007, 8, 1, d, false, 0, 1}, {cuda::attn::prefill_wgmma});
+  }
+}
+
+TEST(CudaFp8, BadRowsAreRefused) {
   SA_REQUIRE_GPU();
   const Fp8Trial t(Case{130, 200, 8, 2, 128, true, 70, 0});
   DevBuf<bf16> out(size_t(130) * 8 * 128);
   DevBuf<float> lse(size_t(130) * 8);
   const cuda::AttnParams p = t.params(out.get(), lse.get());
-  if (cuda::attn::device_has_wgmma()) EXPECT_THROW(cuda::attn::prefill_wgmma(p, nullptr), Error);
   cuda::AttnParams bad = p;
   bad.kv_stride = 2 * 128;  // the 2 kv heads' bytes only: no room for the scales
   EXPECT_THROW(cuda::attention(bad, nullptr), Error);

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "attention/merge.h"
 #include "starattn/error.h"
@@ -43,14 +45,27 @@ void CpuBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, i
   const size_t rb = f.row_bytes();
   char* kd = static_cast<char*>(k_dst) + row * rb;
   char* vd = static_cast<char*>(v_dst) + row * rb;
+  const int grid = f.type == KvType::Fp8 ? 0 : kv_int8_grid_group(f.head_dim);
   if (f.type == KvType::Act) {
     copy(kd, k, n * rb);
     copy(vd, v, n * rb);
+    if (grid > 0) {
+      for (char* d : {kd, vd})
+        round_kv_rows_int8_grid(reinterpret_cast<float*>(d), n, f.n_kv_heads, f.head_dim, grid);
+    }
     return;
   }
   if (f.type == KvType::Bf16) {
-    round_kv_rows_bf16(static_cast<const float*>(k), n, f.kv_dim(), kd);
-    round_kv_rows_bf16(static_cast<const float*>(v), n, f.kv_dim(), vd);
+    std::vector<float> tmp;
+    for (auto [src, dst] : {std::pair{k, kd}, std::pair{v, vd}}) {
+      const auto* x = static_cast<const float*>(src);
+      if (grid > 0) {
+        tmp.assign(x, x + n * f.kv_dim());
+        round_kv_rows_int8_grid(tmp.data(), n, f.n_kv_heads, f.head_dim, grid);
+        x = tmp.data();
+      }
+      round_kv_rows_bf16(x, n, f.kv_dim(), dst);
+    }
     return;
   }
   SA_CHECK(f.type == KvType::Fp8, "write_kv_rows: unknown KV type ", kv_type_name(f.type));

@@ -88,8 +88,7 @@ bool device_has_wgmma() {
 }  // namespace attn
 
 void attention_prefill(const AttnParams& p, cudaStream_t stream) {
-  // FP8 KV takes the mma.sync kernel everywhere: the wgmma kernel reads bf16 tiles by TMA.
-  if (attn::device_has_wgmma() && p.kv_type == KvType::Act)
+  if (attn::device_has_wgmma())
     attn::prefill_wgmma(p, stream);
   else
     attn::prefill_mma(p, stream);

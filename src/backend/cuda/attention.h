@@ -70,7 +70,9 @@ uint64_t attention_workspace_generation();
 // (a) Flash-attention style: 128 query rows per block, K/V tiles streamed through shared memory,
 // online softmax in fp32, fully masked tiles skipped. On sm_90 a FlashAttention-3 style kernel
 // (TMA, wgmma, producer warpgroup, ping-pong); elsewhere mma.sync. Any n_q, best for many rows.
-// FP8 KV: each tile is dequantised (value x scale, rounded to bf16) in shared memory.
+// FP8 KV: each tile's E4M3 codes are expanded exactly to bf16 in shared memory (on sm_90 by the
+// producer warpgroup, from bytes TMA staged); the key scales multiply the scores and the value
+// scales the probabilities, in fp32.
 void attention_prefill(const AttnParams& p, cudaStream_t stream);
 
 // (b) Split-KV: each block reads one slice of one kv head's keys once for all query rows of the

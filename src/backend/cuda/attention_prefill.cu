@@ -6,7 +6,7 @@
 // Costs per 128x64 tile and block: 4.2 MFLOP of mma.sync against 256 KB of ldmatrix traffic
 // (every warp reads the whole K and V tile), so shared-memory bandwidth, not the tensor cores,
 // bounds this kernel near half of the chip's bf16 peak; see bench/attention/NOTES.md. It also
-// reads fp8 KV (kFp8 below), on every architecture.
+// reads fp8 KV (kFp8 below); on sm_90 the wgmma kernel (attention_prefill_sm90.cu) takes fp8 too.
 #include "backend/cuda/attention_common.cuh"
 
 namespace starattn::cuda {

@@ -8,6 +8,11 @@
 //   registers, where the S accumulators already sit in the A-fragment layout (wgmma RS).
 // - Ping-pong: each warpgroup issues [PV(t-1), S(t)] as one batch, then hands the tensor cores to
 //   the other warpgroup (named barriers) and runs its softmax while the other's batch executes.
+// - FP8 KV (kFp8): TMA brings each tile's E4M3 bytes into a staging buffer, and the whole producer
+//   warpgroup expands them, exactly, into the swizzled bf16 ring the consumers read (2 stages, to
+//   leave room for the staging), writing the tile's per-key scales beside it. The consumers scale
+//   the scores by the K scales and the probabilities by the V scales in fp32, as the mma.sync
+//   kernel and the CPU do, so their MMAs are the bf16 kernel's.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -19,37 +24,58 @@ namespace {
 
 using namespace sm90;
 
-constexpr int kBM = 128;  // query rows per block, 64 per consumer warpgroup
-constexpr int kBN = 128;  // keys per tile
-constexpr int kStages = 3;
+constexpr int kBM = 128;       // query rows per block, 64 per consumer warpgroup
+constexpr int kBN = 128;       // keys per tile
 constexpr int kThreads = 384;  // 2 consumer warpgroups + 1 producer warpgroup
 constexpr int kBarBytes = 128;
 
-template <int D>
-constexpr int sm90_smem_bytes() {  // barriers, alignment slack, Q, K and V rings
-  return kBarBytes + 1023 + (kBM + 2 * kStages * kBN) * D * 2;
+// bf16 ring stages: 3, or 2 with fp8 KV, whose staging and scales need the room of the third.
+template <bool kFp8>
+constexpr int kStages = kFp8 ? 2 : 3;
+
+template <int D, bool kFp8>
+constexpr int sm90_smem_bytes() {  // barriers, alignment slack, Q, K and V rings, fp8 staging
+  constexpr int s = kStages<kFp8>;
+  return kBarBytes + 1023 + (kBM + 2 * s * kBN) * D * 2 +
+         (kFp8 ? 2 * kBN * D + 2 * s * kBN * 4 : 0);
 }
 
+// K and V maps: bf16 tiles (128-byte swizzle) or, with fp8 KV, linear [kBN][D] byte tiles.
 struct TensorMaps {
   CUtensorMap q, k, v;
 };
 
-// Shared memory: barriers first, then 1024-aligned tiles (the swizzle atom).
-template <int D>
+// Shared memory: barriers first, then 1024-aligned tiles (the swizzle atom), then for fp8 the
+// staging tiles of K and V bytes and the ring stages' K and V scales ([kBN] floats each).
+template <int D, bool kFp8>
 struct Smem {
+  static constexpr int kS = kStages<kFp8>;
   static constexpr uint32_t kTile = kBN * D * 2;  // one K or V stage
   uint32_t bars;
-  __device__ explicit Smem(uint32_t base) : bars(base) {}
+  const unsigned char* raw;  // the same memory through a generic pointer, for plain C++ loads
+  __device__ explicit Smem(const unsigned char* smem) : bars(smem_addr(smem)), raw(smem) {}
+  // A shared address's bytes as a generic pointer: plain loads the compiler may merge (the
+  // scales, read two adjacent floats at a time) and order after the barrier waits.
+  template <typename T>
+  __device__ const T* at(uint32_t addr) const {
+    return reinterpret_cast<const T*>(raw + (addr - bars));
+  }
   __device__ uint32_t q_full() const { return bars; }
   __device__ uint32_t full_k(int s) const { return bars + 8 * (1 + s); }
-  __device__ uint32_t full_v(int s) const { return bars + 8 * (1 + kStages + s); }
-  __device__ uint32_t empty_k(int s) const { return bars + 8 * (1 + 2 * kStages + s); }
-  __device__ uint32_t empty_v(int s) const { return bars + 8 * (1 + 3 * kStages + s); }
+  __device__ uint32_t full_v(int s) const { return bars + 8 * (1 + kS + s); }
+  __device__ uint32_t empty_k(int s) const { return bars + 8 * (1 + 2 * kS + s); }
+  __device__ uint32_t empty_v(int s) const { return bars + 8 * (1 + 3 * kS + s); }
+  __device__ uint32_t staged_k() const { return bars + 8 * (1 + 4 * kS); }  // fp8 bytes landed
+  __device__ uint32_t staged_v() const { return bars + 8 * (2 + 4 * kS); }
   __device__ uint32_t q() const { return (bars + kBarBytes + 1023) & ~1023u; }
   __device__ uint32_t k(int s) const { return q() + kBM * D * 2 + s * kTile; }
-  __device__ uint32_t v(int s) const { return q() + kBM * D * 2 + (kStages + s) * kTile; }
+  __device__ uint32_t v(int s) const { return q() + kBM * D * 2 + (kS + s) * kTile; }
+  __device__ uint32_t stage_k() const { return q() + kBM * D * 2 + 2 * kS * kTile; }
+  __device__ uint32_t stage_v() const { return stage_k() + kBN * D; }
+  __device__ uint32_t k_scales(int s) const { return stage_v() + kBN * D + s * kBN * 4; }
+  __device__ uint32_t v_scales(int s) const { return k_scales(kS + s); }
 };
-static_assert(8 * (1 + 4 * kStages) <= kBarBytes);
+static_assert(8 * (3 + 4 * kStages<false>) <= kBarBytes);  // the most barriers either needs
 
 // Block geometry shared by both roles.
 struct Block {
@@ -58,30 +84,144 @@ struct Block {
 
 #if defined(SA_ATTN_HAVE_WGMMA)
 
+constexpr int kProducerBar = 3;  // named barrier of the producer warpgroup (consumers: 1 and 2)
+
 template <int D>
-__device__ __forceinline__ void producer(const TensorMaps& maps, const Smem<D>& sm,
-                                         const Block& b) {
-  constexpr uint32_t kTile = Smem<D>::kTile;
-  mbar_expect_tx(sm.q_full(), kBM * D * 2);
+__device__ __forceinline__ void load_q(const TensorMaps& maps, uint32_t q, uint32_t q_full,
+                                       const Block& b) {
+  mbar_expect_tx(q_full, kBM * D * 2);
   for (int cb = 0; cb < D / 64; ++cb)
-    tma_load_3d(sm.q() + cb * kBM * 128, &maps.q, cb * 64, b.h, b.m0, sm.q_full());
+    tma_load_3d(q + cb * kBM * 128, &maps.q, cb * 64, b.h, b.m0, q_full);
+}
+
+// bf16 KV: one thread streams Q and the K and V tiles by TMA.
+template <int D>
+__device__ __forceinline__ void producer(const TensorMaps& maps, const Smem<D, false>& sm,
+                                         const Block& b) {
+  constexpr int kS = Smem<D, false>::kS;
+  constexpr uint32_t kTile = Smem<D, false>::kTile;
+  load_q<D>(maps, sm.q(), sm.q_full(), b);
   for (int t = 0; t < b.n_tiles; ++t) {
-    const int s = t % kStages;
-    const uint32_t parity = ((t / kStages) - 1) & 1;  // the release of this stage's last use
-    if (t >= kStages) mbar_wait(sm.empty_k(s), parity);
+    const int s = t % kS;
+    const uint32_t parity = ((t / kS) - 1) & 1;  // the release of this stage's last use
+    if (t >= kS) mbar_wait(sm.empty_k(s), parity);
     mbar_expect_tx(sm.full_k(s), kTile);
     for (int cb = 0; cb < D / 64; ++cb)
       tma_load_3d(sm.k(s) + cb * kBN * 128, &maps.k, cb * 64, b.kvh, t * kBN, sm.full_k(s));
-    if (t >= kStages) mbar_wait(sm.empty_v(s), parity);
+    if (t >= kS) mbar_wait(sm.empty_v(s), parity);
     mbar_expect_tx(sm.full_v(s), kTile);
     for (int cb = 0; cb < D / 64; ++cb)
       tma_load_3d(sm.v(s) + cb * kBN * 128, &maps.v, cb * 64, b.kvh, t * kBN, sm.full_v(s));
   }
 }
 
+__device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
+  uint4 r;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "r"(addr));
+  return r;
+}
+__device__ __forceinline__ void st_shared_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c,
+                                             uint32_t d) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c),
+               "r"(d)
+               : "memory");
+}
+__device__ __forceinline__ void st_shared_f32(uint32_t addr, float x) {
+  asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(addr), "f"(x) : "memory");
+}
+
+// A linear [kBN][D] fp8 staging tile -> the 128-byte-swizzled bf16 tile wgmma reads (the layout
+// TMA gives the bf16 kernel), exactly, by the 128 producer threads.
 template <int D>
-__device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, const Smem<D>& sm,
-                                         const Block& b, int warp, int lane) {
+__device__ __forceinline__ void expand_stage_sw128(uint32_t dst, uint32_t src, int ptid) {
+  constexpr int kChunks = D / 16;  // 16 fp8 bytes = two 8-element bf16 chunks
+#pragma unroll 4
+  for (int i = ptid; i < kBN * kChunks; i += 128) {
+    const int r = i / kChunks, c = i % kChunks;
+    const uint4 w = ld_shared_v4(src + r * D + c * 16);
+    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+    uint32_t out[8];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      uint32_t even, odd;  // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3)
+      fp8x4_to_bf16x2_pairs(words[k], even, odd);
+      out[2 * k] = __byte_perm(even, odd, 0x5410);
+      out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
+    }
+    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c), out[0], out[1], out[2], out[3]);
+    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c + 1), out[4], out[5], out[6], out[7]);
+  }
+}
+
+// FP8 KV: the whole producer warpgroup (ptid 0..127, one key of each tile per thread). Thread 0
+// issues the TMA copies: Q, and each tile's K and V bytes into the staging tiles, the next tile's
+// as soon as everyone has expanded this one. Every thread expands its share, fences its writes
+// for the async proxy (wgmma), and stores its key's scales; after the warpgroup's barrier thread
+// 0 marks the stage full.
+template <int D>
+__device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMaps& maps,
+                                             const Smem<D, true>& sm, const Block& b, int ptid) {
+  constexpr int kS = Smem<D, true>::kS;
+  constexpr uint32_t kStaged = kBN * D;
+  const auto stage_tile = [&](const CUtensorMap* map, uint32_t dst, uint32_t bar, int t) {
+    mbar_expect_tx(bar, kStaged);
+    tma_load_3d(dst, map, 0, b.kvh, t * kBN, bar);
+  };
+  if (ptid == 0) {
+    load_q<D>(maps, sm.q(), sm.q_full(), b);
+    if (b.n_tiles > 0) {
+      stage_tile(&maps.k, sm.stage_k(), sm.staged_k(), 0);
+      stage_tile(&maps.v, sm.stage_v(), sm.staged_v(), 0);
+    }
+  }
+  const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * b.kvh;
+  const uint8_t* v_scale = p.v8 + p.kv_scale_offset + 4 * b.kvh;
+  // Keys past n_kv get scale 0 (their bytes are TMA's zero fill), so they add no NaN.
+  const auto scale_of = [&](const uint8_t* base, int t) {
+    const int64_t key = int64_t{t} * kBN + ptid;
+    return t < b.n_tiles && key < p.n_kv
+               ? __ldg(reinterpret_cast<const float*>(base + key * p.kv_stride))
+               : 0.0f;
+  };
+  float ks = scale_of(k_scale, 0), vs = scale_of(v_scale, 0);
+  for (int t = 0; t < b.n_tiles; ++t) {
+    const int s = t % kS;
+    const uint32_t parity = ((t / kS) - 1) & 1;  // the release of this stage's last use
+    const float ks_next = scale_of(k_scale, t + 1), vs_next = scale_of(v_scale, t + 1);
+
+    mbar_wait(sm.staged_k(), t & 1);
+    if (t >= kS) mbar_wait(sm.empty_k(s), parity);
+    expand_stage_sw128<D>(sm.k(s), sm.stage_k(), ptid);
+    st_shared_f32(sm.k_scales(s) + 4 * ptid, ks);
+    fence_proxy_async();
+    named_sync(kProducerBar, 128);
+    if (ptid == 0) {
+      mbar_arrive(sm.full_k(s));
+      if (t + 1 < b.n_tiles) stage_tile(&maps.k, sm.stage_k(), sm.staged_k(), t + 1);
+    }
+
+    mbar_wait(sm.staged_v(), t & 1);
+    if (t >= kS) mbar_wait(sm.empty_v(s), parity);
+    expand_stage_sw128<D>(sm.v(s), sm.stage_v(), ptid);
+    st_shared_f32(sm.v_scales(s) + 4 * ptid, vs);
+    fence_proxy_async();
+    named_sync(kProducerBar, 128);
+    if (ptid == 0) {
+      mbar_arrive(sm.full_v(s));
+      if (t + 1 < b.n_tiles) stage_tile(&maps.v, sm.stage_v(), sm.staged_v(), t + 1);
+    }
+    ks = ks_next;
+    vs = vs_next;
+  }
+}
+
+template <int D, bool kFp8>
+__device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
+                                         const Smem<D, kFp8>& sm, const Block& b, int warp,
+                                         int lane) {
+  constexpr int kS = Smem<D, kFp8>::kS;
   constexpr int kNT = kBN / 8;  // score n-chunks
   constexpr int kDT = D / 8;    // output n-chunks
   const int wg = warp >> 2;
@@ -118,8 +258,8 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, 
     named_sync(1 + wg, 256);
     wgmma_fence();
     if (t > 0) {  // O += P(t-1) V(t-1): a k-step is 16 key rows (2048 bytes); LBO: next 64 of d
-      const int sv = (t - 1) % kStages;
-      mbar_wait(sm.full_v(sv), ((t - 1) / kStages) & 1);
+      const int sv = (t - 1) % kS;
+      mbar_wait(sm.full_v(sv), ((t - 1) / kS) & 1);
 #pragma unroll
       for (int kk = 0; kk < kBN / 16; ++kk) {
         const uint64_t db = sw128_desc(sm.v(sv) + kk * 16 * 128, kBN * 128, 1024);
@@ -130,8 +270,8 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, 
       }
     }
     if (t < n_tiles) {  // S = Q K^T(t): a k-step is 32 bytes of a 128-byte row; SBO: next 8 rows
-      const int sk = t % kStages;
-      mbar_wait(sm.full_k(sk), (t / kStages) & 1);
+      const int sk = t % kS;
+      mbar_wait(sm.full_k(sk), (t / kS) & 1);
 #pragma unroll
       for (int ks = 0; ks < D / 16; ++ks) {
         const uint32_t col = (ks & 3) * 32;
@@ -148,9 +288,21 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, 
     fence_regs(s);
     fence_regs(o);
     fence_regs(pa);
+    if constexpr (kFp8) {  // the K scales sit in the K stage: read them before releasing it
+      if (t < n_tiles) {
+        // Keys j * 8 + 2 (lane & 3) + {0, 1}: one 8-byte load per n-chunk.
+        const float2* ks = sm.template at<float2>(sm.k_scales(t % kS)) + (lane & 3);
+#pragma unroll
+        for (int j = 0; j < kNT; ++j) {
+          const float2 k2 = ks[4 * j];
+          s4[j][0] *= k2.x, s4[j][1] *= k2.y, s4[j][2] *= k2.x, s4[j][3] *= k2.y;
+        }
+      }
+      __syncwarp();
+    }
     if (lane == 0) {
-      if (t < n_tiles) mbar_arrive(sm.empty_k(t % kStages));
-      if (t > 0) mbar_arrive(sm.empty_v((t - 1) % kStages));
+      if (t < n_tiles) mbar_arrive(sm.empty_k(t % kS));
+      if (t > 0) mbar_arrive(sm.empty_v((t - 1) % kS));
     }
     if (t == n_tiles) break;
 
@@ -165,6 +317,15 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, 
         }
     }
     online_softmax<kNT, kDT>(s4, o4, st, scale_log2);
+    if constexpr (kFp8) {  // the row sums in st stay unscaled; V(t) is used by the next batch
+      mbar_wait(sm.full_v(t % kS), (t / kS) & 1);
+      const float2* vs = sm.template at<float2>(sm.v_scales(t % kS)) + (lane & 3);
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) {
+        const float2 v2 = vs[4 * j];
+        s4[j][0] *= v2.x, s4[j][1] *= v2.y, s4[j][2] *= v2.x, s4[j][3] *= v2.y;
+      }
+    }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       pa[kk][0] = pack_bf16(s4[2 * kk][0], s4[2 * kk][1]);
@@ -196,13 +357,14 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2, 
 #endif  // SA_ATTN_HAVE_WGMMA
 
 // Grid: (ceil(n_q / kBM), n_heads); 3 warpgroups: consumers 0 and 1, producer 2.
-template <int D>
+template <int D, bool kFp8>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_sm90_kernel(const AttnParams p, const __grid_constant__ TensorMaps maps,
                         float scale_log2) {
 #if defined(SA_ATTN_HAVE_WGMMA)
+  constexpr int kS = kStages<kFp8>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  const Smem<D> sm(smem_addr(smem_raw));
+  const Smem<D, kFp8> sm(smem_raw);
   Block b;
   // Causal blocks further down see more keys: launch them first so short ones fill the tail.
   b.m0 = (static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x)) * kBM;
@@ -217,22 +379,35 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (tid == 0) {
     mbar_init(sm.q_full(), 1);
-    for (int s = 0; s < kStages; ++s) {
+    for (int s = 0; s < kS; ++s) {
       mbar_init(sm.full_k(s), 1);
       mbar_init(sm.full_v(s), 1);
       mbar_init(sm.empty_k(s), 8);  // lane 0 of each consumer warp
       mbar_init(sm.empty_v(s), 8);
     }
+    if constexpr (kFp8) {
+      mbar_init(sm.staged_k(), 1);
+      mbar_init(sm.staged_v(), 1);
+    }
     mbar_init_fence();
   }
   __syncthreads();
 
+  // The fp8 producer expands tiles on all its threads, so it keeps more registers.
   if (warp >= 8) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (warp == 8 && lane == 0) producer<D>(maps, sm, b);
+    if constexpr (kFp8) {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
+      producer_fp8<D>(p, maps, sm, b, tid - 256);
+    } else {
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+      if (warp == 8 && lane == 0) producer<D>(maps, sm, b);
+    }
   } else {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-    consumer<D>(p, scale_log2, sm, b, warp, lane);
+    if constexpr (kFp8)
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
+    else
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    consumer<D, kFp8>(p, scale_log2, sm, b, warp, lane);
   }
 #else
   (void)p;
@@ -242,10 +417,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// A [rows, heads, head_dim] bf16 tensor (row stride in elements) as a 3-D TMA map whose box is
-// 64 columns x 1 head x box_rows rows, landing as 128-byte-swizzled rows.
-CUtensorMap make_map(const bf16* base, int head_dim, int heads, int rows, int64_t row_stride,
-                     int box_rows) {
+// A [rows, heads, head_dim] tensor as a 3-D TMA map whose box is 1 head x box_rows rows. bf16
+// (fp8 false; row stride in elements): boxes of 64 columns, landing as 128-byte-swizzled rows.
+// fp8 KV bytes (row stride in bytes): all head_dim bytes of a row, landing linear.
+CUtensorMap make_map(const void* base, int head_dim, int heads, int rows, int64_t row_stride,
+                     int box_rows, bool fp8) {
   static const auto encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -258,31 +434,38 @@ CUtensorMap make_map(const bf16* base, int head_dim, int heads, int rows, int64_
   CUtensorMap map{};
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads),
                               static_cast<cuuint64_t>(rows > 0 ? rows : 1)};
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * 2,
-                                 static_cast<cuuint64_t>(row_stride) * 2};
-  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)};
+  const cuuint64_t elem = fp8 ? 1 : 2;
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * elem,
+                                 static_cast<cuuint64_t>(row_stride) * elem};
+  const cuuint32_t box[3] = {fp8 ? static_cast<cuuint32_t>(head_dim) : 64u, 1,
+                             static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r =
-      encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16*>(base), dims, strides, box,
-             elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r = encode(
+      &map, fp8 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
+      const_cast<void*>(base), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      fp8 ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   SA_CHECK(r == CUDA_SUCCESS, "attention_prefill: cuTensorMapEncodeTiled failed (", int(r), ")");
   return map;
 }
 
-template <int D>
+template <int D, bool kFp8>
 void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
-  constexpr int smem = sm90_smem_bytes<D>();
-  SA_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               smem));
+  constexpr int smem = sm90_smem_bytes<D, kFp8>();
+  static_assert(smem <= 227 * 1024);
+  SA_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D, kFp8>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   TensorMaps maps;
-  maps.q = make_map(p.q, D, p.n_heads, p.n_q, p.q_stride, kBM);
+  maps.q = make_map(p.q, D, p.n_heads, p.n_q, p.q_stride, kBM, false);
   // With no keys nothing is loaded; the map only has to be valid.
   const bool kv = p.n_kv > 0;
-  maps.k = make_map(kv ? p.k : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN);
-  maps.v = make_map(kv ? p.v : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN);
+  const void* k = kFp8 ? static_cast<const void*>(p.k8) : p.k;
+  const void* v = kFp8 ? static_cast<const void*>(p.v8) : p.v;
+  const bool fp8 = kFp8 && kv;
+  maps.k = make_map(kv ? k : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, fp8);
+  maps.v = make_map(kv ? v : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, fp8);
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
-  prefill_sm90_kernel<D><<<grid, kThreads, smem, stream>>>(p, maps, p.scale * kLog2e);
+  prefill_sm90_kernel<D, kFp8><<<grid, kThreads, smem, stream>>>(p, maps, p.scale * kLog2e);
   SA_LAUNCHED("prefill_sm90_kernel");
 }
 
@@ -293,10 +476,14 @@ void prefill_wgmma(const AttnParams& p, cudaStream_t stream) {
   SA_CHECK(!p.n_kv_at,
            "attention_prefill: a key count read at run time is not supported here "
            "(the split-KV kernels take it)");
-  require_bf16_kv(p, "attention_prefill (wgmma)");
   if (p.n_q == 0) return;
-  dispatch_head_dim(p.head_dim, "attention_prefill",
-                    [&](auto d) { launch_prefill_sm90<decltype(d)::value>(p, stream); });
+  dispatch_head_dim(p.head_dim, "attention_prefill", [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if (p.kv_type == KvType::Fp8)
+      launch_prefill_sm90<D, true>(p, stream);
+    else
+      launch_prefill_sm90<D, false>(p, stream);
+  });
 }
 
 }  // namespace attn

@@ -47,13 +47,68 @@ __global__ void quantize_rows_kernel(KvWriteParams p) {
   }
 }
 
+// The int8-grid experiment (kv_format.h): one warp per (row, kv head) of K or V, as above; lane l
+// holds channels l + 32 i. A group's amax is the max over its channels' 32-lane maxima (groups
+// are multiples of 8 channels, so a group of fewer than 32 spans lanes, not slots: reduce over
+// the lanes of the group only). Then rint(x / s) * s with IEEE operations, rounded to bf16.
+__global__ void int8_grid_rows_kernel(KvWriteParams p, int group) {
+  const int a = blockIdx.y;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int heads = p.format.n_kv_heads, d = p.format.head_dim;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (item >= static_cast<int64_t>(p.n) * heads) return;
+  const int64_t j = item / heads;
+  const int h = static_cast<int>(item % heads);
+  const int64_t kv_dim = p.format.kv_dim();
+  const int64_t row = (p.row_at != nullptr ? *p.row_at : p.row) + j;
+  const __nv_bfloat16* x = p.src[a] + j * kv_dim + static_cast<int64_t>(h) * d;
+  __nv_bfloat16* out =
+      static_cast<__nv_bfloat16*>(p.dst[a]) + row * kv_dim + static_cast<int64_t>(h) * d;
+  constexpr int kMaxSlots = 4;  // head_dim <= 128
+  float v[kMaxSlots], amax[kMaxSlots];
+  const int slots = d / 32;
+  // Lanes that share a group within one slot: all 32 when group >= 32, else group lanes.
+  const int lanes = group >= 32 ? 32 : group;
+#pragma unroll
+  for (int i = 0; i < kMaxSlots; ++i) {
+    v[i] = i < slots ? __bfloat162float(x[lane + 32 * i]) : 0.0f;
+    float m = fabsf(v[i]);
+    for (int off = lanes / 2; off > 0; off >>= 1)
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    amax[i] = m;
+  }
+  // Groups of 64 or 128 channels span slots: channel lane + 32 i is in group (32 i) / group.
+  const int per = group > 32 ? group / 32 : 1;
+#pragma unroll
+  for (int i = 0; i < kMaxSlots; ++i) {
+    if (i >= slots) break;
+    float m = 0.0f;
+    const int first = i / per * per;
+    for (int k = first; k < first + per; ++k) m = fmaxf(m, amax[k]);
+    const float s = __fdiv_rn(m, kInt8Max);
+    const float y = s > 0.0f ? __fmul_rn(rintf(__fdiv_rn(v[i], s)), s) : 0.0f;
+    out[lane + 32 * i] = __float2bfloat16_rn(y);
+  }
+}
+
 }  // namespace
 
 void write_kv_rows(const KvWriteParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   const size_t row_bytes = p.format.row_bytes();
+  const int64_t items = static_cast<int64_t>(p.n) * p.format.n_kv_heads;
+  const int64_t blocks = (items + kWarps - 1) / kWarps;
+  SA_CHECK(blocks < (int64_t{1} << 31), "write_kv_rows: ", p.n, " rows is too many");
   if (p.format.type == KvType::Act) {
     SA_CHECK(p.format.act_bytes == 2, "write_kv_rows: the GPU's KV rows are bf16");
+    if (const int group = kv_int8_grid_group(p.format.head_dim); group > 0) {
+      SA_CHECK(p.format.head_dim % 32 == 0 && p.format.head_dim <= 128,
+               "STARATTN_KV_EXPERIMENT: head_dim ", p.format.head_dim, " is not supported here");
+      int8_grid_rows_kernel<<<dim3(static_cast<unsigned>(blocks), 2), kWarps * 32, 0, stream>>>(
+          p, group);
+      SA_LAUNCHED("int8_grid_rows_kernel");
+      return;
+    }
     if (p.row_at != nullptr) {
       copy_rows_at({{p.dst[0], p.dst[1]}, {p.src[0], p.src[1]}, p.row_at, row_bytes, p.n}, stream);
       return;
@@ -65,9 +120,6 @@ void write_kv_rows(const KvWriteParams& p, cudaStream_t stream) {
   }
   SA_CHECK(p.format.type == KvType::Fp8, "write_kv_rows: unknown KV type ",
            static_cast<int>(p.format.type));
-  const int64_t items = static_cast<int64_t>(p.n) * p.format.n_kv_heads;
-  const int64_t blocks = (items + kWarps - 1) / kWarps;
-  SA_CHECK(blocks < (int64_t{1} << 31), "write_kv_rows: ", p.n, " rows is too many");
   quantize_rows_kernel<<<dim3(static_cast<unsigned>(blocks), 2), kWarps * 32, 0, stream>>>(p);
   SA_LAUNCHED("quantize_rows_kernel");
 }
