@@ -26,10 +26,16 @@
 #              --sequences), beside HF transformers' batched decode (bench/batch/hf_batched.py)
 #   quant      the model benchmark with its matrices in Q4_K and Q8_0 blocks
 #   fp8        what `gpu-check.sh fp8` runs (above)
+#   long       (not in the default list) what one GPU holds: `generate` with fp8 KV and star
+#              (-b 32768) over a document of about 1.05M tokens (the first 2,560,000 characters of
+#              HAYSTACK, a KJV text, through the small test tokenizer), then dense beside star at
+#              512K tokens with bf16 and fp8 KV; LONG_RUNS (default
+#              "star:bf16 star:fp8 dense:bf16 dense:fp8") picks the 512K runs, each up to 10 minutes
 #   accuracy   (not in the default list) the default model's eval with bf16 and fp8 KV through
 #              tools/eval_fp8_matrix.sh; needs models/SmolLM2-135M-Instruct.Q4_1.gguf, and
 #              HAYSTACK / WORDLIST files where the machine has no bible-kjv / wamerican;
-#              EVAL_SAMPLES (default 50)
+#              EVAL_SAMPLES (default 50); CONFIGS as tools/eval_fp8_matrix.sh takes it (the
+#              int8-grid rows of docs/ACCURACY.md: dense:bf16:int8, star:bf16:int8:32, ...)
 #
 # Logs go to $OUT when set (the device tool brings them back), else to DIR.
 set -uo pipefail
@@ -197,6 +203,39 @@ fi
 
 if want fp8; then
   fp8_checks
+fi
+
+if want long; then
+  m=random:llama-3.1-8b
+  echo "== generate, star B = 32768, fp8 KV, a document of about 1.05M tokens"
+  doc=$log/long_doc.txt
+  if [[ -n ${HAYSTACK:-} && -f $HAYSTACK ]]; then
+    { [[ $HAYSTACK == *.gz ]] && zcat "$HAYSTACK" || cat "$HAYSTACK"; } | head -c 2560000 >"$doc"
+    timeout 590 "$dir/starattn" generate --device cuda -m $m \
+      --tokenizer tests/fixtures/tokenizer/llama3_tokenizer.json --context-file "$doc" \
+      --query "Who is named first?" -n 16 --attn star -b 32768 --kv-type fp8 --progress on \
+      --json >"$log/long_generate_fp8.json" 2>"$log/long_generate_fp8.log"
+    summary+=("generate 1M star fp8: rc=$? $(python3 -c '
+import json, sys
+try:
+    j = json.loads(open(sys.argv[1]).read())
+except Exception as e:
+    print("no result (%s)" % e); sys.exit(0)
+print(json.dumps({k: j.get(k) for k in ("context_tokens", "phase1_s", "query_s", "decode_ms_per_token",
+      "generated_tokens", "kv_type", "kv_bytes_per_token", "max_context_tokens")}))' "$log/long_generate_fp8.json")")
+    tail -3 "$log/long_generate_fp8.log"
+    rm -f "$doc"
+  else
+    summary+=("generate 1M star fp8: skipped (HAYSTACK is not a file)")
+  fi
+  for r in ${LONG_RUNS-star:bf16 star:fp8 dense:bf16 dense:fp8}; do
+    attn=${r%%:*} kv=${r#*:}
+    echo "== $attn at 512K, $kv KV"
+    timeout 590 "$dir/starattn" bench --device cuda -m $m --attn "$attn" -b 32768 --prefill 524288 \
+      --decode 16 --kv-type "$kv" --repeats 1 --json >"$log/long_${attn}512k_$kv.json" \
+      2>"$log/long_${attn}512k_$kv.log"
+    summary+=("$attn 512K $kv: rc=$? $(bench_line "$log/long_${attn}512k_$kv.json")")
+  done
 fi
 
 if want accuracy; then

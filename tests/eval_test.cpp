@@ -683,14 +683,20 @@ TEST(EvalResults, AccuracyDocComesFromTheFixture) {
       summary_markdown(read_records(dir + "smollm2_gpu_50_more/results.jsonl", &dropped));
   EXPECT_FALSE(dropped);
   EXPECT_NE(more.find("| niah_single_1 | 94.0 | 90.0 | 40.0 | 90.0 |"), std::string::npos) << more;
-  // The FP8 KV table (docs/ACCURACY.md): dense and star, each with bf16 and fp8 KV.
+  // The KV compression table (docs/ACCURACY.md): dense and star, each with bf16 and fp8 KV and
+  // with the int8-grid experiment per kv head and per 32 channels.
   const std::vector<Record> fp8 = read_records(dir + "smollm2_gpu_fp8_50/results.jsonl", &dropped);
   EXPECT_FALSE(dropped);
-  ASSERT_EQ(fp8.size(), 2400u);
+  ASSERT_EQ(fp8.size(), 4800u);
   const std::string fp8_md = summary_markdown(fp8);
   EXPECT_NE(fp8_md.find("| dense kv=fp8 | 79.4 | 61.4 | 37.1 | 59.3 |"), std::string::npos)
       << fp8_md;
   EXPECT_NE(fp8_md.find("| star B=L/4 A=B kv=fp8 | 71.8 | 58.0 | 34.5 | 54.8 |"), std::string::npos)
+      << fp8_md;
+  EXPECT_NE(fp8_md.find("| dense kv=int8-grid | 80.2 | 65.5 | 38.4 | 61.4 |"), std::string::npos)
+      << fp8_md;
+  EXPECT_NE(fp8_md.find("| star B=L/4 A=B kv=int8-grid | 74.2 | 60.5 | 35.9 | 56.9 |"),
+            std::string::npos)
       << fp8_md;
 }
 
