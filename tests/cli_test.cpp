@@ -117,8 +117,8 @@ TEST(Cli, SubcommandsShareTheContextFlagsAndDefaults) {
     for (const char* want : {"--attn TEXT:{dense,star,ring}=star",
                              "--anchor-mode TEXT:{recompute,shared,broadcast}=shared",
                              "--anchor-source TEXT:{first,previous,random,shuffled,constant}=first",
-                             "--kv-type TEXT:{bf16,fp8,f32}=bf16", "--chunk INT=0", "-t,--threads",
-                             "cores / ranks, at least 1"})
+                             "--kv-type TEXT:{bf16,fp8,f32,int8}=bf16", "--chunk INT=0",
+                             "-t,--threads", "cores / ranks, at least 1"})
       EXPECT_NE(r.out.find(want), std::string::npos) << sub << ": " << want;
     const bool eval = std::string(sub) == "eval";
     EXPECT_EQ(r.out.find("-b,--block-size INT=-1") != std::string::npos, !eval) << sub;
@@ -426,7 +426,7 @@ TEST(Cli, KvTypeOnEveryCommand) {
   }
   // Refused before any model loads, naming the flag.
   for (const char* cmd : {"generate -p hi", "bench", "eval", "serve"}) {
-    const Result r = run(std::string(cmd) + " --kv-type int8");
+    const Result r = run(std::string(cmd) + " --kv-type int4");
     EXPECT_NE(r.code, 0) << cmd << ": " << r.out;
     EXPECT_NE(r.out.find("--kv-type"), std::string::npos) << cmd << ": " << r.out;
   }
@@ -435,9 +435,9 @@ TEST(Cli, KvTypeOnEveryCommand) {
 // The README's question about examples/harbor_report.txt (~4100 tokens) with each KV cache type,
 // on the Q4_1 blocks as the README runs it: the bf16 cache (the default) and the fp8 one give the
 // same greedy answer as the exact fp32 cache and the logprobs of its tokens stay within a bound
-// of the fp32 cache's; --json reports the KV bytes per token of each type (SmolLM2-135M: 30
-// layers, 3 kv heads of 64: fp32 rows of 768 bytes, bf16 rows of 384, fp8 rows of 192 bytes + 3
-// scales, padded to 208).
+// of the fp32 cache's, and so does the int8 one; --json reports the KV bytes per token of each
+// type (SmolLM2-135M: 30 layers, 3 kv heads of 64: fp32 rows of 768 bytes, bf16 rows of 384, fp8
+// and int8 rows of 192 bytes + 3 scales, padded to 208).
 //
 // The bf16 bound is derived, not measured. Rounding to bf16 changes a key or value by at most
 // 2^-9 of itself. The quantised weights' products already round every input to 8 bits per block
@@ -450,7 +450,10 @@ TEST(Cli, KvTypeOnEveryCommand) {
 // the bound is twice that, for a largest and a mean over 19 tokens. (Measured here: bf16 0.072
 // nats at most, 0.010 on average; the blocks against fp32 weights 0.079 and 0.012.) FP8 E4M3
 // keeps 3 mantissa bits, 2^-4 relative, far above the 8-bit rounding: its bounds are those
-// measured when it was added (0.229 at most, 0.030 on average), with margin.
+// measured when it was added (0.229 at most, 0.030 on average), with margin. int8 rounds each
+// value by up to half a step of max|x| / 127 over a kv head's 64 values: the 8-bit rounding's
+// kind, over a group twice the blocks' 32, so its bound is bf16's (measured: 0.069 nats at most,
+// 0.012 on average).
 TEST_F(CliRealModel, KvTypesKeepTheReadmeAnswer) {
   const std::string doc = std::string(STARATTN_SOURCE_DIR) + "/examples/harbor_report.txt";
   const std::string base = "generate -m " + model_ + " --chat --context-file " + doc +
@@ -461,9 +464,9 @@ TEST_F(CliRealModel, KvTypesKeepTheReadmeAnswer) {
     return run_cmd("timeout 900 " + std::string(STARATTN_BINARY) + " " + args);
   };
   const Result full = run_long(base + " --kv-type f32"), bf16 = run_long(base),
-               fp8 = run_long(base + " --kv-type fp8"),
+               fp8 = run_long(base + " --kv-type fp8"), int8 = run_long(base + " --kv-type int8"),
                exact = run_long(base + " --kv-type f32 --weights-type f32");
-  for (const Result* r : {&full, &bf16, &fp8, &exact}) ASSERT_EQ(r->code, 0) << r->out;
+  for (const Result* r : {&full, &bf16, &fp8, &int8, &exact}) ASSERT_EQ(r->code, 0) << r->out;
   const auto a = parse_json_line(full.out);
   EXPECT_NE(a["text"].get<std::string>().find("COPPER-LANTERN-58"), std::string::npos) << a["text"];
   struct Drift {
@@ -499,7 +502,8 @@ TEST_F(CliRealModel, KvTypesKeepTheReadmeAnswer) {
     int64_t row_bytes;
   };
   for (const Bound& t : {Bound{bf16, "bf16", 2 * rounding.max, 2 * rounding.mean, 384},
-                         Bound{fp8, "fp8", 0.4, 0.06, 208}}) {
+                         Bound{fp8, "fp8", 0.4, 0.06, 208},
+                         Bound{int8, "int8", 2 * rounding.max, 2 * rounding.mean, 208}}) {
     const auto b = parse_json_line(t.run.out);
     const Drift d = drift_from_full(b, std::string(t.type) + " KV");
     EXPECT_LT(d.max, t.max) << t.type << ": largest change of a generated token's logprob";
@@ -513,6 +517,7 @@ TEST_F(CliRealModel, KvTypesKeepTheReadmeAnswer) {
   const nlohmann::json& fit = a["max_context_tokens"];
   EXPECT_GT(fit["fp8"].get<int64_t>(), fit["bf16"].get<int64_t>() * 17 / 10);
   EXPECT_GT(fit["bf16"].get<int64_t>(), fit["f32"].get<int64_t>() * 19 / 10);
+  EXPECT_EQ(fit["int8"], fit["fp8"]);
 }
 
 // Greedy, ends by itself after ~23 tokens.

@@ -59,7 +59,7 @@ TEST(EnumNames, TheNamedFunctionsUseTheTables) {
   EXPECT_EQ(test::error_of([] { parse_attn_mode("flash"); }),
             "unknown attention mode 'flash' (expected dense, star or ring)");
   EXPECT_EQ(test::error_of([] { parse_kv_type(nullptr); }),
-            "unknown KV cache type '' (expected bf16, fp8 or f32)");
+            "unknown KV cache type '' (expected bf16, fp8, f32 or int8)");
   EXPECT_STREQ(stop_reason_name(static_cast<StopReason>(99)), "length");
   EXPECT_STREQ(attn_mode_name(static_cast<AttnMode>(99)), "?");
 }
@@ -67,7 +67,7 @@ TEST(EnumNames, TheNamedFunctionsUseTheTables) {
 TEST(EnumNames, ListsReadAsEnglish) {
   constexpr EnumName<int> kTwo[] = {{0, "bf16"}, {1, "fp8"}};
   EXPECT_EQ(enum_names_text(kTwo), "bf16 or fp8");
-  EXPECT_EQ(enum_names_text(kKvTypeNames), "bf16, fp8 or f32");
+  EXPECT_EQ(enum_names_text(kKvTypeNames), "bf16, fp8, f32 or int8");
   EXPECT_EQ(enum_names_text(kAnchorSourceNames), "first, previous, random, shuffled or constant");
 }
 

@@ -214,68 +214,79 @@ TEST(Fp8, RoundTripWithinE4m3Bound) {
   check_bound(x, rows, heads, d, "outliers", &tight);
 }
 
-// Attention over fp8 rows == attention over the same rows dequantised to fp32 (in any chunking:
-// only the order of the P V sums differs), and differs from unquantised attention by a little.
+// Attention over fp8 or int8 rows == attention over the same rows dequantised to fp32 (in any
+// chunking: only the order of the P V sums differs), and differs from unquantised attention by a
+// little.
 TEST(Fp8, AttentionReadsRowsAsDequantised) {
   struct Case {
     int n_q, n_kv, n_heads, n_kv_heads, d;
     bool causal;
     int offset;
   };
-  for (const Case& c : {Case{5, 2500, 8, 2, 64, false, 0}, Case{37, 1100, 4, 4, 32, true, 1063},
-                        Case{1, 3, 8, 1, 16, false, 0}, Case{130, 130, 6, 3, 128, true, 0}}) {
-    std::mt19937 rng(c.n_kv);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    const KvRowFormat f{KvType::Fp8, c.n_kv_heads, c.d, 4};
-    const int kvd = c.n_kv_heads * c.d, qd = c.n_heads * c.d;
-    std::vector<float> q(static_cast<size_t>(c.n_q) * qd), k(static_cast<size_t>(c.n_kv) * kvd),
-        v(k.size());
-    for (float& x : q) x = normal(rng);
-    for (float& x : k) x = 2 * normal(rng);
-    for (float& x : v) x = normal(rng);
-    std::vector<float> s;
-    const std::vector<float> kd = round_trip(f, k, c.n_kv, &s), vd = round_trip(f, v, c.n_kv, &s);
-    std::vector<uint8_t> k8(c.n_kv * f.row_bytes()), v8(k8.size());
-    quantize_kv_rows_fp8(f, k.data(), c.n_kv, k8.data());
-    quantize_kv_rows_fp8(f, v.data(), c.n_kv, v8.data());
+  for (KvType type : {KvType::Fp8, KvType::Int8})
+    for (const Case& c : {Case{5, 2500, 8, 2, 64, false, 0}, Case{37, 1100, 4, 4, 32, true, 1063},
+                          Case{1, 3, 8, 1, 16, false, 0}, Case{130, 130, 6, 3, 128, true, 0}}) {
+      std::mt19937 rng(c.n_kv);
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      const KvRowFormat f{type, c.n_kv_heads, c.d, 4};
+      const int kvd = c.n_kv_heads * c.d, qd = c.n_heads * c.d;
+      std::vector<float> q(static_cast<size_t>(c.n_q) * qd), k(static_cast<size_t>(c.n_kv) * kvd),
+          v(k.size());
+      for (float& x : q) x = normal(rng);
+      for (float& x : k) x = 2 * normal(rng);
+      for (float& x : v) x = normal(rng);
+      std::vector<float> s, kd, vd;
+      std::vector<uint8_t> k8(c.n_kv * f.row_bytes()), v8(k8.size());
+      if (type == KvType::Fp8) {
+        kd = round_trip(f, k, c.n_kv, &s), vd = round_trip(f, v, c.n_kv, &s);
+        quantize_kv_rows_fp8(f, k.data(), c.n_kv, k8.data());
+        quantize_kv_rows_fp8(f, v.data(), c.n_kv, v8.data());
+      } else {
+        kd = k, vd = v;
+        round_kv_rows_int8_grid(kd.data(), c.n_kv, c.n_kv_heads, c.d, c.d);
+        round_kv_rows_int8_grid(vd.data(), c.n_kv, c.n_kv_heads, c.d, c.d);
+        quantize_kv_rows_int8(f, k.data(), c.n_kv, k8.data());
+        quantize_kv_rows_int8(f, v.data(), c.n_kv, v8.data());
+      }
 
-    auto attend = [&](const void* kk, const void* vv, bool fp8, std::vector<float>* lse) {
-      std::vector<float> out(q.size(), NAN);
-      lse->assign(static_cast<size_t>(c.n_q) * c.n_heads, NAN);
-      AttnParams p;
-      p.q = q.data();
-      p.k = kk;
-      p.v = vv;
-      p.out = out.data();
-      p.lse = lse->data();
-      p.n_q = c.n_q;
-      p.n_kv = c.n_kv;
-      p.n_heads = c.n_heads;
-      p.n_kv_heads = c.n_kv_heads;
-      p.head_dim = c.d;
-      p.q_stride = p.out_stride = qd;
-      p.kv_stride = fp8 ? f.stride_elements() : kvd;
-      p.kv_type = fp8 ? KvType::Fp8 : KvType::Act;
-      p.kv_scale_offset = fp8 ? f.scale_offset() : 0;
-      p.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-      p.causal = c.causal;
-      p.causal_offset = c.offset;
-      attention_cpu(p);
-      return out;
-    };
-    std::vector<float> lse8, lse_d, lse_x;
-    const std::vector<float> o8 = attend(k8.data(), v8.data(), true, &lse8);
-    const std::vector<float> od = attend(kd.data(), vd.data(), false, &lse_d);
-    const std::vector<float> ox = attend(k.data(), v.data(), false, &lse_x);
-    const std::string what = "n_q " + std::to_string(c.n_q) + " n_kv " + std::to_string(c.n_kv);
-    EXPECT_LT(test::rel_l2(o8, od), 1e-5) << what;
-    EXPECT_LT(test::rel_l2(lse8, lse_d), 1e-6) << what;
-    // Against the unquantised keys and values: the error of the inputs (rel 0.02-0.04) moves the
-    // output by about as much, and not zero (the fp8 path is in effect).
-    const double drift = test::rel_l2(o8, ox);
-    EXPECT_LT(drift, 0.08) << what;
-    EXPECT_GT(drift, 1e-3) << what;
-  }
+      auto attend = [&](const void* kk, const void* vv, bool fp8, std::vector<float>* lse) {
+        std::vector<float> out(q.size(), NAN);
+        lse->assign(static_cast<size_t>(c.n_q) * c.n_heads, NAN);
+        AttnParams p;
+        p.q = q.data();
+        p.k = kk;
+        p.v = vv;
+        p.out = out.data();
+        p.lse = lse->data();
+        p.n_q = c.n_q;
+        p.n_kv = c.n_kv;
+        p.n_heads = c.n_heads;
+        p.n_kv_heads = c.n_kv_heads;
+        p.head_dim = c.d;
+        p.q_stride = p.out_stride = qd;
+        p.kv_stride = fp8 ? f.stride_elements() : kvd;
+        p.kv_type = fp8 ? type : KvType::Act;
+        p.kv_scale_offset = fp8 ? f.scale_offset() : 0;
+        p.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+        p.causal = c.causal;
+        p.causal_offset = c.offset;
+        attention_cpu(p);
+        return out;
+      };
+      std::vector<float> lse8, lse_d, lse_x;
+      const std::vector<float> o8 = attend(k8.data(), v8.data(), true, &lse8);
+      const std::vector<float> od = attend(kd.data(), vd.data(), false, &lse_d);
+      const std::vector<float> ox = attend(k.data(), v.data(), false, &lse_x);
+      const std::string what = std::string(kv_type_name(type)) + " n_q " + std::to_string(c.n_q) +
+                               " n_kv " + std::to_string(c.n_kv);
+      EXPECT_LT(test::rel_l2(o8, od), 1e-5) << what;
+      EXPECT_LT(test::rel_l2(lse8, lse_d), 1e-6) << what;
+      // Against the unquantised keys and values: the error of the inputs (fp8: rel 0.02-0.04; int8
+      // less) moves the output by about as much, and not zero (the rows are in effect).
+      const double drift = test::rel_l2(o8, ox);
+      EXPECT_LT(drift, 0.08) << what;
+      EXPECT_GT(drift, 1e-3) << what;
+    }
 }
 
 TEST(Fp8, AttentionRefusesRowsTooShortForTheirScales) {
@@ -350,7 +361,9 @@ TEST(Fp8, KvTypeNames) {
   EXPECT_STREQ(kv_type_name(KvType::Bf16), "bf16");
   EXPECT_STREQ(kv_type_name(KvType::F32), "f32");
   EXPECT_STREQ(kv_type_name(KvType::Act), "act");
-  EXPECT_THROW(parse_kv_type("int8"), Error);
+  EXPECT_EQ(parse_kv_type("int8"), KvType::Int8);
+  EXPECT_STREQ(kv_type_name(KvType::Int8), "int8");
+  EXPECT_THROW(parse_kv_type("int4"), Error);
   EXPECT_THROW(parse_kv_type("act"), Error);
   EXPECT_THROW(parse_kv_type(nullptr), Error);
 }
@@ -532,6 +545,77 @@ TEST(KvInt8Grid, CpuBackendRoundsRowsAsTheyAreWritten) {
   quantize_kv_rows_fp8(b.kv_row_format(KvType::Fp8), k.data(), n, want8.data());
   const auto* k8 = static_cast<const uint8_t*>(f8.k_row(0, 1));
   EXPECT_EQ(std::vector<uint8_t>(k8, k8 + want8.size()), want8);
+}
+
+// Int8 rows read back exactly as the int8 grid of a head's values (kv_format.h): codes within
+// -127..127 with the head's largest at +-127, the scale amax / 127, zero padding, and NaN kept.
+TEST(KvInt8, RowsReadBackAsTheGrid) {
+  const KvRowFormat f{KvType::Int8, 3, 64, 4};
+  EXPECT_EQ(f.row_bytes(), size_t{208});
+  EXPECT_EQ(f.scale_offset(), 192);
+  const int n = 50, kvd = static_cast<int>(f.kv_dim());
+  std::mt19937 rng(21);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n) * kvd);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * (i % 64 == 5 ? 30.0f : 1.0f);
+  for (int e = 0; e < 64; ++e) x[static_cast<size_t>(kvd) + 64 + e] = 0.0f;  // row 1, head 1
+  x[2 * kvd + 7] = std::nanf("");                                            // row 2, head 0
+  std::vector<uint8_t> rows(n * f.row_bytes(), 0xAB);
+  quantize_kv_rows_int8(f, x.data(), n, rows.data());
+  std::vector<float> grid = x;
+  round_kv_rows_int8_grid(grid.data(), n, 3, 64, 64);
+  for (int h = 0; h < 3; ++h) {
+    std::vector<float> back(static_cast<size_t>(n) * 64);
+    dequantize_int8_head(rows.data(), f.row_bytes(), f.scale_offset(), h, 64, n, back.data());
+    for (int j = 0; j < n; ++j) {
+      const uint8_t* row = rows.data() + j * f.row_bytes();
+      const auto* codes = reinterpret_cast<const int8_t*>(row + h * 64);
+      int largest = 0;
+      for (int e = 0; e < 64; ++e) {
+        const float want = grid[static_cast<size_t>(j) * kvd + h * 64 + e];
+        const float got = back[static_cast<size_t>(j) * 64 + e];
+        if (j == 2 && h == 0 && e == 7) {
+          EXPECT_EQ(codes[e], -128);
+          EXPECT_TRUE(std::isnan(got));
+          continue;
+        }
+        ASSERT_EQ(got, want) << "row " << j << " head " << h << " value " << e;  // -0 == 0
+        ASSERT_GE(codes[e], -127);
+        largest = std::max(largest, std::abs(int{codes[e]}));
+      }
+      EXPECT_EQ(largest, j == 1 && h == 1 ? 0 : 127) << "row " << j << " head " << h;
+    }
+  }
+  for (int j = 0; j < n; ++j)
+    for (size_t b = 192 + 12; b < 208; ++b) ASSERT_EQ(rows[j * f.row_bytes() + b], 0) << j;
+  // An infinite value makes its head unreadable, never finite and wrong.
+  std::vector<float> inf(kvd, 1.0f);
+  inf[70] = INFINITY;
+  quantize_kv_rows_int8(f, inf.data(), 1, rows.data());
+  std::vector<float> back(64);
+  dequantize_int8_head(rows.data(), f.row_bytes(), f.scale_offset(), 1, 64, 1, back.data());
+  for (float v : back) EXPECT_TRUE(std::isnan(v));
+  dequantize_int8_head(rows.data(), f.row_bytes(), f.scale_offset(), 0, 64, 1, back.data());
+  for (float v : back) EXPECT_EQ(v, 1.0f);
+}
+
+// The CPU backend stores int8 rows as quantize_kv_rows_int8 makes them, and reports their size.
+TEST(KvInt8, CpuCacheQuantisesOnWrite) {
+  Model m = tiny_kv_model();
+  const ModelConfig& c = m.config;
+  CpuBackend b(m.config, m.weights);
+  const int n = 4, kvd = static_cast<int>(c.kv_dim());
+  KvCache i8(b, c.n_layers, c.kv_dim(), 8, 0, KvType::Int8);
+  EXPECT_EQ(i8.row_bytes(), static_cast<size_t>(kvd) + 16);
+  EXPECT_EQ(kv_bytes_for_rows(b, 1000, KvType::Int8), kv_bytes_for_rows(b, 1000, KvType::Fp8));
+  std::vector<float> k(static_cast<size_t>(n) * kvd), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) k[i] = std::sin(0.3f * i) * 3, v[i] = std::cos(0.7f * i);
+  i8.write(1, 2, n, k.data(), v.data());
+  std::vector<uint8_t> want(n * i8.row_bytes());
+  const KvRowFormat f = b.kv_row_format(KvType::Int8);
+  quantize_kv_rows_int8(f, v.data(), n, want.data());
+  const auto* got = static_cast<const uint8_t*>(i8.v_row(1, 2));
+  EXPECT_EQ(std::vector<uint8_t>(got, got + want.size()), want);
 }
 
 }  // namespace

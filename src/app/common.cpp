@@ -250,6 +250,8 @@ void check_device(const std::string& device, KvType kv_type) {
 #endif
   SA_CHECK(kv_type != KvType::F32 || !gpu,
            "--kv-type f32 is the CPU's exact fp32 cache; a GPU keeps its KV in bf16 or fp8");
+  SA_CHECK(kv_type != KvType::Int8 || !gpu,
+           "--kv-type int8 is the CPU's for now; a GPU keeps its KV in bf16 or fp8");
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const LoadedModel& m,

@@ -11,10 +11,12 @@ namespace starattn::app {
 inline constexpr const char* kKvTypeHelp =
     "KV cache type: bf16 (the default; the CPU rounds its fp32 keys and values to bf16 as it "
     "stores them), fp8 (FP8 E4M3 with a scale per token and kv head: half the memory of bf16, "
-    "read directly by the attention kernels) or f32 (CPU only: the exact fp32 reference)";
+    "read directly by the attention kernels), int8 (CPU only: 8-bit integers with a scale per "
+    "token and kv head, the fp8 cache's size and closer to bf16's accuracy) or f32 (CPU only: "
+    "the exact fp32 reference)";
 
 // {"kv_type": "fp8", "kv_bytes_per_token": 67584,
-//  "max_context_tokens": {"bf16": 889000, "fp8": 1758000}}  (and "f32" on the CPU)
+//  "max_context_tokens": {"bf16": 889000, "fp8": 1758000}}  (and "f32" and "int8" on the CPU)
 // kv_bytes_per_token: K and V of one token in every layer. max_context_tokens: the most tokens
 // whose KV fits on this device (this rank) next to forward calls of max_tokens tokens, as the
 // memory plan counts it (a CPU: host memory available); a star anchor's rows and the query's

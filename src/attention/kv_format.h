@@ -29,18 +29,24 @@
 
 namespace starattn {
 
-// What a KV cache stores. Act is the library's default; the CLI asks for Bf16 (its default), Fp8
-// or F32. A backend resolves Bf16 and F32 to Act when they are its activation type
+// What a KV cache stores. Act is the library's default; the CLI asks for Bf16 (its default), Fp8,
+// Int8 or F32. A backend resolves Bf16 and F32 to Act when they are its activation type
 // (Backend::kv_row_format), so its kernels see one name per layout: the CUDA backend (bf16
-// activations) reads Act and Fp8 rows, the CPU backend (fp32) Act, Bf16 and Fp8 rows, and F32 has
-// no rows of its own anywhere.
+// activations) reads Act and Fp8 rows, the CPU backend (fp32) Act, Bf16, Fp8 and Int8 rows, and
+// F32 has no rows of its own anywhere.
 enum class KvType : int32_t {
   Act = 0,   // the backend's activation type: fp32 on the CPU (its exact reference), bf16 on CUDA
   Fp8 = 1,   // FP8 E4M3 with an fp32 scale per (token, kv head)
   Bf16 = 2,  // bf16 on every backend: fp32 k and v rounded to nearest even as they are written
   F32 = 3,   // fp32: the CPU's Act; a backend with bf16 activations has none
+  Int8 = 4,  // symmetric 8-bit integers with an fp32 scale per (token, kv head); CPU only
 };
-inline constexpr KvType kLastKvType = KvType::F32;
+inline constexpr KvType kLastKvType = KvType::Int8;
+
+// Fp8 and Int8 rows: one byte a value, then a scale per kv head.
+constexpr bool kv_type_has_scales(KvType t) {
+  return t == KvType::Fp8 || t == KvType::Int8;
+}
 
 // The layout of one row: the K (or V) of one token for every kv head. (constexpr members: device
 // code calls them too.)
@@ -48,6 +54,7 @@ inline constexpr KvType kLastKvType = KvType::F32;
 //   Bf16: [n_kv_heads * head_dim] bf16 values.
 //   Fp8: [n_kv_heads * head_dim] E4M3 bytes | [n_kv_heads] fp32 scales | zero padding to a
 //        multiple of 16 bytes, so rows stay 16-byte aligned for the kernels' vector loads.
+//   Int8: the same, with int8 codes: value = code * scale, codes -127..127 (-128: NaN).
 struct KvRowFormat {
   KvType type = KvType::Act;
   int n_kv_heads = 0;
@@ -63,11 +70,12 @@ struct KvRowFormat {
     if (type == KvType::F32) return data * 4;
     return data + (static_cast<size_t>(n_kv_heads) * 4 + 15) / 16 * 16;
   }
-  // Fp8: bytes from a row's start to its scales (the scale of kv head h at + 4 h); 0 otherwise.
-  constexpr int64_t scale_offset() const { return type == KvType::Fp8 ? kv_dim() : 0; }
+  // Fp8, Int8: bytes from a row's start to its scales (the scale of kv head h at + 4 h); 0
+  // otherwise.
+  constexpr int64_t scale_offset() const { return kv_type_has_scales(type) ? kv_dim() : 0; }
   // The row stride in elements of the type, as AttnParams::kv_stride counts it.
   constexpr int64_t stride_elements() const {
-    return type == KvType::Fp8 ? static_cast<int64_t>(row_bytes()) : kv_dim();
+    return kv_type_has_scales(type) ? static_cast<int64_t>(row_bytes()) : kv_dim();
   }
 };
 
@@ -89,11 +97,20 @@ void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void*
 void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                          int head_dim, int64_t n, float* out);
 
+// Int8 rows: per (token, kv head) s = amax / 127 (NaN ignored; 0 when every value is 0) and code =
+// rint(x / s), ties to even; a NaN value (or a head holding an infinity) is stored as -128, which
+// reads back as NaN. The values read back are those of round_kv_rows_int8_grid with a group of
+// head_dim (a zero's sign aside).
+void quantize_kv_rows_int8(const KvRowFormat& f, const float* x, int64_t n, void* dst);
+// dequantize_fp8_head for int8 rows.
+void dequantize_int8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
+                          int head_dim, int64_t n, float* out);
+
 // The CLI's names (--kv-type): what a run asks for. Act, the library's default, has no flag of
 // its own: on the CPU it is what "f32" resolves to, on a GPU what "bf16" resolves to.
 inline constexpr EnumName<KvType> kKvTypeNames[] = {
-    {KvType::Bf16, "bf16"}, {KvType::Fp8, "fp8"}, {KvType::F32, "f32"}};
-// "bf16", "fp8", "f32", or "act" for KvType::Act.
+    {KvType::Bf16, "bf16"}, {KvType::Fp8, "fp8"}, {KvType::F32, "f32"}, {KvType::Int8, "int8"}};
+// "bf16", "fp8", "f32", "int8", or "act" for KvType::Act.
 const char* kv_type_name(KvType t);
 // One of kKvTypeNames; throws Error naming the accepted values otherwise.
 KvType parse_kv_type(const char* s);

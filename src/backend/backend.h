@@ -32,12 +32,14 @@ class Backend {
   virtual DType act_dtype() const = 0;
 
   // The layout of a KV row of `type` for this backend's model (kv_format.h). Bf16 and F32 become
-  // Act where they are the activation type; F32 on a bf16 backend is an error.
+  // Act where they are the activation type; F32 or Int8 on a bf16 backend is an error.
   KvRowFormat kv_row_format(KvType type) const {
     const int act = static_cast<int>(dtype_bytes(act_dtype()));
     if ((type == KvType::Bf16 && act == 2) || (type == KvType::F32 && act == 4)) type = KvType::Act;
     SA_CHECK(type != KvType::F32, "the ", name(),
              " backend keeps its KV cache in bf16 or fp8, not fp32 (--kv-type f32 is the CPU's)");
+    SA_CHECK(type != KvType::Int8 || act == 4, "the ", name(),
+             " backend keeps its KV cache in bf16 or fp8, not int8 (--kv-type int8 is the CPU's)");
     return {type, config().n_kv_heads, config().head_dim, act};
   }
   // Bytes of the model's weights this backend holds, and how they are stored ("Q4_1 x210, Q8_0

@@ -3,6 +3,7 @@
 // row's format is the cache's KvType (attention/kv_format.h):
 //   Act: [n_kv_heads, head_dim] in the backend's act_dtype (bf16 on CUDA, fp32 on the CPU);
 //   Fp8: [n_kv_heads, head_dim] FP8 E4M3 bytes | [n_kv_heads] fp32 scales | zeros to 16 bytes.
+//   Int8: the same with int8 codes (kv_format.h).
 // The scales sit in the row beside the bytes they scale, so a row is one contiguous piece in
 // either format: rows are quantised once, when write() puts them in, and every later move (the
 // ring's shards, the broadcast anchor, a grown cache) copies rows as they are, compressed.

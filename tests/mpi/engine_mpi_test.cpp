@@ -3,7 +3,8 @@
 //   star with B >= N == dense; ring == dense for uneven lengths;
 //   phase 2 merge == one attention over the union of the ranks' KV (ranks with no keys too);
 //   every query row sees every rank's last context key; only rank 0 stores query KV;
-//   each again with an fp8 KV cache (fewer cases), whose logits stay near the full cache's.
+//   each again with an fp8 and an int8 KV cache (fewer cases, the CPU only for int8), whose logits
+//   stay near the full cache's.
 // On CPU ranks, one rank doing the same arithmetic twice (star with one block vs dense, the
 // anchor modes vs recompute) must give the same bits, in either KV type.
 // Each rank computes the single-process reference itself with a local Comm. The CPU runs cover
@@ -149,11 +150,12 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
   for (int i = 0; i < 29; ++i) ids.push_back((i * 37 + 11) % m.config.vocab_size);
   const std::string tag =
       name + " kv " + kv_type_name(kv) + " np" + std::to_string(comm.size()) + ": ";
-  // fp8: fewer cases (the same code paths), so the suite stays fast.
-  const bool fp8 = kv == KvType::Fp8;
-  const std::vector<int> lengths = fp8 ? std::vector<int>{7, 24} : std::vector<int>{3, 7, 20, 24};
+  // fp8 and int8: fewer cases (the same code paths), so the suite stays fast.
+  const bool quantised = kv_type_has_scales(kv);
+  const std::vector<int> lengths =
+      quantised ? std::vector<int>{7, 24} : std::vector<int>{3, 7, 20, 24};
   const std::vector<int64_t> blocks =
-      fp8 ? std::vector<int64_t>{2, 9} : std::vector<int64_t>{2, 5, 9};
+      quantised ? std::vector<int64_t>{2, 9} : std::vector<int64_t>{2, 5, 9};
 
   for (int n_ctx : lengths) {
     const std::vector<float> dense = run1(make(AttnMode::Dense), ids, n_ctx);
@@ -163,8 +165,8 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
       check_same_bits(comm, run1(make(AttnMode::Star, n_ctx, -1), ids, n_ctx), dense,
                       at + "star with B >= N == dense on 1 rank");
     }
-    if (fp8) {
-      // The fp8 cache is in effect (the logits move) and close to the full-precision cache.
+    if (quantised) {
+      // The 8-bit cache is in effect (the logits move) and close to the full-precision cache.
       kv_type = KvType::Act;
       const std::vector<float> full = run1(make(AttnMode::Dense), ids, n_ctx);
       kv_type = kv;
@@ -173,7 +175,7 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
       // bf16-rounded, so only the upper bound is checked there.
       const double e = rel_l2(dense, full), lo = setup.cuda ? 0.0 : 3 * setup.same;
       check(comm, e > lo && e < 0.25,
-            at + "fp8 dense moves the logits from the full-precision cache's by more than " +
+            at + "8-bit dense moves the logits from the full-precision cache's by more than " +
                 std::to_string(lo) + " and less than 0.25 (rel L2 " + std::to_string(e) + ")");
     }
     check_close(comm, runh(make(AttnMode::Dense), ids, n_ctx), dense, setup.same,
@@ -212,7 +214,7 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
     }
     // Anchor sources: the result depends on B, A and the source only, on any number of ranks
     // and in every anchor mode the source allows; and the source does change the result.
-    if (n_ctx >= 20 && !fp8) {
+    if (n_ctx >= 20 && !quantised) {
       const std::vector<float> first =
           run1(make(AttnMode::Star, 5, 4, AnchorMode::Recompute), ids, n_ctx);
       for (AnchorSource src : {AnchorSource::Previous, AnchorSource::Random, AnchorSource::Shuffled,
@@ -380,7 +382,7 @@ int main(int argc, char** argv) {
                           kv);
       }
     } else {
-      for (KvType kv : {KvType::Act, KvType::Fp8}) {
+      for (KvType kv : {KvType::Act, KvType::Fp8, KvType::Int8}) {
         engine_invariants(*comm, load_model(dir + "llama_gqa"), "llama_gqa", kv);
         engine_invariants(*comm, load_model(dir + "qwen2_bias"), "qwen2_bias", kv);
       }

@@ -37,7 +37,7 @@
 namespace starattn {
 namespace {
 
-// Rows of bf16 and fp8 keys (values) converted to fp32 at a time.
+// Rows of bf16, fp8 and int8 keys (values) converted to fp32 at a time.
 constexpr int64_t kKvChunk = 1024;
 // Keys per split in the few-rows path.
 constexpr int64_t kSplitKeys = 512;
@@ -66,9 +66,12 @@ const float* kv_rows_f32(const AttnParams& p, const void* base, int kvh, int64_t
   }
   buf.resize(static_cast<size_t>(n) * d);
   *ld = d;
-  if (p.kv_type == KvType::Fp8) {
-    dequantize_fp8_head(static_cast<const uint8_t*>(base) + j0 * p.kv_stride, p.kv_stride,
-                        p.kv_scale_offset, kvh, d, n, buf.data());
+  if (p.kv_type == KvType::Fp8 || p.kv_type == KvType::Int8) {
+    const auto* rows = static_cast<const uint8_t*>(base) + j0 * p.kv_stride;
+    if (p.kv_type == KvType::Fp8)
+      dequantize_fp8_head(rows, p.kv_stride, p.kv_scale_offset, kvh, d, n, buf.data());
+    else
+      dequantize_int8_head(rows, p.kv_stride, p.kv_scale_offset, kvh, d, n, buf.data());
     return buf.data();
   }
   // bf16: the top half of an fp32, so the conversion is exact (and vectorises).
@@ -310,13 +313,14 @@ void attention_cpu(const AttnParams& p) {
   SA_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0,
            "attention: ", p.n_heads, " query heads vs ", p.n_kv_heads, " kv heads");
   SA_CHECK(p.n_q >= 0 && p.n_kv >= 0 && p.head_dim > 0, "attention: bad sizes");
-  SA_CHECK(p.kv_type == KvType::Act || p.kv_type == KvType::Bf16 || p.kv_type == KvType::Fp8,
-           "attention: the CPU reads fp32, bf16 or fp8 keys, not ", kv_type_name(p.kv_type));
-  const bool fp8 = p.kv_type == KvType::Fp8;
-  SA_CHECK(!fp8 || (p.kv_scale_offset >= int64_t{p.n_kv_heads} * p.head_dim &&
-                    p.kv_stride >= p.kv_scale_offset + 4 * int64_t{p.n_kv_heads}),
-           "attention: fp8 rows of ", p.kv_stride, " bytes cannot hold ", p.n_kv_heads,
-           " heads of ", p.head_dim, " values and their scales at byte ", p.kv_scale_offset);
+  SA_CHECK(p.kv_type == KvType::Act || p.kv_type == KvType::Bf16 || kv_type_has_scales(p.kv_type),
+           "attention: the CPU reads fp32, bf16, fp8 or int8 keys, not ", kv_type_name(p.kv_type));
+  const bool scaled = kv_type_has_scales(p.kv_type);
+  SA_CHECK(!scaled || (p.kv_scale_offset >= int64_t{p.n_kv_heads} * p.head_dim &&
+                       p.kv_stride >= p.kv_scale_offset + 4 * int64_t{p.n_kv_heads}),
+           "attention: ", kv_type_name(p.kv_type), " rows of ", p.kv_stride, " bytes cannot hold ",
+           p.n_kv_heads, " heads of ", p.head_dim, " values and their scales at byte ",
+           p.kv_scale_offset);
   cpu::blas_single_threaded();
   if (p.n_q == 0) return;
   if (p.n_q <= kFewRows ||

@@ -6,8 +6,8 @@
 
 namespace starattn {
 
-// OpenBLAS GEMMs and an exact softmax per row; q, out are float, k and v float or (kv_type Fp8)
-// FP8 rows with their scales. lse may be nullptr.
+// OpenBLAS GEMMs and an exact softmax per row; q, out are float, k and v float, bf16 or (kv_type
+// Fp8, Int8) rows of one byte a value with their scales. lse may be nullptr.
 void attention_cpu(const AttnParams& p);
 
 }  // namespace starattn

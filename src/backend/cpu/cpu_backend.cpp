@@ -45,7 +45,7 @@ void CpuBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, i
   const size_t rb = f.row_bytes();
   char* kd = static_cast<char*>(k_dst) + row * rb;
   char* vd = static_cast<char*>(v_dst) + row * rb;
-  const int grid = f.type == KvType::Fp8 ? 0 : kv_int8_grid_group(f.head_dim);
+  const int grid = kv_type_has_scales(f.type) ? 0 : kv_int8_grid_group(f.head_dim);
   if (f.type == KvType::Act) {
     copy(kd, k, n * rb);
     copy(vd, v, n * rb);
@@ -66,6 +66,11 @@ void CpuBackend::write_kv_rows(void* k_dst, void* v_dst, const KvRowFormat& f, i
       }
       round_kv_rows_bf16(x, n, f.kv_dim(), dst);
     }
+    return;
+  }
+  if (f.type == KvType::Int8) {
+    quantize_kv_rows_int8(f, static_cast<const float*>(k), n, kd);
+    quantize_kv_rows_int8(f, static_cast<const float*>(v), n, vd);
     return;
   }
   SA_CHECK(f.type == KvType::Fp8, "write_kv_rows: unknown KV type ", kv_type_name(f.type));
