@@ -96,6 +96,26 @@ starattn::cuda::AttnParams params(bf16* q, bf16* k, bf16* v, bf16* out, float* l
   return p;
 }
 
+// The KV rows of the 8B shape in fp8 (E4M3 + a scale per token and kv head).
+constexpr starattn::KvRowFormat kFp8Rows{starattn::KvType::Fp8, 8, 128, 2};
+
+// p over fp8 KV rows of n_kv keys instead of bf16 k and v: quantised from them by the cache's own
+// write into new buffers *k8 and *v8, which the caller frees.
+starattn::cuda::AttnParams with_fp8_rows(starattn::cuda::AttnParams p, const bf16* k, const bf16* v,
+                                         int n_kv, void** k8, void** v8) {
+  BCK(cudaMalloc(k8, static_cast<size_t>(n_kv) * kFp8Rows.row_bytes()));
+  BCK(cudaMalloc(v8, static_cast<size_t>(n_kv) * kFp8Rows.row_bytes()));
+  starattn::cuda::KvWriteParams w;
+  w.dst[0] = *k8, w.dst[1] = *v8, w.src[0] = k, w.src[1] = v, w.format = kFp8Rows, w.n = n_kv;
+  starattn::cuda::write_kv_rows(w, nullptr);
+  p.k = p.v = nullptr;
+  p.kv_type = starattn::KvType::Fp8;
+  p.k8 = static_cast<const uint8_t*>(*k8), p.v8 = static_cast<const uint8_t*>(*v8);
+  p.kv_stride = static_cast<int64_t>(kFp8Rows.row_bytes());
+  p.kv_scale_offset = kFp8Rows.scale_offset();
+  return p;
+}
+
 int run(const char* out_path) {
   cudaDeviceProp prop;
   BCK(cudaGetDeviceProperties(&prop, 0));
@@ -125,38 +145,21 @@ int run(const char* out_path) {
     float* lse = nullptr;
     BCK(cudaMalloc(&lse, static_cast<size_t>(n) * 32 * sizeof(float)));
     const auto p = params(q, k, v, out, lse, n, n, true);
+    // The same over fp8 KV rows, quantised from these K and V by the cache's own write.
+    void *k8 = nullptr, *v8 = nullptr;
+    const auto p8 = with_fp8_rows(p, k, v, n, &k8, &v8);
     const double flops = 4.0 * 32 * 128 * double(n) * n / 2;
     const struct {
       const char* name;
       void (*fn)(const starattn::cuda::AttnParams&, cudaStream_t);
-    } kernels[] = {{"prefill causal 32K d128 GQA 32/8", starattn::cuda::attention_prefill},
-                   {"prefill causal 32K (mma.sync)", starattn::cuda::attn::prefill_mma}};
+      const starattn::cuda::AttnParams& p;
+    } kernels[] = {
+        {"prefill causal 32K d128 GQA 32/8", starattn::cuda::attention_prefill, p},
+        {"prefill causal 32K (mma.sync)", starattn::cuda::attn::prefill_mma, p},
+        {"prefill causal 32K, fp8 KV", starattn::cuda::attention_prefill, p8},
+        {"prefill causal 32K, fp8 KV (mma.sync)", starattn::cuda::attn::prefill_mma, p8}};
     for (const auto& kern : kernels) {
-      const double ms = median_ms([&] { kern.fn(p, nullptr); }, 2, 10);
-      const double tflops = flops / (ms * 1e-3) / 1e12;
-      rows.push_back({kern.name, ms, tflops, "TFLOP/s", tflops / kPeakTflops});
-    }
-    // The same over fp8 KV rows, quantised from these K and V by the cache's own write.
-    const starattn::KvRowFormat f{starattn::KvType::Fp8, 8, 128, 2};
-    void *k8 = nullptr, *v8 = nullptr;
-    BCK(cudaMalloc(&k8, static_cast<size_t>(n) * f.row_bytes()));
-    BCK(cudaMalloc(&v8, static_cast<size_t>(n) * f.row_bytes()));
-    starattn::cuda::KvWriteParams w;
-    w.dst[0] = k8, w.dst[1] = v8, w.src[0] = k, w.src[1] = v, w.format = f, w.n = n;
-    starattn::cuda::write_kv_rows(w, nullptr);
-    auto p8 = params(q, nullptr, nullptr, out, lse, n, n, true);
-    p8.kv_type = starattn::KvType::Fp8;
-    p8.k8 = static_cast<const uint8_t*>(k8), p8.v8 = static_cast<const uint8_t*>(v8);
-    p8.kv_stride = static_cast<int64_t>(f.row_bytes());
-    p8.kv_scale_offset = f.scale_offset();
-    const struct {
-      const char* name;
-      void (*fn)(const starattn::cuda::AttnParams&, cudaStream_t);
-    } fp8_kernels[] = {
-        {"prefill causal 32K, fp8 KV", starattn::cuda::attention_prefill},
-        {"prefill causal 32K, fp8 KV (mma.sync)", starattn::cuda::attn::prefill_mma}};
-    for (const auto& kern : fp8_kernels) {
-      const double ms = median_ms([&] { kern.fn(p8, nullptr); }, 2, 10);
+      const double ms = median_ms([&] { kern.fn(kern.p, nullptr); }, 2, 10);
       const double tflops = flops / (ms * 1e-3) / 1e12;
       rows.push_back({kern.name, ms, tflops, "TFLOP/s", tflops / kPeakTflops});
     }
@@ -182,7 +185,6 @@ int run(const char* out_path) {
   {  // the same decode over fp8 KV rows (E4M3 + a scale per token and head), quantised by the
      // cache's own write from random bf16; bytes = the rows' K + V bytes with their scales
     const int n_kv = 131072;
-    const starattn::KvRowFormat f{starattn::KvType::Fp8, 8, 128, 2};
     bf16* q = random_bf16(size_t{32} * 128, 5);
     bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 6);
     bf16* v = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 7);
@@ -190,18 +192,10 @@ int run(const char* out_path) {
     float* lse = nullptr;
     BCK(cudaMalloc(&lse, size_t{32} * sizeof(float)));
     void *k8 = nullptr, *v8 = nullptr;
-    BCK(cudaMalloc(&k8, static_cast<size_t>(n_kv) * f.row_bytes()));
-    BCK(cudaMalloc(&v8, static_cast<size_t>(n_kv) * f.row_bytes()));
-    starattn::cuda::KvWriteParams w;
-    w.dst[0] = k8, w.dst[1] = v8, w.src[0] = k, w.src[1] = v, w.format = f, w.n = n_kv;
-    starattn::cuda::write_kv_rows(w, nullptr);
-    auto p = params(q, nullptr, nullptr, out, lse, 1, n_kv, false);
-    p.kv_type = starattn::KvType::Fp8;
-    p.k8 = static_cast<const uint8_t*>(k8), p.v8 = static_cast<const uint8_t*>(v8);
-    p.kv_stride = static_cast<int64_t>(f.row_bytes());
-    p.kv_scale_offset = f.scale_offset();
+    const auto p =
+        with_fp8_rows(params(q, nullptr, nullptr, out, lse, 1, n_kv, false), k, v, n_kv, &k8, &v8);
     const double ms = median_ms([&] { starattn::cuda::attention(p, nullptr); }, 10, 100);
-    const double tbs = 2.0 * n_kv * f.row_bytes() / (ms * 1e-3) / 1e12;
+    const double tbs = 2.0 * n_kv * kFp8Rows.row_bytes() / (ms * 1e-3) / 1e12;
     rows.push_back({"decode 1q x 128K GQA 32/8, fp8 KV", ms, tbs, "TB/s", tbs / copy_tbs});
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse, k8, v8})
       BCK(cudaFree(ptr));

@@ -31,6 +31,42 @@ const std::array<float, 256>& fp8_table() {
   return t;
 }
 
+// The rows of both 8-bit formats: each kv head's codes, written by encode(values, head_dim, codes)
+// which returns the head's scale, then the scales and zero padding.
+template <typename Encode>
+void quantize_rows_with_scales(const KvRowFormat& f, const float* x, int64_t n, void* dst,
+                               Encode encode) {
+  const int d = f.head_dim;
+  const size_t row = f.row_bytes();
+  const int64_t kvd = f.kv_dim();
+  const size_t scales = static_cast<size_t>(f.n_kv_heads) * 4;
+#pragma omp parallel for schedule(static) if (n * kvd > (int64_t{1} << 16))
+  for (int64_t j = 0; j < n; ++j) {
+    auto* out = static_cast<uint8_t*>(dst) + j * row;
+    const float* in = x + j * kvd;
+    for (int h = 0; h < f.n_kv_heads; ++h) {
+      const float s =
+          encode(in + static_cast<int64_t>(h) * d, d, out + static_cast<int64_t>(h) * d);
+      std::memcpy(out + kvd + 4 * h, &s, 4);
+    }
+    std::memset(out + kvd + scales, 0, row - kvd - scales);
+  }
+}
+
+// One kv head of n rows of either 8-bit format as fp32: decode(code, the row's scale).
+template <typename Decode>
+void dequantize_head_with_scales(const void* src, int64_t stride, int64_t scale_offset, int head,
+                                 int head_dim, int64_t n, float* out, Decode decode) {
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* row = static_cast<const uint8_t*>(src) + j * stride;
+    float s;
+    std::memcpy(&s, row + scale_offset + 4 * head, 4);
+    const uint8_t* q = row + static_cast<int64_t>(head) * head_dim;
+    float* o = out + j * head_dim;
+    for (int e = 0; e < head_dim; ++e) o[e] = decode(q[e], s);
+  }
+}
+
 }  // namespace
 
 uint8_t fp8_e4m3_from_float(float x) {
@@ -62,77 +98,44 @@ float fp8_head_scale(const float* x, int n) {
 }
 
 void quantize_kv_rows_fp8(const KvRowFormat& f, const float* x, int64_t n, void* dst) {
-  const int d = f.head_dim;
-  const size_t row = f.row_bytes();
-  const int64_t kvd = f.kv_dim();
-  const size_t scales = static_cast<size_t>(f.n_kv_heads) * 4;
-#pragma omp parallel for schedule(static) if (n * kvd > (int64_t{1} << 16))
-  for (int64_t j = 0; j < n; ++j) {
-    auto* out = static_cast<uint8_t*>(dst) + j * row;
-    const float* in = x + j * kvd;
-    for (int h = 0; h < f.n_kv_heads; ++h) {
-      const float* xh = in + static_cast<int64_t>(h) * d;
-      const float s = fp8_head_scale(xh, d);
-      uint8_t* q = out + static_cast<int64_t>(h) * d;
-      for (int e = 0; e < d; ++e) q[e] = s > 0.0f ? fp8_e4m3_from_float(xh[e] / s) : 0;
-      std::memcpy(out + kvd + 4 * h, &s, 4);
-    }
-    std::memset(out + kvd + scales, 0, row - kvd - scales);
-  }
+  quantize_rows_with_scales(f, x, n, dst, [](const float* xh, int d, uint8_t* q) {
+    const float s = fp8_head_scale(xh, d);
+    for (int e = 0; e < d; ++e) q[e] = s > 0.0f ? fp8_e4m3_from_float(xh[e] / s) : 0;
+    return s;
+  });
 }
 
 void dequantize_fp8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                          int head_dim, int64_t n, float* out) {
   const std::array<float, 256>& t = fp8_table();
-  for (int64_t j = 0; j < n; ++j) {
-    const auto* row = static_cast<const uint8_t*>(src) + j * stride;
-    float s;
-    std::memcpy(&s, row + scale_offset + 4 * head, 4);
-    const uint8_t* q = row + static_cast<int64_t>(head) * head_dim;
-    float* o = out + j * head_dim;
-    for (int e = 0; e < head_dim; ++e) o[e] = t[q[e]] * s;
-  }
+  dequantize_head_with_scales(src, stride, scale_offset, head, head_dim, n, out,
+                              [&t](uint8_t b, float s) { return t[b] * s; });
 }
 
 void quantize_kv_rows_int8(const KvRowFormat& f, const float* x, int64_t n, void* dst) {
-  const int d = f.head_dim;
-  const size_t row = f.row_bytes();
-  const int64_t kvd = f.kv_dim();
-  const size_t scales = static_cast<size_t>(f.n_kv_heads) * 4;
-#pragma omp parallel for schedule(static) if (n * kvd > (int64_t{1} << 16))
-  for (int64_t j = 0; j < n; ++j) {
-    auto* out = static_cast<uint8_t*>(dst) + j * row;
-    const float* in = x + j * kvd;
-    for (int h = 0; h < f.n_kv_heads; ++h) {
-      const float* xh = in + static_cast<int64_t>(h) * d;
-      float amax = 0.0f;
-      for (int e = 0; e < d; ++e) amax = std::fmax(amax, std::fabs(xh[e]));
-      const float s = amax / kInt8Max;
-      auto* q = reinterpret_cast<int8_t*>(out + static_cast<int64_t>(h) * d);
-      for (int e = 0; e < d; ++e) {
-        const float c = s > 0.0f ? std::nearbyint(xh[e] / s) : 0.0f;
-        // A NaN value, or an infinite one (its head's scale is then infinite), reads back as NaN.
-        q[e] = std::isnan(xh[e]) || std::isnan(c) || std::isinf(s)
-                   ? int8_t{-128}
-                   : static_cast<int8_t>(std::clamp(c, -kInt8Max, kInt8Max));
-      }
-      std::memcpy(out + kvd + 4 * h, &s, 4);
+  quantize_rows_with_scales(f, x, n, dst, [](const float* xh, int d, uint8_t* codes) {
+    float amax = 0.0f;
+    for (int e = 0; e < d; ++e) amax = std::fmax(amax, std::fabs(xh[e]));
+    const float s = amax / kInt8Max;
+    auto* q = reinterpret_cast<int8_t*>(codes);
+    for (int e = 0; e < d; ++e) {
+      const float c = s > 0.0f ? std::nearbyint(xh[e] / s) : 0.0f;
+      // A NaN value, or an infinite one (its head's scale is then infinite), reads back as NaN.
+      q[e] = std::isnan(xh[e]) || std::isnan(c) || std::isinf(s)
+                 ? int8_t{-128}
+                 : static_cast<int8_t>(std::clamp(c, -kInt8Max, kInt8Max));
     }
-    std::memset(out + kvd + scales, 0, row - kvd - scales);
-  }
+    return s;
+  });
 }
 
 void dequantize_int8_head(const void* src, int64_t stride, int64_t scale_offset, int head,
                           int head_dim, int64_t n, float* out) {
-  for (int64_t j = 0; j < n; ++j) {
-    const auto* row = static_cast<const uint8_t*>(src) + j * stride;
-    float s;
-    std::memcpy(&s, row + scale_offset + 4 * head, 4);
-    const auto* q = reinterpret_cast<const int8_t*>(row + static_cast<int64_t>(head) * head_dim);
-    float* o = out + j * head_dim;
-    for (int e = 0; e < head_dim; ++e)
-      o[e] = q[e] == -128 ? std::nanf("") : static_cast<float>(q[e]) * s;
-  }
+  dequantize_head_with_scales(src, stride, scale_offset, head, head_dim, n, out,
+                              [](uint8_t b, float s) {
+                                const auto c = static_cast<int8_t>(b);
+                                return c == -128 ? std::nanf("") : static_cast<float>(c) * s;
+                              });
 }
 
 void round_kv_rows_bf16(const float* x, int64_t n, int64_t kv_dim, void* dst) {

@@ -327,22 +327,26 @@ __device__ __forceinline__ void load_tile_fp8(unsigned char* tile, float* scales
 // A linear [ROWS][D] fp8 tile -> the swizzled bf16 tile (swz) the bf16 building blocks read,
 // exactly (every E4M3 value is a bf16 value); the scales are applied to the scores and the
 // probabilities instead, in fp32, as the decode kernel does.
+// 16 E4M3 bytes -> 8 bf16x2 words in the bytes' order, exactly.
+__device__ __forceinline__ void fp8x16_to_bf16x8(const uint4& w, uint32_t (&out)[8]) {
+  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    uint32_t even, odd;  // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3)
+    fp8x4_to_bf16x2_pairs(words[k], even, odd);
+    out[2 * k] = __byte_perm(even, odd, 0x5410);
+    out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
+  }
+}
+
 template <int ROWS, int D, int THREADS>
 __device__ __forceinline__ void expand_tile_fp8(bf16* dst, const unsigned char* src, int tid) {
   constexpr int kChunks = D / 16;
 #pragma unroll
   for (int i = tid; i < ROWS * kChunks; i += THREADS) {
     const int r = i / kChunks, c = i % kChunks;
-    const uint4 w = *reinterpret_cast<const uint4*>(src + r * D + c * 16);
-    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
     uint32_t out[8];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      uint32_t even, odd;  // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3)
-      fp8x4_to_bf16x2_pairs(words[k], even, odd);
-      out[2 * k] = __byte_perm(even, odd, 0x5410);
-      out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
-    }
+    fp8x16_to_bf16x8(*reinterpret_cast<const uint4*>(src + r * D + c * 16), out);
     *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c)) = make_uint4(out[0], out[1], out[2], out[3]);
     *reinterpret_cast<uint4*>(dst + swz<D>(r, 2 * c + 1)) =
         make_uint4(out[4], out[5], out[6], out[7]);

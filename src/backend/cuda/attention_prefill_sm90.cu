@@ -140,16 +140,8 @@ __device__ __forceinline__ void expand_stage_sw128(uint32_t dst, uint32_t src, i
 #pragma unroll 4
   for (int i = ptid; i < kBN * kChunks; i += 128) {
     const int r = i / kChunks, c = i % kChunks;
-    const uint4 w = ld_shared_v4(src + r * D + c * 16);
-    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
     uint32_t out[8];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      uint32_t even, odd;  // (b0, b2), (b1, b3) -> (b0, b1), (b2, b3)
-      fp8x4_to_bf16x2_pairs(words[k], even, odd);
-      out[2 * k] = __byte_perm(even, odd, 0x5410);
-      out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
-    }
+    fp8x16_to_bf16x8(ld_shared_v4(src + r * D + c * 16), out);
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c), out[0], out[1], out[2], out[3]);
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c + 1), out[4], out[5], out[6], out[7]);
   }
@@ -191,29 +183,39 @@ __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMa
     const uint32_t parity = ((t / kS) - 1) & 1;  // the release of this stage's last use
     const float ks_next = scale_of(k_scale, t + 1), vs_next = scale_of(v_scale, t + 1);
 
-    mbar_wait(sm.staged_k(), t & 1);
-    if (t >= kS) mbar_wait(sm.empty_k(s), parity);
-    expand_stage_sw128<D>(sm.k(s), sm.stage_k(), ptid);
-    st_shared_f32(sm.k_scales(s) + 4 * ptid, ks);
-    fence_proxy_async();
-    named_sync(kProducerBar, 128);
-    if (ptid == 0) {
-      mbar_arrive(sm.full_k(s));
-      if (t + 1 < b.n_tiles) stage_tile(&maps.k, sm.stage_k(), sm.staged_k(), t + 1);
-    }
-
-    mbar_wait(sm.staged_v(), t & 1);
-    if (t >= kS) mbar_wait(sm.empty_v(s), parity);
-    expand_stage_sw128<D>(sm.v(s), sm.stage_v(), ptid);
-    st_shared_f32(sm.v_scales(s) + 4 * ptid, vs);
-    fence_proxy_async();
-    named_sync(kProducerBar, 128);
-    if (ptid == 0) {
-      mbar_arrive(sm.full_v(s));
-      if (t + 1 < b.n_tiles) stage_tile(&maps.v, sm.stage_v(), sm.staged_v(), t + 1);
-    }
+    // One half of the tile (K or V): its staged bytes into ring stage s, its key's scale beside
+    // them; then the stage is full and the staging tile takes the next tile's bytes.
+    const auto expand = [&](const CUtensorMap* map, uint32_t staged, uint32_t stage, uint32_t empty,
+                            uint32_t ring, uint32_t scales, float scale, uint32_t full) {
+      mbar_wait(staged, t & 1);
+      if (t >= kS) mbar_wait(empty, parity);
+      expand_stage_sw128<D>(ring, stage, ptid);
+      st_shared_f32(scales + 4 * ptid, scale);
+      fence_proxy_async();
+      named_sync(kProducerBar, 128);
+      if (ptid == 0) {
+        mbar_arrive(full);
+        if (t + 1 < b.n_tiles) stage_tile(map, stage, staged, t + 1);
+      }
+    };
+    expand(&maps.k, sm.staged_k(), sm.stage_k(), sm.empty_k(s), sm.k(s), sm.k_scales(s), ks,
+           sm.full_k(s));
+    expand(&maps.v, sm.staged_v(), sm.stage_v(), sm.empty_v(s), sm.v(s), sm.v_scales(s), vs,
+           sm.full_v(s));
     ks = ks_next;
     vs = vs_next;
+  }
+}
+
+// Multiplies each score (or probability) column by its key's scale: the thread's keys in n-chunk j
+// are j * 8 + 2 (lane & 3) + {0, 1}, one 8-byte load of the tile's [kBN] scales per chunk.
+template <int NT>
+__device__ __forceinline__ void scale_by_keys(float (&s4)[NT][4], const float2* scales, int lane) {
+  const float2* mine = scales + (lane & 3);
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    const float2 k2 = mine[4 * j];
+    s4[j][0] *= k2.x, s4[j][1] *= k2.y, s4[j][2] *= k2.x, s4[j][3] *= k2.y;
   }
 }
 
@@ -290,13 +292,7 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
     fence_regs(pa);
     if constexpr (kFp8) {  // the K scales sit in the K stage: read them before releasing it
       if (t < n_tiles) {
-        // Keys j * 8 + 2 (lane & 3) + {0, 1}: one 8-byte load per n-chunk.
-        const float2* ks = sm.template at<float2>(sm.k_scales(t % kS)) + (lane & 3);
-#pragma unroll
-        for (int j = 0; j < kNT; ++j) {
-          const float2 k2 = ks[4 * j];
-          s4[j][0] *= k2.x, s4[j][1] *= k2.y, s4[j][2] *= k2.x, s4[j][3] *= k2.y;
-        }
+        scale_by_keys(s4, sm.template at<float2>(sm.k_scales(t % kS)), lane);
       }
       __syncwarp();
     }
@@ -319,12 +315,7 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
     online_softmax<kNT, kDT>(s4, o4, st, scale_log2);
     if constexpr (kFp8) {  // the row sums in st stay unscaled; V(t) is used by the next batch
       mbar_wait(sm.full_v(t % kS), (t / kS) & 1);
-      const float2* vs = sm.template at<float2>(sm.v_scales(t % kS)) + (lane & 3);
-#pragma unroll
-      for (int j = 0; j < kNT; ++j) {
-        const float2 v2 = vs[4 * j];
-        s4[j][0] *= v2.x, s4[j][1] *= v2.y, s4[j][2] *= v2.x, s4[j][3] *= v2.y;
-      }
+      scale_by_keys(s4, sm.template at<float2>(sm.v_scales(t % kS)), lane);
     }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {

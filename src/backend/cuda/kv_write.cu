@@ -11,22 +11,38 @@ namespace {
 
 constexpr int kWarps = 4;
 
+// The (row, kv head) item of this warp, for kernels of one warp per item of K (blockIdx.y 0) or
+// V (1): its source values, the cache row it goes to, and the head. False past the last item.
+struct HeadItem {
+  const __nv_bfloat16* x;  // the head's head_dim source values
+  int64_t row;             // the cache row
+  int h;
+};
+__device__ __forceinline__ bool head_item(const KvWriteParams& p, HeadItem* it) {
+  const int heads = p.format.n_kv_heads;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (item >= static_cast<int64_t>(p.n) * heads) return false;
+  const int64_t j = item / heads;
+  it->h = static_cast<int>(item % heads);
+  it->row = (p.row_at != nullptr ? *p.row_at : p.row) + j;
+  it->x =
+      p.src[blockIdx.y] + j * p.format.kv_dim() + static_cast<int64_t>(it->h) * p.format.head_dim;
+  return true;
+}
+
 // One warp per (row, kv head) of K (blockIdx.y 0) or V (1): amax over the head's values by a
 // warp reduction (max is exact, so the order does not matter), the scale amax / 448, then each
 // value divided by it and rounded to E4M3. Lane 0 stores the scale; head 0 also zeroes the row's
 // padding, so a row's bytes are fully defined.
 __global__ void quantize_rows_kernel(KvWriteParams p) {
-  const int a = blockIdx.y;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  HeadItem it;
+  if (!head_item(p, &it)) return;
+  const int lane = threadIdx.x & 31, h = it.h;
   const int heads = p.format.n_kv_heads, d = p.format.head_dim;
-  const int64_t item = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (item >= static_cast<int64_t>(p.n) * heads) return;
-  const int64_t j = item / heads;
-  const int h = static_cast<int>(item % heads);
   const int64_t kv_dim = p.format.kv_dim();
-  const int64_t row = (p.row_at != nullptr ? *p.row_at : p.row) + j;
-  const __nv_bfloat16* x = p.src[a] + j * kv_dim + static_cast<int64_t>(h) * d;
-  uint8_t* out = static_cast<uint8_t*>(p.dst[a]) + row * static_cast<int64_t>(p.format.row_bytes());
+  const __nv_bfloat16* x = it.x;
+  uint8_t* out = static_cast<uint8_t*>(p.dst[blockIdx.y]) +
+                 it.row * static_cast<int64_t>(p.format.row_bytes());
 
   float amax = 0.0f;
   for (int e = lane; e < d; e += 32) amax = fmaxf(amax, fabsf(__bfloat162float(x[e])));
@@ -52,18 +68,12 @@ __global__ void quantize_rows_kernel(KvWriteParams p) {
 // are multiples of 8 channels, so a group of fewer than 32 spans lanes, not slots: reduce over
 // the lanes of the group only). Then rint(x / s) * s with IEEE operations, rounded to bf16.
 __global__ void int8_grid_rows_kernel(KvWriteParams p, int group) {
-  const int a = blockIdx.y;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int heads = p.format.n_kv_heads, d = p.format.head_dim;
-  const int64_t item = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (item >= static_cast<int64_t>(p.n) * heads) return;
-  const int64_t j = item / heads;
-  const int h = static_cast<int>(item % heads);
-  const int64_t kv_dim = p.format.kv_dim();
-  const int64_t row = (p.row_at != nullptr ? *p.row_at : p.row) + j;
-  const __nv_bfloat16* x = p.src[a] + j * kv_dim + static_cast<int64_t>(h) * d;
-  __nv_bfloat16* out =
-      static_cast<__nv_bfloat16*>(p.dst[a]) + row * kv_dim + static_cast<int64_t>(h) * d;
+  HeadItem it;
+  if (!head_item(p, &it)) return;
+  const int lane = threadIdx.x & 31, d = p.format.head_dim;
+  const __nv_bfloat16* x = it.x;
+  __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.dst[blockIdx.y]) + it.row * p.format.kv_dim() +
+                       static_cast<int64_t>(it.h) * d;
   constexpr int kMaxSlots = 4;  // head_dim <= 128
   float v[kMaxSlots], amax[kMaxSlots];
   const int slots = d / 32;
