@@ -271,29 +271,25 @@ __device__ __forceinline__ uint32_t fp8x2_to_f16x2(uint32_t two) {
   return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
 }
 // Four E4M3 values [b0 b1 b2 b3] -> bf16x2 pairs even = (b0, b2) and odd = (b1, b3), bit for bit
-// what fp8x2_to_bf16x2 gives, with integer and bf16x2 operations only: the conversion
-// instructions that path takes run at a fraction of the integer rate, and they bounded the fp8
-// decode kernel at the bf16 kernel's time. E4M3 s.eeee.mmm laid into bf16 as s.0000eeee.mmm0000
-// is the value times 2^-120, subnormals included (as bf16 subnormals, which bf16x2 arithmetic
-// keeps); one exact product by 2^120 gives the value. A NaN code (0x7F, 0xFF; only a NaN
-// activation writes one) would come out finite that way, so a word holding one takes the
-// conversion instructions.
+// what fp8x2_to_bf16x2 gives (a NaN code gives a NaN, not the same one), with integer and bf16x2
+// operations only: the conversion instructions that path takes run at a fraction of the integer
+// rate, and they bounded the fp8 decode kernel at the bf16 kernel's time. E4M3 s.eeee.mmm laid
+// into bf16 as s.0000eeee.mmm0000 is the value times 2^-120, subnormals included (as bf16
+// subnormals, which bf16x2 arithmetic keeps); one exact product by 2^120 gives the value. A NaN
+// code (0x7F, 0xFF; only a NaN activation writes one) would come out finite that way, so its
+// half gets every exponent bit set afterwards. No branch: one per word held the decode kernel's
+// warps at each word until it resolved.
 __device__ __forceinline__ void fp8x4_to_bf16x2_pairs(uint32_t w, uint32_t& even, uint32_t& odd) {
   const uint32_t mags = w & 0x7F7F7F7Fu;
-  if (((mags + 0x01010101u) & 0x80808080u) != 0u) {  // a byte of magnitude 0x7F: NaN
-    const uint32_t lo = fp8x2_to_bf16x2(w), hi = fp8x2_to_bf16x2(w >> 16);
-    even = __byte_perm(lo, hi, 0x5410);
-    odd = __byte_perm(lo, hi, 0x7632);
-    return;
-  }
   const uint32_t e = ((w << 8) & 0x80008000u) | ((mags << 4) & 0x07F007F0u);
   const uint32_t o = (w & 0x80008000u) | ((mags >> 4) & 0x07F007F0u);
   const __nv_bfloat162 two120 =
       __halves2bfloat162(__ushort_as_bfloat16(0x7B80), __ushort_as_bfloat16(0x7B80));
   const __nv_bfloat162 ev = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&e), two120);
   const __nv_bfloat162 ov = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&o), two120);
-  even = *reinterpret_cast<const uint32_t*>(&ev);
-  odd = *reinterpret_cast<const uint32_t*>(&ov);
+  const uint32_t nan = (mags + 0x01010101u) & 0x80808080u;  // bit 7 of each byte of magnitude 0x7F
+  even = *reinterpret_cast<const uint32_t*>(&ev) | ((nan >> 7) & 0x00010001u) * 0x7FC0u;
+  odd = *reinterpret_cast<const uint32_t*>(&ov) | ((nan >> 15) & 0x00010001u) * 0x7FC0u;
 }
 // 4-byte global -> shared copy (a scale); with valid == false it writes zeros (src unread).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {

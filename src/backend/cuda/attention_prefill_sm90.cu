@@ -9,10 +9,13 @@
 // - Ping-pong: each warpgroup issues [PV(t-1), S(t)] as one batch, then hands the tensor cores to
 //   the other warpgroup (named barriers) and runs its softmax while the other's batch executes.
 // - FP8 KV (kFp8): TMA brings each tile's E4M3 bytes into a staging buffer, and the whole producer
-//   warpgroup expands them, exactly, into the swizzled bf16 ring the consumers read (2 stages, to
-//   leave room for the staging), writing the tile's per-key scales beside it. The consumers scale
-//   the scores by the K scales and the probabilities by the V scales in fp32, as the mma.sync
-//   kernel and the CPU do, so their MMAs are the bf16 kernel's.
+//   warpgroup expands them, exactly, into the swizzled 16-bit ring the consumers read (2 stages,
+//   to leave room for the staging), writing the tile's per-key scales beside it. K expands to f16
+//   (one conversion instruction a pair, where bf16 takes a dozen integer operations a word) and
+//   the consumers turn their rows of Q into f16 once, so S = Q K^T runs in f16; V stays bf16,
+//   whose range holds the probabilities times any V scale. The consumers scale the scores by the
+//   K scales and the probabilities by the V scales in fp32, as the mma.sync kernel and the CPU
+//   do. Q in f16 limits |q| to 65504: a larger component becomes infinite and its row NaN.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -84,7 +87,15 @@ struct Block {
 
 #if defined(SA_ATTN_HAVE_WGMMA)
 
-constexpr int kProducerBar = 3;  // named barrier of the producer warpgroup (consumers: 1 and 2)
+// Named barriers: 1 and 2 hand the tensor cores between the consumers, 3 is the producer
+// warpgroup's, 4 and 5 each consumer warpgroup's own.
+constexpr int kProducerBar = 3;
+constexpr int kConsumerBar = 4;
+
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t x) {
+  const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&x));
+  return pack_f16(f.x, f.y);
+}
 
 template <int D>
 __device__ __forceinline__ void load_q(const TensorMaps& maps, uint32_t q, uint32_t q_full,
@@ -132,16 +143,27 @@ __device__ __forceinline__ void st_shared_f32(uint32_t addr, float x) {
   asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(addr), "f"(x) : "memory");
 }
 
-// A linear [kBN][D] fp8 staging tile -> the 128-byte-swizzled bf16 tile wgmma reads (the layout
-// TMA gives the bf16 kernel), exactly, by the 128 producer threads.
-template <int D>
+// A linear [kBN][D] fp8 staging tile -> the 128-byte-swizzled 16-bit tile wgmma reads (the
+// layout TMA gives the bf16 kernel), exactly, by the 128 producer threads: f16 (kF16: one
+// conversion instruction a pair) or bf16 (integer operations).
+template <int D, bool kF16>
 __device__ __forceinline__ void expand_stage_sw128(uint32_t dst, uint32_t src, int ptid) {
-  constexpr int kChunks = D / 16;  // 16 fp8 bytes = two 8-element bf16 chunks
+  constexpr int kChunks = D / 16;  // 16 fp8 bytes = two 8-element 16-bit chunks
 #pragma unroll 4
   for (int i = ptid; i < kBN * kChunks; i += 128) {
     const int r = i / kChunks, c = i % kChunks;
+    const uint4 w = ld_shared_v4(src + r * D + c * 16);
     uint32_t out[8];
-    fp8x16_to_bf16x8(ld_shared_v4(src + r * D + c * 16), out);
+    if constexpr (kF16) {
+      const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        out[2 * k] = fp8x2_to_f16x2(words[k]);
+        out[2 * k + 1] = fp8x2_to_f16x2(words[k] >> 16);
+      }
+    } else {
+      fp8x16_to_bf16x8(w, out);
+    }
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c), out[0], out[1], out[2], out[3]);
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c + 1), out[4], out[5], out[6], out[7]);
   }
@@ -185,11 +207,12 @@ __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMa
 
     // One half of the tile (K or V): its staged bytes into ring stage s, its key's scale beside
     // them; then the stage is full and the staging tile takes the next tile's bytes.
-    const auto expand = [&](const CUtensorMap* map, uint32_t staged, uint32_t stage, uint32_t empty,
-                            uint32_t ring, uint32_t scales, float scale, uint32_t full) {
+    const auto expand = [&](auto f16, const CUtensorMap* map, uint32_t staged, uint32_t stage,
+                            uint32_t empty, uint32_t ring, uint32_t scales, float scale,
+                            uint32_t full) {
       mbar_wait(staged, t & 1);
       if (t >= kS) mbar_wait(empty, parity);
-      expand_stage_sw128<D>(ring, stage, ptid);
+      expand_stage_sw128<D, decltype(f16)::value>(ring, stage, ptid);
       st_shared_f32(scales + 4 * ptid, scale);
       fence_proxy_async();
       named_sync(kProducerBar, 128);
@@ -198,10 +221,10 @@ __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMa
         if (t + 1 < b.n_tiles) stage_tile(map, stage, staged, t + 1);
       }
     };
-    expand(&maps.k, sm.staged_k(), sm.stage_k(), sm.empty_k(s), sm.k(s), sm.k_scales(s), ks,
-           sm.full_k(s));
-    expand(&maps.v, sm.staged_v(), sm.stage_v(), sm.empty_v(s), sm.v(s), sm.v_scales(s), vs,
-           sm.full_v(s));
+    expand(std::true_type{}, &maps.k, sm.staged_k(), sm.stage_k(), sm.empty_k(s), sm.k(s),
+           sm.k_scales(s), ks, sm.full_k(s));
+    expand(std::false_type{}, &maps.v, sm.staged_v(), sm.stage_v(), sm.empty_v(s), sm.v(s),
+           sm.v_scales(s), vs, sm.full_v(s));
     ks = ks_next;
     vs = vs_next;
   }
@@ -247,6 +270,18 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
   RowState st;
 
   mbar_wait(sm.q_full(), 0);
+  if constexpr (kFp8) {  // the warpgroup's 64 rows of Q to f16, in place, for S = Q K^T in f16
+    const uint32_t rows = sm.q() + wg * 64 * 128;
+#pragma unroll
+    for (int i = warp % 4 * 32 + lane; i < D / 64 * 64 * 8; i += 128) {
+      const uint32_t at = rows + (i / 512) * kBM * 128 + (i % 512) * 16;  // 16 bytes of a row
+      const uint4 x = ld_shared_v4(at);
+      st_shared_v4(at, bf16x2_to_f16x2(x.x), bf16x2_to_f16x2(x.y), bf16x2_to_f16x2(x.z),
+                   bf16x2_to_f16x2(x.w));
+    }
+    fence_proxy_async();
+    named_sync(kConsumerBar + wg, 128);
+  }
   // Named barrier 1 + w: warpgroup w may issue its batch. Warpgroup 0 goes first.
   const int n_tiles = b.n_tiles;
   if (n_tiles > 0 && wg == 1) named_arrive(1, 256);
@@ -280,7 +315,7 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
         const uint64_t da =
             sw128_desc(sm.q() + (ks >> 2) * kBM * 128 + wg * 64 * 128 + col, 16, 1024);
         const uint64_t db = sw128_desc(sm.k(sk) + (ks >> 2) * kBN * 128 + col, 16, 1024);
-        wgmma_ss_n128(s, da, db, 1);
+        wgmma_ss_n128<kFp8>(s, da, db, 1);
       }
     }
     wgmma_commit();
