@@ -240,10 +240,10 @@ __device__ __forceinline__ uint32_t transpose8x8_b16(uint32_t x) {
 }
 
 // Folds the four warps' partials (registers in the order below) into one per row of the block
-// and writes it to the split's slot of the workspace. o[mt][e] of lane 4g + c holds row 2c + (e &
-// 1) and column g * D/8 + 4 (mt / 2) + 2 (mt % 2) + (e >> 1); st holds rows 2c and 2c + 1, with l
-// summed over the lane's keys only. Shared memory keeps the register order ([warp][register]
-// [lane], no bank conflicts); the columns are put in place on the way out.
+// and writes it to the split's slot of the workspace. Lane 4g + c holds in o[mt][e] the row
+// 2c + e % 2 and the column g * D/8 + 4 (mt / 2) + 2 (mt % 2) + e / 2; st holds rows 2c and
+// 2c + 1, with l summed over the lane's keys only. Shared memory keeps the register order
+// ([warp][register] [lane], no bank conflicts); the columns are put in place on the way out.
 template <int D>
 __device__ __forceinline__ void store_split_partial_fp8(
     unsigned char* smem_raw, const float (&o)[D / 16][4], const RowState& st, const Split& sp,
