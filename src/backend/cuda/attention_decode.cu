@@ -302,7 +302,9 @@ __device__ __forceinline__ void store_split_partial_fp8(
 // fill the N dimension of 8 (decode has group = 4 rows a kv head; as M they would fill 4 of 16,
 // and every row's accumulators, scores and softmax steps would be paid 4 times over). A warp's
 // S^T tile is its 16 keys x 8 rows; lane 4g + c holds keys g and g + 8 of rows 2c and 2c + 1.
-// P^T reaches the B fragments of P V through one 8x8 transpose (movmatrix) per 8 keys.
+// P^T reaches the B fragments of P V through one 8x8 transpose (movmatrix) per 8 keys. A call
+// of more than 8 rows (a short query) takes a block per 8, and each converts every key's codes;
+// two 8-row N tiles a block could share one conversion.
 template <int D>
 __global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
     decode_fp8_kernel(const AttnParams p, const Split sp, float scale_log2, float* ws_o,
