@@ -320,9 +320,6 @@ __device__ __forceinline__ void load_tile_fp8(unsigned char* tile, float* scales
   }
 }
 
-// A linear [ROWS][D] fp8 tile -> the swizzled bf16 tile (swz) the bf16 building blocks read,
-// exactly (every E4M3 value is a bf16 value); the scales are applied to the scores and the
-// probabilities instead, in fp32, as the decode kernel does.
 // 16 E4M3 bytes -> 8 bf16x2 words in the bytes' order, exactly.
 __device__ __forceinline__ void fp8x16_to_bf16x8(const uint4& w, uint32_t (&out)[8]) {
   const uint32_t words[4] = {w.x, w.y, w.z, w.w};
@@ -334,7 +331,19 @@ __device__ __forceinline__ void fp8x16_to_bf16x8(const uint4& w, uint32_t (&out)
     out[2 * k + 1] = __byte_perm(even, odd, 0x7632);
   }
 }
+// 16 E4M3 bytes -> 8 f16x2 words in the bytes' order, exactly: one conversion instruction a pair.
+__device__ __forceinline__ void fp8x16_to_f16x8(const uint4& w, uint32_t (&out)[8]) {
+  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    out[2 * k] = fp8x2_to_f16x2(words[k]);
+    out[2 * k + 1] = fp8x2_to_f16x2(words[k] >> 16);
+  }
+}
 
+// A linear [ROWS][D] fp8 tile -> the swizzled bf16 tile (swz) the bf16 building blocks read,
+// exactly (every E4M3 value is a bf16 value); the scales are applied to the scores and the
+// probabilities instead, in fp32, as the decode kernel does.
 template <int ROWS, int D, int THREADS>
 __device__ __forceinline__ void expand_tile_fp8(bf16* dst, const unsigned char* src, int tid) {
   constexpr int kChunks = D / 16;

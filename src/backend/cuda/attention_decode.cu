@@ -45,6 +45,30 @@ constexpr int decode_smem_bytes() {
 static_assert(kWarps * kRows * 128 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<128>());
 static_assert(kWarps * kRows * 64 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<64>());
 
+// One output element of a block's partial from its warps' states in shared memory: row r's
+// maximum s_m[w * R + r] and sum s_l[w * R + r], and the element's accumulator o[w * o_stride]
+// for each warp w. Returns (value, natural-log lse); (0, -inf) for a row that saw no key.
+template <int R>
+__device__ __forceinline__ float2 fold_warps(const float* s_m, const float* s_l, const float* o,
+                                             int o_stride, int r, float scale_log2) {
+  float m = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * R + r]);
+  float val = 0.0f, lse = -INFINITY;
+  if (m != -INFINITY) {
+    float l = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = ex2((s_m[w * R + r] - m) * scale_log2);
+      l += s_l[w * R + r] * f;
+      acc += o[w * o_stride] * f;
+    }
+    val = acc / l;
+    lse = (m * scale_log2 + __log2f(l)) * kLn2;
+  }
+  return make_float2(val, lse);
+}
+
 // Merges the four warps' states through shared memory (the pipeline buffers must be free) into
 // one partial (out, lse) per row of the block, written to the split's slot of the workspace.
 template <int D>
@@ -79,24 +103,10 @@ __device__ __forceinline__ void store_split_partial(unsigned char* smem_raw,
   for (int i = tid; i < kRows * D; i += kThreads) {
     const int r = i / D, c = i % D, row = row0 + r;
     if (row >= sp.rows) break;  // rows are r-major: every later i is past the end too
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * kRows + r]);
-    float val = 0.0f, lse = -INFINITY;
-    if (m != -INFINITY) {
-      float l = 0.0f, acc = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = ex2((s_m[w * kRows + r] - m) * scale_log2);
-        l += s_l[w * kRows + r] * f;
-        acc += s_o[(w * kRows + r) * D + c] * f;
-      }
-      val = acc / l;
-      lse = (m * scale_log2 + __log2f(l)) * kLn2;
-    }
+    const float2 out = fold_warps<kRows>(s_m, s_l, s_o + r * D + c, kRows * D, r, scale_log2);
     const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
-    ws_o[idx * D + c] = val;
-    if (c == 0) ws_lse[idx] = lse;
+    ws_o[idx * D + c] = out.x;
+    if (c == 0) ws_lse[idx] = out.y;
   }
 }
 
@@ -276,24 +286,11 @@ __device__ __forceinline__ void store_split_partial_fp8(
     const int r = 2 * (ln & 3) + (e & 1), row = row0 + r;
     if (row >= sp.rows) continue;
     const int c = (ln >> 2) * (D / 8) + 4 * (mt / 2) + 2 * (mt % 2) + (e >> 1);
-    float m = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * kRowsFp8 + r]);
-    float val = 0.0f, lse = -INFINITY;
-    if (m != -INFINITY) {
-      float l = 0.0f, acc = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float f = ex2((s_m[w * kRowsFp8 + r] - m) * scale_log2);
-        l += s_l[w * kRowsFp8 + r] * f;
-        acc += s_o[(w * kRegs + reg) * 32 + ln] * f;
-      }
-      val = acc / l;
-      lse = (m * scale_log2 + __log2f(l)) * kLn2;
-    }
+    const float2 out =
+        fold_warps<kRowsFp8>(s_m, s_l, s_o + reg * 32 + ln, kRegs * 32, r, scale_log2);
     const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
-    ws_o[idx * D + c] = val;
-    if (c == 0) ws_lse[idx] = lse;
+    ws_o[idx * D + c] = out.x;
+    if (c == 0) ws_lse[idx] = out.y;
   }
 }
 

@@ -154,16 +154,10 @@ __device__ __forceinline__ void expand_stage_sw128(uint32_t dst, uint32_t src, i
     const int r = i / kChunks, c = i % kChunks;
     const uint4 w = ld_shared_v4(src + r * D + c * 16);
     uint32_t out[8];
-    if constexpr (kF16) {
-      const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        out[2 * k] = fp8x2_to_f16x2(words[k]);
-        out[2 * k + 1] = fp8x2_to_f16x2(words[k] >> 16);
-      }
-    } else {
+    if constexpr (kF16)
+      fp8x16_to_f16x8(w, out);
+    else
       fp8x16_to_bf16x8(w, out);
-    }
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c), out[0], out[1], out[2], out[3]);
     st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c + 1), out[4], out[5], out[6], out[7]);
   }
