@@ -12,7 +12,7 @@
 // instructions per byte, not the bytes, so each step takes the fewest:
 // - keys are the MMA's M dimension and 8 query rows its N (S^T = K Q^T, O^T += V^T P^T), so a
 //   decode's 4 rows a kv head fill half of each MMA rather than a quarter, and each row's
-//   accumulators and softmax steps are held once (122 registers where 163 were);
+//   accumulators and softmax steps are held once (135 registers where 163 were);
 // - K Q^T runs in f16, since E4M3 converts to f16 in one instruction per pair; Q is converted to
 //   f16 once, and the scores take each key's K scale in fp32;
 // - P V stays in bf16, whose range holds the probabilities times any V scale, with V's codes
