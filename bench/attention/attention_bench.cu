@@ -182,21 +182,26 @@ int run(const char* out_path) {
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
 
-  {  // the same decode over fp8 KV rows (E4M3 + a scale per token and head), quantised by the
-     // cache's own write from random bf16; bytes = the rows' K + V bytes with their scales
+  // The same decode over fp8 KV rows (E4M3 + a scale per token and head), quantised by the
+  // cache's own write from random bf16; bytes = the rows' K + V bytes with their scales. 4 and 7
+  // query tokens (causal) are a short question's first step: 16 and 28 rows a kv head.
+  for (int n_q : {1, 4, 7}) {
     const int n_kv = 131072;
-    bf16* q = random_bf16(size_t{32} * 128, 5);
+    bf16* q = random_bf16(static_cast<size_t>(n_q) * 32 * 128, 5);
     bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 6);
     bf16* v = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 7);
-    bf16* out = random_bf16(size_t{32} * 128, 8);
+    bf16* out = random_bf16(static_cast<size_t>(n_q) * 32 * 128, 8);
     float* lse = nullptr;
-    BCK(cudaMalloc(&lse, size_t{32} * sizeof(float)));
+    BCK(cudaMalloc(&lse, static_cast<size_t>(n_q) * 32 * sizeof(float)));
     void *k8 = nullptr, *v8 = nullptr;
-    const auto p =
-        with_fp8_rows(params(q, nullptr, nullptr, out, lse, 1, n_kv, false), k, v, n_kv, &k8, &v8);
+    const auto p = with_fp8_rows(params(q, nullptr, nullptr, out, lse, n_q, n_kv, n_q > 1), k, v,
+                                 n_kv, &k8, &v8);
     const double ms = median_ms([&] { starattn::cuda::attention(p, nullptr); }, 10, 100);
     const double tbs = 2.0 * n_kv * kFp8Rows.row_bytes() / (ms * 1e-3) / 1e12;
-    rows.push_back({"decode 1q x 128K GQA 32/8, fp8 KV", ms, tbs, "TB/s", tbs / copy_tbs});
+    static char names[3][64];
+    char* name = names[n_q / 3];
+    std::snprintf(name, 64, "decode %dq x 128K GQA 32/8%s, fp8 KV", n_q, n_q > 1 ? " causal" : "");
+    rows.push_back({name, ms, tbs, "TB/s", tbs / copy_tbs});
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse, k8, v8})
       BCK(cudaFree(ptr));
   }

@@ -75,12 +75,13 @@ struct Case {
   int n_q, n_kv, n_heads, n_kv_heads, d;
   bool causal;
   int64_t offset;
-  int pad_rows;  // extra 16-byte pieces per KV row (a wider row stride than the format's)
+  int pad_rows;     // extra 16-byte pieces per KV row (a wider row stride than the format's)
+  int v_range = 0;  // V rows' magnitudes: 0 as kv_values, else v_gain's range
   std::string str() const {
     std::ostringstream s;
     s << "n_q " << n_q << " n_kv " << n_kv << " heads " << n_heads << "/" << n_kv_heads << " d "
-      << d << (causal ? " causal offset " + std::to_string(offset) : " full") << " pad "
-      << pad_rows;
+      << d << (causal ? " causal offset " + std::to_string(offset) : " full") << " pad " << pad_rows
+      << " v_range " << v_range;
     return s.str();
   }
 };
@@ -94,6 +95,14 @@ std::vector<float> kv_values(size_t rows, int kvd, std::mt19937& rng, bool keys)
       for (int e = 0; e < kvd; ++e) x[j * kvd + e] *= 1e-2f;
   }
   return test::bf16_round(x);
+}
+
+// Gains for V row j: 1 all rows 1e-12 (their scales far under f16's range), 2 all 1e4, 3 from
+// 1e-30 to 1e6 by factors of 1000 with every fifth row zero.
+float v_gain(int range, size_t j) {
+  if (range == 1) return 1e-12f;
+  if (range == 2) return 1e4f;
+  return j % 5 == 0 ? 0.0f : std::pow(10.0f, float(j % 13) * 3 - 30);
 }
 
 // bf16 K and V on the device, quantised there into fp8 rows (stride row_stride bytes), the rows
@@ -119,6 +128,11 @@ struct Fp8Trial {
     q = test::bf16_round(test::random_vec(size_t(c.n_q) * c.n_heads * c.d, rng));
     k = kv_values(c.n_kv, kvd, rng, true);
     v = kv_values(c.n_kv, kvd, rng, false);
+    if (c.v_range != 0) {
+      for (size_t j = 0; j < size_t(c.n_kv); ++j)
+        for (int e = 0; e < kvd; ++e) v[j * kvd + e] *= v_gain(c.v_range, j);
+      v = test::bf16_round(v);
+    }
     dq.upload(test::to_bf16(q));
     if (c.n_kv == 0) return;
     DevBuf<bf16> dk(test::to_bf16(k)), dv(test::to_bf16(v));
@@ -333,11 +347,27 @@ TEST(CudaFp8, DecodeMatchesCpu) {
       for (int d : {64, 128})
         for (int group : {1, 4, 8})
           for (int mode = 0; mode < 4; ++mode, ++i) {
-            const int kvh = n_kv > 10000 ? 1 : 2;
+            // 1, 2, 4 and 8 kv heads (blocks of 1, 2 and 4 heads); the long cache with one, and
+            // with the 8 of Llama-3.1-8B's single-token decode.
+            int kvh = 1 << (i / 4 % 4);
+            if (n_kv > 10000) kvh = n_q == 1 && group == 4 ? 8 : 1;
             Case c{n_q, n_kv, group * kvh, kvh, d, mode != 0, 0, i % 3 == 0 ? 2 : 0};
             c.offset = mode == 1 ? n_kv - n_q : mode == 2 ? 0 : -2;
             expect_matches_cpu(c, {cuda::attention_decode});
           }
+}
+
+// V rows far from 1 in magnitude, and far from each other: the decode carries each key's V
+// scale in its probability, which must neither overflow nor vanish.
+TEST(CudaFp8, DecodeOverVScalesFarApart) {
+  SA_REQUIRE_GPU();
+  for (int range : {1, 2, 3})
+    for (int n_kv : {37, 5003})
+      for (int kvh : {1, 8}) {
+        Case c{1, n_kv, 4 * kvh, kvh, 128, false, 0, 0};
+        c.v_range = range;
+        expect_matches_cpu(c, {cuda::attention_decode});
+      }
 }
 
 TEST(CudaFp8, DispatchMatchesCpu) {

@@ -45,20 +45,20 @@ constexpr int decode_smem_bytes() {
 static_assert(kWarps * kRows * 128 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<128>());
 static_assert(kWarps * kRows * 64 * 4 + 2 * kWarps * kRows * 4 <= decode_smem_bytes<64>());
 
-// One output element of a block's partial from its warps' states in shared memory: row r's
+// One output element of a block's partial from W warps' states in shared memory: row r's
 // maximum s_m[w * R + r] and sum s_l[w * R + r], and the element's accumulator o[w * o_stride]
-// for each warp w. Returns (value, natural-log lse); (0, -inf) for a row that saw no key.
-template <int R>
+// for each warp w < W. Returns (value, natural-log lse); (0, -inf) for a row that saw no key.
+template <int R, int W = kWarps>
 __device__ __forceinline__ float2 fold_warps(const float* s_m, const float* s_l, const float* o,
                                              int o_stride, int r, float scale_log2) {
   float m = -INFINITY;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s_m[w * R + r]);
+  for (int w = 0; w < W; ++w) m = fmaxf(m, s_m[w * R + r]);
   float val = 0.0f, lse = -INFINITY;
   if (m != -INFINITY) {
     float l = 0.0f, acc = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < W; ++w) {
       const float f = ex2((s_m[w * R + r] - m) * scale_log2);
       l += s_l[w * R + r] * f;
       acc += o[w * o_stride] * f;
@@ -229,7 +229,16 @@ static_assert(kWarps * kRowsFp8 * 128 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
               decode_fp8_smem_bytes<128>());
 static_assert(kWarps * kRowsFp8 * 64 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
               decode_fp8_smem_bytes<64>());
-static_assert(kThreads == 2 * kBN, "one thread loads one key's K or V scale a tile");
+static_assert(2 * kBN <= kThreads, "a thread copies one key's K or V scales a tile");
+
+// N-byte global -> shared copy (N = 4, 8 or 16: a key's scales of 1, 2 or 4 heads); with
+// valid == false it writes zeros (src unread).
+template <int N>
+__device__ __forceinline__ void cp_async_bytes(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "n"(N), "r"(valid ? N : 0)
+               : "memory");
+}
 
 // Byte offset of 16-byte chunk c of row r in an fp8 [kBN][D] tile, seen as 128-byte lines (one
 // row at D = 128, two at 64): a chunk's place in its line is XORed with the line's index, so the
@@ -249,16 +258,18 @@ __device__ __forceinline__ uint32_t transpose8x8_b16(uint32_t x) {
   return y;
 }
 
-// Folds the four warps' partials (registers in the order below) into one per row of the block
-// and writes it to the split's slot of the workspace. Lane 4g + c holds in o[mt][e] the row
+// Folds the partials of the warps that share a kv head (registers in the order below) into one
+// per (kv head, row) of the block and writes it to the split's slot of the workspace: the block's
+// HB heads are kvh0 + w / (kWarps / HB) for warp w. Lane 4g + c holds in o[mt][e] the row
 // 2c + e % 2 and the column g * D/8 + 4 (mt / 2) + 2 (mt % 2) + e / 2; st holds rows 2c and
 // 2c + 1, with l summed over the lane's keys only. Shared memory keeps the register order
 // ([warp][register] [lane], no bank conflicts); the columns are put in place on the way out.
-template <int D>
+template <int D, int HB>
 __device__ __forceinline__ void store_split_partial_fp8(
     unsigned char* smem_raw, const float (&o)[D / 16][4], const RowState& st, const Split& sp,
-    int row0, int split, int kvh, float scale_log2, float* ws_o, float* ws_lse) {
+    int row0, int split, int kvh0, float scale_log2, float* ws_o, float* ws_lse) {
   constexpr int kRegs = D / 16 * 4;
+  constexpr int kWarpsPerHead = kWarps / HB;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   cp_async_wait<0>();
   __syncthreads();
@@ -281,77 +292,87 @@ __device__ __forceinline__ void store_split_partial_fp8(
 #pragma unroll
     for (int e = 0; e < 4; ++e) s_o[(warp * kRegs + mt * 4 + e) * 32 + lane] = o[mt][e];
   __syncthreads();
-  for (int i = tid; i < kRegs * 32; i += kThreads) {
-    const int reg = i / 32, ln = i % 32, mt = reg / 4, e = reg % 4;
+  for (int i = tid; i < HB * kRegs * 32; i += kThreads) {
+    const int hl = i / (kRegs * 32), reg = i / 32 % kRegs, ln = i % 32, mt = reg / 4, e = reg % 4;
     const int r = 2 * (ln & 3) + (e & 1), row = row0 + r;
     if (row >= sp.rows) continue;
     const int c = (ln >> 2) * (D / 8) + 4 * (mt / 2) + 2 * (mt % 2) + (e >> 1);
-    const float2 out =
-        fold_warps<kRowsFp8>(s_m, s_l, s_o + reg * 32 + ln, kRegs * 32, r, scale_log2);
-    const int64_t idx = (static_cast<int64_t>(kvh) * sp.rows + row) * sp.n_splits + split;
+    const int w0 = hl * kWarpsPerHead;  // the head's first warp
+    const float2 out = fold_warps<kRowsFp8, kWarpsPerHead>(s_m + w0 * kRowsFp8, s_l + w0 * kRowsFp8,
+                                                           s_o + (w0 * kRegs + reg) * 32 + ln,
+                                                           kRegs * 32, r, scale_log2);
+    const int64_t idx = (static_cast<int64_t>(kvh0 + hl) * sp.rows + row) * sp.n_splits + split;
     ws_o[idx * D + c] = out.x;
     if (c == 0) ws_lse[idx] = out.y;
   }
 }
 
-// decode_kernel for fp8 KV rows (attention.h): the same keys, masks and partials, for 8 query
-// rows a block, with keys as the MMA's M dimension: S^T = K Q^T and O^T += V^T P^T, so the rows
-// fill the N dimension of 8 (decode has group = 4 rows a kv head; as M they would fill 4 of 16,
-// and every row's accumulators, scores and softmax steps would be paid 4 times over). A warp's
-// S^T tile is its 16 keys x 8 rows; lane 4g + c holds keys g and g + 8 of rows 2c and 2c + 1.
-// P^T reaches the B fragments of P V through one 8x8 transpose (movmatrix) per 8 keys. A call
-// of more than 8 rows (a short query) takes a block per 8, and each converts every key's codes;
-// two 8-row N tiles a block could share one conversion.
-template <int D>
-__global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
+// decode_kernel for fp8 KV rows (attention.h): the same keys, masks and partials, for NT tiles
+// of 8 query rows a block, with keys as the MMA's M dimension: S^T = K Q^T and O^T += V^T P^T,
+// so the rows fill the N dimension of 8 (decode has group = 4 rows a kv head; as M they would
+// fill 4 of 16, and every row's accumulators, scores and softmax steps would be paid 4 times
+// over). A warp's S^T tile is its 16 keys x 8 rows; lane 4g + c holds keys g and g + 8 of rows
+// 2c and 2c + 1. P^T reaches the B fragments of P V through one 8x8 transpose (movmatrix) per 8
+// keys. The NT row tiles of a block share each key's conversion: a short query's 9 to 32 rows
+// (NT = 2) convert every code half as often as one block per 8 rows would.
+template <int D, int NT, int HB>
+__global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
     decode_fp8_kernel(const AttnParams p, const Split sp, float scale_log2, float* ws_o,
                       float* ws_lse) {
   constexpr int kChunks = D / 16;  // 16-byte chunks of a key's D bytes
   constexpr int kMT = D / 16;      // m-tiles of O^T
   constexpr int kKS = D / 16;      // k-steps of K Q^T; a thread's K word per key and k-step
   constexpr int kStage = fp8_stage_bytes<D>();
+  constexpr int KT = kBN / HB;  // keys a tile
   extern __shared__ __align__(16) unsigned char smem_raw[];
 
-  const int row0 = blockIdx.x * kRowsFp8;
+  const int row0 = blockIdx.x * kRowsFp8 * NT;
   const int split = blockIdx.y;
-  const int kvh = blockIdx.z;
+  const int kvh0 = blockIdx.z * HB;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, c = lane & 3;
-  const uint8_t* k = p.k8 + static_cast<int64_t>(kvh) * D;
-  const uint8_t* v = p.v8 + static_cast<int64_t>(kvh) * D;
-  const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * kvh;
-  const uint8_t* v_scale = p.v8 + p.kv_scale_offset + 4 * kvh;
+  const int hw = warp / (kWarps / HB);  // the warp's kv head, kvh0 + hw
+  const uint8_t* k = p.k8 + static_cast<int64_t>(kvh0) * D;
+  const uint8_t* v = p.v8 + static_cast<int64_t>(kvh0) * D;
+  const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * kvh0;
+  const uint8_t* v_scale = p.v8 + p.kv_scale_offset + 4 * kvh0;
 
   // A key count read at run time (a replayed graph) spreads its keys over the grid's splits.
   int64_t n_kv = p.n_kv;
   int tiles_per_split = sp.tiles_per_split;
   if (p.n_kv_at != nullptr) {
     n_kv = clamp64(*p.n_kv_at, 0, p.n_kv);
-    tiles_per_split = static_cast<int>(((n_kv + kBN - 1) / kBN + sp.n_splits - 1) / sp.n_splits);
+    tiles_per_split = static_cast<int>(((n_kv + KT - 1) / KT + sp.n_splits - 1) / sp.n_splits);
   }
   // Keys of this slice that some row of the block can see: [key0, key_end).
   const int tok_first = row0 / sp.group;
-  const int tok_last = (min(row0 + kRowsFp8, sp.rows) - 1) / sp.group;
-  const int64_t key0 = static_cast<int64_t>(split) * tiles_per_split * kBN;
+  const int tok_last = (min(row0 + kRowsFp8 * NT, sp.rows) - 1) / sp.group;
+  const int64_t key0 = static_cast<int64_t>(split) * tiles_per_split * KT;
   const int64_t visible = p.causal ? clamp64(tok_last + p.causal_offset + 1, 0, n_kv) : n_kv;
-  const int64_t key_end = clamp64(key0 + static_cast<int64_t>(tiles_per_split) * kBN, 0, visible);
-  const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + kBN - 1) / kBN) : 0;
+  const int64_t key_end = clamp64(key0 + static_cast<int64_t>(tiles_per_split) * KT, 0, visible);
+  const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + KT - 1) / KT) : 0;
 
+  // Tile row r is key r % KT of head kvh0 + r / KT; consecutive threads take a key's HB heads'
+  // D bytes, which lie side by side in its row, and one copy brings the key's HB scales.
   auto load_kv = [&](int t) {
     unsigned char* st = smem_raw + (t % kStages8) * kStage;
-    const int64_t base = key0 + static_cast<int64_t>(t) * kBN;
+    const int64_t base = key0 + static_cast<int64_t>(t) * KT;
 #pragma unroll
     for (int i = tid; i < kBN * kChunks; i += kThreads) {
-      const int r = i / kChunks, ch = i % kChunks;
-      const bool valid = base + r < key_end;
-      const int64_t off = valid ? (base + r) * p.kv_stride + ch * 16 : 0;
+      const int key = i / (HB * kChunks), hl = i / kChunks % HB, ch = i % kChunks;
+      const int r = hl * KT + key;
+      const bool valid = base + key < key_end;
+      const int64_t off = valid ? (base + key) * p.kv_stride + hl * D + ch * 16 : 0;
       cp_async16(st + swz8<D>(r, ch), k + off, valid);
       cp_async16(st + kBN * D + swz8<D>(r, ch), v + off, valid);
     }
-    const int r = tid % kBN;
-    const bool is_v = tid >= kBN, valid = base + r < key_end;
-    cp_async4(st + 2 * kBN * D + (is_v ? kBN * 4 : 0) + r * 4,
-              (is_v ? v_scale : k_scale) + (valid ? (base + r) * p.kv_stride : 0), valid);
+    if (tid < 2 * KT) {
+      const int key = tid % KT;
+      const bool is_v = tid >= KT, valid = base + key < key_end;
+      cp_async_bytes<4 * HB>(st + 2 * kBN * D + (is_v ? kBN * 4 : 0) + key * 4 * HB,
+                             (is_v ? v_scale : k_scale) + (valid ? (base + key) * p.kv_stride : 0),
+                             valid);
+    }
   };
   // Always commit kStages8-1 groups so the wait counts below hold for any n_tiles.
 #pragma unroll
@@ -360,42 +381,49 @@ __global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
     cp_async_commit();
   }
 
-  // B fragments of Q^T straight from global memory, as f16: row g, and for k-step ks the d of
-  // slots 2c, 2c+1 (word 0) and 2c+8, 2c+9 (word 1) are c * D/4 + 4 ks + {0, 1} and + {2, 3},
-  // the order the K fragments below take d in.
-  uint32_t qb[kKS][2];
-  {
-    const int row = row0 + g;
+  // B fragments of Q^T straight from global memory, as f16: row g of tile n, and for k-step ks
+  // the d of slots 2c, 2c+1 (word 0) and 2c+8, 2c+9 (word 1) are c * D/4 + 4 ks + {0, 1} and
+  // + {2, 3}, the order the K fragments below take d in.
+  uint32_t qb[NT][kKS][2];
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
+    const int row = row0 + kRowsFp8 * n + g;
     const bf16* qrow =
-        p.q + (row < sp.rows
-                   ? (row / sp.group) * p.q_stride +
-                         static_cast<int64_t>(kvh * sp.group + row % sp.group) * D + c * (D / 4)
-                   : 0);
+        p.q +
+        (row < sp.rows
+             ? (row / sp.group) * p.q_stride +
+                   static_cast<int64_t>((kvh0 + hw) * sp.group + row % sp.group) * D + c * (D / 4)
+             : 0);
 #pragma unroll
     for (int ks = 0; ks < kKS; ++ks) {
       const uint2 w = row < sp.rows ? *reinterpret_cast<const uint2*>(qrow + 4 * ks) : uint2{0, 0};
       const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.x));
       const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w.y));
-      qb[ks][0] = pack_f16(lo.x, lo.y);
-      qb[ks][1] = pack_f16(hi.x, hi.y);
+      qb[n][ks][0] = pack_f16(lo.x, lo.y);
+      qb[n][ks][1] = pack_f16(hi.x, hi.y);
     }
   }
 
-  // Last key each of the thread's rows (2c, 2c+1) may see; block_lim: last key all rows see.
-  int lim[2];
+  // Last key each of the thread's rows (2c, 2c+1 of each tile) may see; block_lim: last key all
+  // rows see.
+  int lim[NT][2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int tok = (row0 + 2 * c + i) / sp.group;
-    const int64_t last = p.causal ? tok + p.causal_offset : key_end - 1;
-    lim[i] = static_cast<int>(clamp64(last, -1, key_end - 1));
-  }
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int tok = (row0 + kRowsFp8 * n + 2 * c + i) / sp.group;
+      const int64_t last = p.causal ? tok + p.causal_offset : key_end - 1;
+      lim[n][i] = static_cast<int>(clamp64(last, -1, key_end - 1));
+    }
   const int64_t block_lim =
       p.causal ? clamp64(tok_first + p.causal_offset, -1, key_end - 1) : key_end - 1;
 
-  float o[kMT][4];
+  float o[NT][kMT][4];
 #pragma unroll
-  for (int mt = 0; mt < kMT; ++mt) o[mt][0] = o[mt][1] = o[mt][2] = o[mt][3] = 0.0f;
-  RowState st;  // rows 2c and 2c + 1
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int mt = 0; mt < kMT; ++mt) o[n][mt][0] = o[n][mt][1] = o[n][mt][2] = o[n][mt][3] = 0.0f;
+  RowState st[NT];  // rows 2c and 2c + 1 of each tile
 
   for (int t = 0; t < n_tiles; ++t) {
     cp_async_wait<kStages8 - 2>();
@@ -407,7 +435,8 @@ __global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
     const unsigned char* vt = kt + kBN * D;
     const float* ks_t = reinterpret_cast<const float*>(kt + 2 * kBN * D);
     const float* vs_t = ks_t + kBN;
-    const int kg = warp * 16 + g;  // the thread's keys in S^T: kg and kg + 8
+    const int kg = warp * 16 + g;  // the thread's tile rows in S^T: kg and kg + 8
+    const int kk = kg % KT;        // their keys in the tile: kk and kk + 8
 
     // S^T = K Q^T: A fragments are keys kg and kg + 8, the thread's D/4 bytes of each, one word
     // per k-step.
@@ -420,51 +449,63 @@ __global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
             *reinterpret_cast<const uint4*>(kt + swz8<D>(kg + 8 * j, c * (kKS / 4) + h));
         w[j][4 * h] = x.x, w[j][4 * h + 1] = x.y, w[j][4 * h + 2] = x.z, w[j][4 * h + 3] = x.w;
       }
-    float s[4] = {};
+    float s[NT][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kKS; ++ks) {
       const uint32_t a[4] = {fp8x2_to_f16x2(w[0][ks]), fp8x2_to_f16x2(w[1][ks]),
                              fp8x2_to_f16x2(w[0][ks] >> 16), fp8x2_to_f16x2(w[1][ks] >> 16)};
-      mma_f16(s, a, qb[ks][0], qb[ks][1]);
-    }
-    const float k_lo = ks_t[kg], k_hi = ks_t[kg + 8];
-    s[0] *= k_lo, s[1] *= k_lo, s[2] *= k_hi, s[3] *= k_hi;
-
-    const int64_t n0 = key0 + static_cast<int64_t>(t) * kBN;
-    if (n0 + kBN - 1 > block_lim) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = static_cast<int>(n0) + kg + 8 * (e >> 1);
-        if (key > lim[e & 1]) s[e] = -INFINITY;
+      for (int n = 0; n < NT; ++n) mma_f16(s[n], a, qb[n][ks][0], qb[n][ks][1]);
+    }
+    // Scores in log2 units, u = q.k * scale * log2(e), each key's K scale folded in; lv: log2 of
+    // its V scale (-inf for a zero row), which P' = exp2(u + lv - m) below carries instead of V.
+    const float kq_lo = ks_t[kk * HB + hw] * scale_log2,
+                kq_hi = ks_t[(kk + 8) * HB + hw] * scale_log2;
+    const float lv_lo = __log2f(vs_t[kk * HB + hw]), lv_hi = __log2f(vs_t[(kk + 8) * HB + hw]);
+    // The running maximum m is of u + lv, so that P' <= 1 in f16; it takes lv no lower than
+    // -100, which keeps p = exp2(u - m), the row sums' terms, at most 2^100 (a sum of 2^27 of
+    // them stays finite) while P' stays exact. Only keys whose V rows are all under 448 * 2^-100
+    // in magnitude see a maximum above 1 and so P' in f16's subnormal range.
+    const float lm_lo = fmaxf(lv_lo, -100.0f), lm_hi = fmaxf(lv_hi, -100.0f);
+    const int64_t n0 = key0 + static_cast<int64_t>(t) * KT;
+    uint32_t b0[NT], b1[NT];
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      float u[4] = {s[n][0] * kq_lo, s[n][1] * kq_lo, s[n][2] * kq_hi, s[n][3] * kq_hi};
+      if (n0 + KT - 1 > block_lim) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = static_cast<int>(n0) + kk + 8 * (e >> 1);
+          if (key > lim[n][e & 1]) u[e] = -INFINITY;
+        }
       }
-    }
-    // Online softmax of rows 2c + i over the warp's keys: the lane's two, then across g.
+      // Online softmax of rows 2c + i over the warp's keys: the lane's two, then across g.
+      float pv[4];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      float mx = fmaxf(st.m[i], fmaxf(s[i], s[2 + i]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 8));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
-      const float m_use = mx == -INFINITY ? 0.0f : mx * scale_log2;
-      const float alpha = ex2(st.m[i] * scale_log2 - m_use);
-      st.m[i] = mx;
-      s[i] = ex2(fmaf(s[i], scale_log2, -m_use));
-      s[2 + i] = ex2(fmaf(s[2 + i], scale_log2, -m_use));
-      st.l[i] = st.l[i] * alpha + s[i] + s[2 + i];
+      for (int i = 0; i < 2; ++i) {
+        float mx = fmaxf(st[n].m[i], fmaxf(u[i] + lm_lo, u[2 + i] + lm_hi));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 8));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
+        const float m_use = mx == -INFINITY ? 0.0f : mx;
+        const float alpha = ex2(st[n].m[i] - m_use);
+        st[n].m[i] = mx;
+        pv[i] = ex2(u[i] + lv_lo - m_use);
+        pv[2 + i] = ex2(u[2 + i] + lv_hi - m_use);
+        st[n].l[i] = st[n].l[i] * alpha + ex2(u[i] - m_use) + ex2(u[2 + i] - m_use);
 #pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) o[mt][i] *= alpha, o[mt][2 + i] *= alpha;
+        for (int mt = 0; mt < kMT; ++mt) o[n][mt][i] *= alpha, o[n][mt][2 + i] *= alpha;
+      }
+      // P'^T as f16 B fragments: keys kg, kg + 8 x rows 2c, 2c+1 transposed into row g x keys
+      // 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1).
+      b0[n] = transpose8x8_b16(pack_f16(pv[0], pv[1]));
+      b1[n] = transpose8x8_b16(pack_f16(pv[2], pv[3]));
     }
 
-    // P^T as B fragments: each key's V scale folded in (bf16 holds the probabilities times any
-    // scale; the row sums in st stay unscaled), then keys kg, kg + 8 x rows 2c, 2c+1 transposed
-    // into row g x keys 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1).
-    const float v_lo = vs_t[kg], v_hi = vs_t[kg + 8];
-    const uint32_t b0 = transpose8x8_b16(pack_bf16(s[0] * v_lo, s[1] * v_lo));
-    const uint32_t b1 = transpose8x8_b16(pack_bf16(s[2] * v_hi, s[3] * v_hi));
-
-    // O^T += V^T P^T. A fragments of m-tile mt: (column, keys 2c, 2c+1) and (column, keys 2c+8,
-    // 2c+9) for columns g * D/8 + 4 (mt / 2) + 2 (mt % 2) + {0 (row g), 1 (row g + 8)}: kv[i]
-    // holds bytes g * D/8 .. + D/8 of key warp * 16 + 2c + {0, 1, 8, 9}[i].
+    // O^T += V^T P'^T over V's codes as f16 (exact: every E4M3 value is an f16 value, one
+    // conversion instruction a pair). A fragments of m-tile mt: (column, keys 2c, 2c+1) and
+    // (column, keys 2c+8, 2c+9) for columns g * D/8 + 4 (mt / 2) + 2 (mt % 2) + {0 (row g), 1
+    // (row g + 8)}: kv[i] holds bytes g * D/8 .. + D/8 of key warp * 16 + 2c + {0, 1, 8, 9}[i].
     constexpr int kWords = D / 32;
     const int vk = warp * 16 + 2 * c;
     uint32_t kv[4][kWords];
@@ -481,32 +522,43 @@ __global__ void __launch_bounds__(kThreads, kFp8BlocksPerSm)
     }
 #pragma unroll
     for (int m = 0; m < kWords; ++m) {
-      // Bytes of keys (2c, 2c+1) as [a0 a1 b0 b1] and [a2 a3 b2 b3] (likewise + 8): pair x of
-      // c0 is byte 4m + x of both keys.
+      // Column 4m + x of keys (2c, 2c+1) in c0[x], of keys (2c+8, 2c+9) in c1[x].
       uint32_t c0[4], c1[4];
-      fp8x4_to_bf16x2_pairs(__byte_perm(kv[0][m], kv[1][m], 0x5410), c0[0], c0[1]);
-      fp8x4_to_bf16x2_pairs(__byte_perm(kv[0][m], kv[1][m], 0x7632), c0[2], c0[3]);
-      fp8x4_to_bf16x2_pairs(__byte_perm(kv[2][m], kv[3][m], 0x5410), c1[0], c1[1]);
-      fp8x4_to_bf16x2_pairs(__byte_perm(kv[2][m], kv[3][m], 0x7632), c1[2], c1[3]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        c0[x] = fp8x2_to_f16x2(__byte_perm(kv[0][m], kv[1][m], x | (4 + x) << 4));
+        c1[x] = fp8x2_to_f16x2(__byte_perm(kv[2][m], kv[3][m], x | (4 + x) << 4));
+      }
       const uint32_t a_lo[4] = {c0[0], c0[1], c1[0], c1[1]};
       const uint32_t a_hi[4] = {c0[2], c0[3], c1[2], c1[3]};
-      mma_bf16(o[2 * m], a_lo, b0, b1);
-      mma_bf16(o[2 * m + 1], a_hi, b0, b1);
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+        mma_f16(o[n][2 * m], a_lo, b0[n], b1[n]);
+        mma_f16(o[n][2 * m + 1], a_hi, b0[n], b1[n]);
+      }
     }
   }
 
-  store_split_partial_fp8<D>(smem_raw, o, st, sp, row0, split, kvh, scale_log2, ws_o, ws_lse);
+#pragma unroll
+  for (int n = 0; n < NT; ++n)  // each call begins with a barrier: the last one's reads are done
+    store_split_partial_fp8<D, HB>(smem_raw, o[n], st[n], sp, row0 + kRowsFp8 * n, split, kvh0,
+                                   1.0f, ws_o, ws_lse);  // m is in log2 units already
 }
 
-// One warp per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum.
+// A block per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum, its
+// 4 warps taking every fourth split and adding up in shared memory. A decode over blocks of
+// several kv heads has a few hundred splits for each of a few dozen rows; one warp a row would
+// wait out a memory latency per 8 splits, 4 warps a quarter as many.
 template <int D>
 __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, const Split sp,
                                                            const float* ws_o, const float* ws_lse) {
   pdl_allow_dependents();       // the GEMV after this may start fetching its weights
   constexpr int kPer = D / 32;  // columns per lane, contiguous
+  constexpr int kMergeWarps = 4;
+  __shared__ float s_acc[kMergeWarps][D];
+  __shared__ float s_l[kMergeWarps];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * 4 + warp;
-  if (idx >= static_cast<int64_t>(p.n_kv_heads) * sp.rows) return;
+  const int64_t idx = blockIdx.x;
   const int kvh = static_cast<int>(idx / sp.rows), row = static_cast<int>(idx % sp.rows);
   const float* lse_s = ws_lse + idx * sp.n_splits;
 
@@ -519,10 +571,9 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
   float l = 0.0f;
   if (m != -INFINITY) {
     // No branch on an empty split (lse -inf, its partial unread in the sum): the loads of
-    // several splits can then be in flight at once, where one at a time made this loop wait
-    // out a memory latency per split (tens of microseconds at 64 splits).
+    // several splits can then be in flight at once.
 #pragma unroll 8
-    for (int s = 0; s < sp.n_splits; ++s) {
+    for (int s = warp; s < sp.n_splits; s += kMergeWarps) {
       const float ls = lse_s[s];
       const bool live = ls != -INFINITY;
       const float w = live ? __expf(ls - m) : 0.0f;
@@ -540,6 +591,20 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
       for (int e = 0; e < kPer; ++e) acc[e] += live ? w * x[e] : 0.0f;
     }
   }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
+  if (lane == 0) s_l[warp] = l;
+  __syncthreads();
+  if (warp != 0) return;
+  l = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kMergeWarps; ++w) l += s_l[w];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    acc[e] = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kMergeWarps; ++w) acc[e] += s_acc[w][lane * kPer + e];
+  }
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
   const int tok = row / sp.group, head = kvh * sp.group + row % sp.group;
   bf16* out = p.out + tok * p.out_stride + static_cast<int64_t>(head) * D + lane * kPer;
@@ -551,10 +616,17 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
     p.lse[static_cast<int64_t>(tok) * p.n_heads + head] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
-template <int D, bool kFp8>
+// kFp8: 0 for Act rows; 1 or 2 for fp8 rows, the row tiles of 8 a block (decode_fp8_kernel's NT).
+template <int D, int kFp8, int HB = 1>
 void launch_decode(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = kFp8 ? decode_fp8_smem_bytes<D>() : decode_smem_bytes<D>();
-  auto* kernel = kFp8 ? decode_fp8_kernel<D> : decode_kernel<D>;
+  constexpr int keys_per_tile = kFp8 ? kBN / HB : kBN;
+  auto* kernel = [] {
+    if constexpr (kFp8 != 0)
+      return decode_fp8_kernel<D, kFp8, HB>;
+    else
+      return decode_kernel<D>;
+  }();
   SA_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   static const int blocks_per_sm = [kernel] {
     int n = 0;
@@ -567,14 +639,14 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.n_q) * sp.group;
   SA_CHECK(rows <= (int64_t{1} << 30), "attention_decode: ", rows, " query rows is too many");
   sp.rows = static_cast<int>(rows);
-  constexpr int rows_per_block = kFp8 ? kRowsFp8 : kRows;
+  constexpr int rows_per_block = kFp8 ? kRowsFp8 * kFp8 : kRows;
   const int row_groups = (sp.rows + rows_per_block - 1) / rows_per_block;
   // One full wave of resident blocks: every block streams an equal slice, so none waits for a
   // second wave and the pipelines stay full to the end.
-  const int tiles = (p.n_kv + kBN - 1) / kBN;
+  const int tiles = (p.n_kv + keys_per_tile - 1) / keys_per_tile;
   const int64_t slots = static_cast<int64_t>(sm_count()) * blocks_per_sm;
-  const int64_t want =
-      std::max<int64_t>(1, slots / (static_cast<int64_t>(p.n_kv_heads) * row_groups));
+  const int64_t head_groups = p.n_kv_heads / HB;
+  const int64_t want = std::max<int64_t>(1, slots / (head_groups * row_groups));
   sp.tiles_per_split = static_cast<int>(std::max<int64_t>(1, (tiles + want - 1) / want));
   sp.n_splits = std::max(1, (tiles + sp.tiles_per_split - 1) / sp.tiles_per_split);
 
@@ -582,7 +654,7 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   float* ws_o = static_cast<float*>(workspace(n_part * (D + 1) * sizeof(float), stream));
   float* ws_lse = ws_o + n_part * D;
 
-  const dim3 grid(row_groups, sp.n_splits, p.n_kv_heads);
+  const dim3 grid(row_groups, sp.n_splits, static_cast<unsigned>(head_groups));
   kernel<<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
   if constexpr (kFp8) {
     SA_LAUNCHED("decode_fp8_kernel");
@@ -592,12 +664,25 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   merge_splits(p, sp, ws_o, ws_lse, stream);
 }
 
+// fp8 rows: blocks of 4 kv heads where the heads come in fours (one 16-byte copy then brings a
+// key's 4 scales), else of 2 or 1.
+template <int D, int NT>
+void launch_decode_fp8(const AttnParams& p, cudaStream_t stream) {
+  if (p.n_kv_heads % 4 == 0)
+    launch_decode<D, NT, 4>(p, stream);
+  else if (p.n_kv_heads % 2 == 0)
+    launch_decode<D, NT, 2>(p, stream);
+  else
+    launch_decode<D, NT, 1>(p, stream);
+}
+
 }  // namespace
 
 void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const float* ws_lse,
                   cudaStream_t stream) {
   const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
-  const auto blocks = static_cast<unsigned>((merge_rows + 3) / 4);
+  SA_CHECK(merge_rows <= int64_t{0x7FFFFFFF}, "merge_splits: ", merge_rows, " rows is too many");
+  const auto blocks = static_cast<unsigned>(merge_rows);
   dispatch_head_dim(p.head_dim, "merge_splits", [&](auto d) {
     decode_merge_kernel<decltype(d)::value><<<blocks, 128, 0, stream>>>(p, sp, ws_o, ws_lse);
   });
@@ -610,10 +695,13 @@ void attention_decode(const AttnParams& p, cudaStream_t stream) {
   attn::check_params(p, "attention_decode");
   if (p.n_q == 0) return;
   attn::dispatch_head_dim(p.head_dim, "attention_decode", [&](auto d) {
-    if (p.kv_type == KvType::Fp8)
-      attn::launch_decode<decltype(d)::value, true>(p, stream);
-    else
-      attn::launch_decode<decltype(d)::value, false>(p, stream);
+    constexpr int D = decltype(d)::value;
+    if (p.kv_type != KvType::Fp8)
+      attn::launch_decode<D, 0>(p, stream);
+    else if (int64_t{p.n_q} * (p.n_heads / p.n_kv_heads) <= attn::kRowsFp8)
+      attn::launch_decode_fp8<D, 1>(p, stream);
+    else  // a short query: two row tiles a block share each key's conversion
+      attn::launch_decode_fp8<D, 2>(p, stream);
   });
 }
 
