@@ -203,8 +203,9 @@ int lse_mismatches(const std::vector<float>& a, const std::vector<float>& ref, f
 }
 
 // The kernels take the codes exactly and scale the scores in fp32, as the CPU does, so the lse
-// agrees to fp32 rounding; they round the scaled probabilities to bf16 for P V where the CPU keeps
-// fp32, and write bf16 outputs: the bf16 tests' 1e-2 bound holds for the same reason.
+// agrees to fp32 rounding; they round the probabilities times the V scales to bf16 (prefill) or
+// f16 (decode) for P V where the CPU keeps fp32, and write bf16 outputs: the bf16 tests' 1e-2
+// bound holds for the same reason.
 void expect_matches_cpu(const Case& c, const std::vector<Fn>& fns) {
   SCOPED_TRACE(c.str());
   const Fp8Trial t(c);

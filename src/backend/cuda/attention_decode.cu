@@ -6,17 +6,22 @@
 // states merge in shared memory into one partial (out fp32, lse) per split in a workspace; a
 // second kernel merges the splits and writes bf16 out and the natural-log lse.
 //
-// FP8 KV (decode_fp8_kernel): the same grid, warps and merge; tiles of E4M3 bytes (half the
-// bytes, so 4 stages keep more keys in flight) go from shared memory straight into MMA
-// fragments with no bf16 tile in between. With few query rows per key the kernel is bound by the
-// instructions per byte, not the bytes, so each step takes the fewest:
+// FP8 KV (decode_fp8_kernel): the same splits and merge; tiles of E4M3 bytes go from shared
+// memory straight into MMA fragments with no 16-bit tile in between. With few query rows per key
+// the kernel is bound by its instructions and its memory requests per byte, not the bytes, so
+// each step takes the fewest:
 // - keys are the MMA's M dimension and 8 query rows its N (S^T = K Q^T, O^T += V^T P^T), so a
 //   decode's 4 rows a kv head fill half of each MMA rather than a quarter, and each row's
-//   accumulators and softmax steps are held once (135 registers where 163 were);
-// - K Q^T runs in f16, since E4M3 converts to f16 in one instruction per pair; Q is converted to
-//   f16 once, and the scores take each key's K scale in fp32;
-// - P V stays in bf16, whose range holds the probabilities times any V scale, with V's codes
-//   converted by integer operations (fp8x4_to_bf16x2_pairs, no branch).
+//   accumulators and softmax steps are held once;
+// - a block takes 4 kv heads (2 or 1 where the heads do not come in fours), whose codes lie side
+//   by side in a row and whose scales one 16-byte copy brings: one scale request per key and
+//   block, where a block per head made one per head, a quarter of the requests L2 served;
+// - both products run in f16, as E4M3 converts to f16 exactly in one instruction per pair: Q is
+//   converted once and the scores take each key's K scale in fp32; V's codes enter P V as they
+//   are and each key's V scale s rides in its probability, P' = exp2(u + log2 s - m) with the
+//   running maximum m taken over u + log2 s, so P' <= 1 suits f16 whatever the scales (the row
+//   sums take exp2(u - m) apart). Where P V in bf16 needed a dozen integer operations a word to
+//   convert V, this needs one instruction a pair.
 // The dot product over head_dim may take its terms in any order, so each thread's K fragments come
 // from D/4 contiguous bytes of a key (one or two 16-byte loads) and its Q fragments use the same
 // order of d; the output columns are permuted likewise and put back in place in the epilogue.
@@ -212,8 +217,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // FP8 KV: stage s of the ring holds K bytes [kBN][D], V bytes [kBN][D] (16-byte chunks
-// swizzled by swz8), then K scales [kBN] and V scales [kBN]: 16.9 KB at d = 128. Four stages and
-// 3 blocks an SM took 0.138 ms over 128K keys on an H200, 3 stages and 4 blocks 0.147.
+// swizzled by swz8), then K scales [keys][heads] and V scales likewise (kBN each): 16.9 KB at
+// d = 128. Four stages and 3 blocks an SM took 0.105 ms over 128K keys on an H200, 3 stages and
+// 4 blocks 0.111.
 constexpr int kStages8 = 4;
 constexpr int kFp8BlocksPerSm = 3;
 constexpr int kRowsFp8 = 8;  // query rows per block: the N of S^T = K Q^T
@@ -353,18 +359,30 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   const int n_tiles = key_end > key0 ? static_cast<int>((key_end - key0 + KT - 1) / KT) : 0;
 
   // Tile row r is key r % KT of head kvh0 + r / KT; consecutive threads take a key's HB heads'
-  // D bytes, which lie side by side in its row, and one copy brings the key's HB scales.
+  // D bytes, which lie side by side in its row, and one copy brings the key's HB scales. A
+  // thread's keys, heads and chunks are the same in every tile, so their offsets are worked out
+  // once: only the tile's first key moves.
+  constexpr int kPassKeys = kThreads / (HB * kChunks);  // keys one pass of the block copies
+  constexpr int kPasses = KT / kPassKeys;
+  static_assert(kThreads % (HB * kChunks) == 0 && KT % kPassKeys == 0);
+  const int ld_key = tid / (HB * kChunks), ld_hl = tid / kChunks % HB, ld_ch = tid % kChunks;
+  const int64_t ld_off = ld_key * p.kv_stride + ld_hl * D + ld_ch * 16;
+  const int64_t pass_stride = kPassKeys * p.kv_stride;
+  int ld_smem[kPasses];
+#pragma unroll
+  for (int j = 0; j < kPasses; ++j)
+    ld_smem[j] = swz8<D>(ld_hl * KT + ld_key + j * kPassKeys, ld_ch);
   auto load_kv = [&](int t) {
     unsigned char* st = smem_raw + (t % kStages8) * kStage;
     const int64_t base = key0 + static_cast<int64_t>(t) * KT;
+    const int64_t base_off = base * p.kv_stride + ld_off;
+    const int64_t left = key_end - base - ld_key;  // the thread's keys left in the slice
 #pragma unroll
-    for (int i = tid; i < kBN * kChunks; i += kThreads) {
-      const int key = i / (HB * kChunks), hl = i / kChunks % HB, ch = i % kChunks;
-      const int r = hl * KT + key;
-      const bool valid = base + key < key_end;
-      const int64_t off = valid ? (base + key) * p.kv_stride + hl * D + ch * 16 : 0;
-      cp_async16(st + swz8<D>(r, ch), k + off, valid);
-      cp_async16(st + kBN * D + swz8<D>(r, ch), v + off, valid);
+    for (int j = 0; j < kPasses; ++j) {
+      const bool valid = j * kPassKeys < left;
+      const int64_t off = valid ? base_off + j * pass_stride : 0;
+      cp_async16(st + ld_smem[j], k + off, valid);
+      cp_async16(st + kBN * D + ld_smem[j], v + off, valid);
     }
     if (tid < 2 * KT) {
       const int key = tid % KT;
@@ -480,7 +498,7 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
         }
       }
       // Online softmax of rows 2c + i over the warp's keys: the lane's two, then across g.
-      float pv[4];
+      float pv[4], alpha[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         float mx = fmaxf(st[n].m[i], fmaxf(u[i] + lm_lo, u[2 + i] + lm_hi));
@@ -488,13 +506,19 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 8));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
         const float m_use = mx == -INFINITY ? 0.0f : mx;
-        const float alpha = ex2(st[n].m[i] - m_use);
+        alpha[i] = ex2(st[n].m[i] - m_use);
         st[n].m[i] = mx;
         pv[i] = ex2(u[i] + lv_lo - m_use);
         pv[2 + i] = ex2(u[2 + i] + lv_hi - m_use);
-        st[n].l[i] = st[n].l[i] * alpha + ex2(u[i] - m_use) + ex2(u[2 + i] - m_use);
+        st[n].l[i] = st[n].l[i] * alpha[i] + ex2(u[i] - m_use) + ex2(u[2 + i] - m_use);
+      }
+      // Past the first tiles a row's maximum seldom moves (alpha = 1 exactly): the warp skips
+      // the rescale of its accumulators unless some row's did.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-        for (int mt = 0; mt < kMT; ++mt) o[n][mt][i] *= alpha, o[n][mt][2 + i] *= alpha;
+        for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+          for (int i = 0; i < 2; ++i) o[n][mt][i] *= alpha[i], o[n][mt][2 + i] *= alpha[i];
       }
       // P'^T as f16 B fragments: keys kg, kg + 8 x rows 2c, 2c+1 transposed into row g x keys
       // 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1).
