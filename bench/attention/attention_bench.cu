@@ -80,7 +80,7 @@ double median_ms(const std::function<void()>& fn, int warm, int reps) {
 }
 
 struct Row {
-  const char* name;
+  std::string name;
   double ms, rate;
   const char* unit;
   double ratio;
@@ -198,9 +198,8 @@ int run(const char* out_path) {
                                  n_kv, &k8, &v8);
     const double ms = median_ms([&] { starattn::cuda::attention(p, nullptr); }, 10, 100);
     const double tbs = 2.0 * n_kv * kFp8Rows.row_bytes() / (ms * 1e-3) / 1e12;
-    static char names[3][64];
-    char* name = names[n_q / 3];
-    std::snprintf(name, 64, "decode %dq x 128K GQA 32/8%s, fp8 KV", n_q, n_q > 1 ? " causal" : "");
+    const std::string name = "decode " + std::to_string(n_q) + "q x 128K GQA 32/8" +
+                             (n_q > 1 ? " causal" : "") + ", fp8 KV";
     rows.push_back({name, ms, tbs, "TB/s", tbs / copy_tbs});
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse, k8, v8})
       BCK(cudaFree(ptr));
@@ -314,11 +313,13 @@ int run(const char* out_path) {
 
   std::printf("\n%-44s %10s %12s %8s\n", "ours", "ms", "rate", "roofline");
   for (const Row& r : rows)
-    std::printf("%-44s %10.3f %7.2f %-7s %7.1f%%\n", r.name, r.ms, r.rate, r.unit, 100 * r.ratio);
+    std::printf("%-44s %10.3f %7.2f %-7s %7.1f%%\n", r.name.c_str(), r.ms, r.rate, r.unit,
+                100 * r.ratio);
   if (out_path != nullptr) {
     FILE* f = std::fopen(out_path, "w");
     if (f == nullptr) starattn::fail("cannot write ", out_path);
-    for (const Row& r : rows) std::fprintf(f, "%s|%.6f|%.4f|%s\n", r.name, r.ms, r.rate, r.unit);
+    for (const Row& r : rows)
+      std::fprintf(f, "%s|%.6f|%.4f|%s\n", r.name.c_str(), r.ms, r.rate, r.unit);
     std::fclose(f);
   }
   return 0;

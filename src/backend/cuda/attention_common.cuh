@@ -273,12 +273,12 @@ __device__ __forceinline__ uint32_t fp8x2_to_f16x2(uint32_t two) {
 // Four E4M3 values [b0 b1 b2 b3] -> bf16x2 pairs even = (b0, b2) and odd = (b1, b3), bit for bit
 // what fp8x2_to_bf16x2 gives (a NaN code gives a NaN, not the same one), with integer and bf16x2
 // operations only: the conversion instructions that path takes run at a fraction of the integer
-// rate, and they bounded the fp8 decode kernel at the bf16 kernel's time. E4M3 s.eeee.mmm laid
+// rate (the prefill's producer expands whole tiles with it). E4M3 s.eeee.mmm laid
 // into bf16 as s.0000eeee.mmm0000 is the value times 2^-120, subnormals included (as bf16
 // subnormals, which bf16x2 arithmetic keeps); one exact product by 2^120 gives the value. A NaN
 // code (0x7F, 0xFF; only a NaN activation writes one) would come out finite that way, so its
-// half gets every exponent bit set afterwards. No branch: one per word held the decode kernel's
-// warps at each word until it resolved.
+// half gets every exponent bit set afterwards. No branch: one per word held the warps at each
+// word until it resolved.
 __device__ __forceinline__ void fp8x4_to_bf16x2_pairs(uint32_t w, uint32_t& even, uint32_t& odd) {
   const uint32_t mags = w & 0x7F7F7F7Fu;
   const uint32_t e = ((w << 8) & 0x80008000u) | ((mags << 4) & 0x07F007F0u);
@@ -291,10 +291,12 @@ __device__ __forceinline__ void fp8x4_to_bf16x2_pairs(uint32_t w, uint32_t& even
   even = *reinterpret_cast<const uint32_t*>(&ev) | ((nan >> 7) & 0x00010001u) * 0x7FC0u;
   odd = *reinterpret_cast<const uint32_t*>(&ov) | ((nan >> 15) & 0x00010001u) * 0x7FC0u;
 }
-// 4-byte global -> shared copy (a scale); with valid == false it writes zeros (src unread).
-__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 4 : 0)
+// N-byte global -> shared copy (N = 4, 8 or 16: the scales of one to four heads); with
+// valid == false it writes zeros (src unread).
+template <int N>
+__device__ __forceinline__ void cp_async_bytes(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "n"(N), "r"(valid ? N : 0)
                : "memory");
 }
 
@@ -316,7 +318,7 @@ __device__ __forceinline__ void load_tile_fp8(unsigned char* tile, float* scales
   }
   for (int r = tid; r < ROWS; r += THREADS) {
     const bool valid = row0 + r < n_rows;
-    cp_async4(scales + r, valid ? scale_src + (row0 + r) * stride : scale_src, valid);
+    cp_async_bytes<4>(scales + r, valid ? scale_src + (row0 + r) * stride : scale_src, valid);
   }
 }
 

@@ -237,15 +237,6 @@ static_assert(kWarps * kRowsFp8 * 64 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
               decode_fp8_smem_bytes<64>());
 static_assert(2 * kBN <= kThreads, "a thread copies one key's K or V scales a tile");
 
-// N-byte global -> shared copy (N = 4, 8 or 16: a key's scales of 1, 2 or 4 heads); with
-// valid == false it writes zeros (src unread).
-template <int N>
-__device__ __forceinline__ void cp_async_bytes(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "n"(N), "r"(valid ? N : 0)
-               : "memory");
-}
-
 // Byte offset of 16-byte chunk c of row r in an fp8 [kBN][D] tile, seen as 128-byte lines (one
 // row at D = 128, two at 64): a chunk's place in its line is XORed with the line's index, so the
 // fragment reads below (8 rows at one chunk, or 4 even rows at two chunks) hit distinct banks.
