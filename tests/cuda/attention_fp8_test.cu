@@ -1,6 +1,6 @@
 // FP8 KV on the GPU against the CPU twin on the same quantised data: rows quantised by the GPU's
 // write (kv_write.cu) are byte for byte the CPU's quantize_kv_rows_fp8 of the same bf16 values,
-// and every attention kernel reading them (split-KV decode, the mma.sync prefill, the dispatch)
+// and every attention kernel reading them (split-KV decode, both prefill kernels, the dispatch)
 // matches attention_cpu over the same bytes: odd shapes, GQA groups 1/4/8, head_dim 64/128, every
 // mask mode, padded row strides, outputs poisoned with NaN. Every test skips without a GPU.
 #include <cuda_bf16.h>
@@ -98,10 +98,12 @@ std::vector<float> kv_values(size_t rows, int kvd, std::mt19937& rng, bool keys)
 }
 
 // Gains for V row j: 1 all rows 1e-12 (their scales far under f16's range), 2 all 1e4, 3 from
-// 1e-30 to 1e6 by factors of 1000 with every fifth row zero.
+// 1e-30 to 1e6 by factors of 1000 with every fifth row zero, 4 by runs of 128 rows (a prefill
+// tile) from 1e-6 up to 1e4 by factors of 100, over and over.
 float v_gain(int range, size_t j) {
   if (range == 1) return 1e-12f;
   if (range == 2) return 1e4f;
+  if (range == 4) return std::pow(10.0f, float(j / 128 % 6) * 2 - 6);
   return j % 5 == 0 ? 0.0f : std::pow(10.0f, float(j % 13) * 3 - 30);
 }
 
@@ -202,10 +204,11 @@ int lse_mismatches(const std::vector<float>& a, const std::vector<float>& ref, f
   return bad;
 }
 
-// The kernels take the codes exactly and scale the scores in fp32, as the CPU does, so the lse
-// agrees to fp32 rounding; they round the probabilities times the V scales to bf16 (prefill) or
-// f16 (decode) for P V where the CPU keeps fp32, and write bf16 outputs: the bf16 tests' 1e-2
-// bound holds for the same reason.
+// The kernels take the K codes exactly and scale the scores in fp32, as the CPU does, so the lse
+// agrees to fp32 rounding. For P V they round to 16 bits where the CPU keeps fp32: the
+// probabilities times the V scales to bf16 (mma.sync prefill) or f16 (decode), or the
+// probabilities and the V codes times their scales over a power of two to f16 (Hopper prefill),
+// and they write bf16 outputs: the bf16 tests' 1e-2 bound holds for the same reason.
 void expect_matches_cpu(const Case& c, const std::vector<Fn>& fns) {
   SCOPED_TRACE(c.str());
   const Fp8Trial t(c);
@@ -368,6 +371,36 @@ TEST(CudaFp8, DecodeOverVScalesFarApart) {
         Case c{1, n_kv, 4 * kvh, kvh, 128, false, 0, 0};
         c.v_range = range;
         expect_matches_cpu(c, {cuda::attention_decode});
+      }
+}
+
+// The same for the prefill kernels, and each (query, head) row on its own, so that rows far
+// smaller than others count too. The Hopper kernel carries V in f16 relative to the largest V
+// scale so far and sends a tile with a scale over 2^14 under it as bf16 instead: ranges 1 and 2
+// stay in f16, range 3's tiles all go as bf16, and range 4 moves the output's unit up with each
+// run of larger rows, then sends the runs after the drop back to 1e-6 as bf16.
+TEST(CudaFp8, PrefillOverVScalesFarApart) {
+  SA_REQUIRE_GPU();
+  std::vector<Fn> fns = {cuda::attn::prefill_mma, cuda::attention_prefill};
+  if (cuda::attn::device_has_wgmma()) fns.push_back(cuda::attn::prefill_wgmma);
+  for (int range : {1, 2, 3, 4})
+    for (int d : {64, 128})
+      for (const Case& base :
+           {Case{37, 37, 4, 1, d, false, 0, 0}, Case{300, 5003, 8, 2, d, true, 4703, 0}}) {
+        Case c = base;
+        c.v_range = range;
+        SCOPED_TRACE(c.str());
+        expect_matches_cpu(c, fns);
+        const Fp8Trial t(c);
+        std::vector<float> want, want_lse, got, got_lse;
+        t.cpu(&want, &want_lse);
+        for (Fn fn : fns) {
+          t.gpu(fn, &got, &got_lse);
+          int bad = 0;
+          for (size_t r = 0; r < want.size() / d; ++r)
+            bad += !(test::rel_l2(got.data() + r * d, want.data() + r * d, d) <= 2e-2);
+          EXPECT_EQ(bad, 0);
+        }
       }
 }
 

@@ -9,13 +9,19 @@
 // - Ping-pong: each warpgroup issues [PV(t-1), S(t)] as one batch, then hands the tensor cores to
 //   the other warpgroup (named barriers) and runs its softmax while the other's batch executes.
 // - FP8 KV (kFp8): TMA brings each tile's E4M3 bytes into a staging buffer, and the whole producer
-//   warpgroup expands them, exactly, into the swizzled 16-bit ring the consumers read (2 stages,
-//   to leave room for the staging), writing the tile's per-key scales beside it. K expands to f16
-//   (one conversion instruction a pair, where bf16 takes a dozen integer operations a word) and
-//   the consumers turn their rows of Q into f16 once, so S = Q K^T runs in f16; V stays bf16,
-//   whose range holds the probabilities times any V scale. The consumers scale the scores by the
-//   K scales and the probabilities by the V scales in fp32, as the mma.sync kernel and the CPU
-//   do. Q in f16 limits |q| to 65504: a larger component becomes infinite and its row NaN.
+//   warpgroup expands them into the swizzled f16 ring the consumers read (2 stages, to leave room
+//   for the staging); S = Q K^T and P V then run in f16, with Q turned into f16 once. Each thread
+//   takes one key. K goes as its codes, exactly (one conversion instruction a pair), and the
+//   consumers scale the scores by the K scales in fp32, as the CPU does, so the scores and the
+//   log-sum-exp agree with it to fp32 rounding. V goes dequantised: code times its scale over c_v
+//   (one f16 multiply a pair), c_v being the largest V scale so far rounded up to a power of
+//   two; the output accumulates in units of c_v, rescaled with the running maximum when c_v
+//   grows. So the probabilities need no per-key multiply, and every product stays in f16's range
+//   (codes times ratios <= 1), rounded once to f16 (2^-11, under the output's bf16 rounding).
+//   A V tile whose smallest nonzero scale is under 2^-14 c_v (scales 16384 times apart, which a
+//   model's V rows do not reach) would lose precision in f16: it goes as bf16 codes instead, with
+//   each key's scale / c_v on its probabilities in fp32 (bf16's range holds any ratio). Q in f16
+//   limits |q| to 65504: a larger component becomes infinite and its row NaN.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -36,11 +42,19 @@ constexpr int kBarBytes = 128;
 template <bool kFp8>
 constexpr int kStages = kFp8 ? 2 : 3;
 
+// FP8 KV: what the producer tells the consumers about a stage's tile, beside its K tile.
+struct TileScales {
+  float c_v;      // the output's unit after this tile: the V codes were scaled by scale / c_v
+  uint32_t wide;  // V went as bf16 codes; the probabilities take scale / c_v (v_factors)
+  uint32_t unused[2];
+};
+constexpr int kProducerWarps = 4;
+
 template <int D, bool kFp8>
 constexpr int sm90_smem_bytes() {  // barriers, alignment slack, Q, K and V rings, fp8 staging
   constexpr int s = kStages<kFp8>;
   return kBarBytes + 1023 + (kBM + 2 * s * kBN) * D * 2 +
-         (kFp8 ? 2 * kBN * D + 2 * s * kBN * 4 : 0);
+         (kFp8 ? 2 * kBN * D + 2 * s * kBN * 4 + s * 16 + kProducerWarps * 16 : 0);
 }
 
 // K and V maps: bf16 tiles (128-byte swizzle) or, with fp8 KV, linear [kBN][D] byte tiles.
@@ -49,7 +63,8 @@ struct TensorMaps {
 };
 
 // Shared memory: barriers first, then 1024-aligned tiles (the swizzle atom), then for fp8 the
-// staging tiles of K and V bytes and the ring stages' K and V scales ([kBN] floats each).
+// staging tiles of K and V bytes, each stage's K scales and V factors ([kBN] floats each; the V
+// factors for wide tiles only) and TileScales, and the producer warps' tile statistics.
 template <int D, bool kFp8>
 struct Smem {
   static constexpr int kS = kStages<kFp8>;
@@ -76,7 +91,9 @@ struct Smem {
   __device__ uint32_t stage_k() const { return q() + kBM * D * 2 + 2 * kS * kTile; }
   __device__ uint32_t stage_v() const { return stage_k() + kBN * D; }
   __device__ uint32_t k_scales(int s) const { return stage_v() + kBN * D + s * kBN * 4; }
-  __device__ uint32_t v_scales(int s) const { return k_scales(kS + s); }
+  __device__ uint32_t v_factors(int s) const { return k_scales(kS + s); }
+  __device__ uint32_t tile_scales(int s) const { return v_factors(kS) + s * 16; }
+  __device__ uint32_t stats(int warp) const { return tile_scales(kS) + warp * 16; }
 };
 static_assert(8 * (3 + 4 * kStages<false>) <= kBarBytes);  // the most barriers either needs
 
@@ -142,37 +159,64 @@ __device__ __forceinline__ void st_shared_v4(uint32_t addr, uint32_t a, uint32_t
 __device__ __forceinline__ void st_shared_f32(uint32_t addr, float x) {
   asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(addr), "f"(x) : "memory");
 }
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t x) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(x) : "memory");
+}
+__device__ __forceinline__ uint32_t hmul2_f16(uint32_t a, uint32_t b) {
+  const __half2 r =
+      __hmul2(*reinterpret_cast<const __half2*>(&a), *reinterpret_cast<const __half2*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
 
-// A linear [kBN][D] fp8 staging tile -> the 128-byte-swizzled 16-bit tile wgmma reads (the
-// layout TMA gives the bf16 kernel), exactly, by the 128 producer threads: f16 (kF16: one
-// conversion instruction a pair) or bf16 (integer operations).
-template <int D, bool kF16>
-__device__ __forceinline__ void expand_stage_sw128(uint32_t dst, uint32_t src, int ptid) {
+// How a row of codes expands: f16 codes exactly, f16 codes times a factor, bf16 codes exactly.
+enum class Expand { kF16, kF16Scaled, kBf16 };
+
+// Key r's row of a linear [kBN][D] fp8 staging tile -> its row of the 128-byte-swizzled 16-bit
+// tile wgmma reads (the layout TMA gives the bf16 kernel), by thread r of the producer (f: the
+// factor as f16x2). The chunks go in a rotated order so that the 8 threads of a quarter warp hit
+// different banks (D = 128: none share one; D = 64: two at most).
+template <int D, Expand kHow>
+__device__ __forceinline__ void expand_row_sw128(uint32_t dst, uint32_t src, int r, uint32_t f) {
   constexpr int kChunks = D / 16;  // 16 fp8 bytes = two 8-element 16-bit chunks
-#pragma unroll 4
-  for (int i = ptid; i < kBN * kChunks; i += 128) {
-    const int r = i / kChunks, c = i % kChunks;
-    const uint4 w = ld_shared_v4(src + r * D + c * 16);
+  const int rot = D == 128 ? r : (r >> 2) & 1;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int cc = (c + rot) % kChunks;
+    const uint4 w = ld_shared_v4(src + r * D + cc * 16);
     uint32_t out[8];
-    if constexpr (kF16)
-      fp8x16_to_f16x8(w, out);
-    else
+    if constexpr (kHow == Expand::kBf16) {
       fp8x16_to_bf16x8(w, out);
-    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c), out[0], out[1], out[2], out[3]);
-    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * c + 1), out[4], out[5], out[6], out[7]);
+    } else {
+      fp8x16_to_f16x8(w, out);
+      if constexpr (kHow == Expand::kF16Scaled)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) out[e] = hmul2_f16(out[e], f);
+    }
+    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * cc), out[0], out[1], out[2], out[3]);
+    st_shared_v4(dst + sw128_offset<kBN>(r, 2 * cc + 1), out[4], out[5], out[6], out[7]);
   }
 }
 
-// FP8 KV: the whole producer warpgroup (ptid 0..127, one key of each tile per thread). Thread 0
-// issues the TMA copies: Q, and each tile's K and V bytes into the staging tiles, the next tile's
-// as soon as everyone has expanded this one. Every thread expands its share, fences its writes
-// for the async proxy (wgmma), and stores its key's scales; after the warpgroup's barrier thread
+// The least power of two >= x, and at least 2^-126 (so its inverse is finite).
+__device__ __forceinline__ float pow2_at_least(float x) {
+  if (!(x > 0x1p-126f)) return 0x1p-126f;
+  uint32_t b = __float_as_uint(x);
+  if (b & 0x7FFFFFu) b = (b & 0x7F800000u) + 0x800000u;
+  return __uint_as_float(b);
+}
+
+// FP8 KV: the whole producer warpgroup (ptid 0..127, key ptid of each tile). Thread 0 issues
+// the TMA copies: Q, and each tile's K and V bytes into the staging tiles, the next tile's as soon
+// as everyone has expanded this one. Per tile the warpgroup first finds its largest and smallest
+// nonzero V scale (TileScales), then each thread expands its key's K and V rows, stores its K
+// scale, fences its writes for the async proxy (wgmma), and after the warpgroup's barrier thread
 // 0 marks the stage full.
 template <int D>
 __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMaps& maps,
                                              const Smem<D, true>& sm, const Block& b, int ptid) {
   constexpr int kS = Smem<D, true>::kS;
   constexpr uint32_t kStaged = kBN * D;
+  const int lane = ptid & 31;
   const auto stage_tile = [&](const CUtensorMap* map, uint32_t dst, uint32_t bar, int t) {
     mbar_expect_tx(bar, kStaged);
     tma_load_3d(dst, map, 0, b.kvh, t * kBN, bar);
@@ -194,20 +238,53 @@ __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMa
                : 0.0f;
   };
   float ks = scale_of(k_scale, 0), vs = scale_of(v_scale, 0);
+  float c_v = 0x1p-126f;  // the largest V tile's power of two so far
   for (int t = 0; t < b.n_tiles; ++t) {
     const int s = t % kS;
     const uint32_t parity = ((t / kS) - 1) & 1;  // the release of this stage's last use
     const float ks_next = scale_of(k_scale, t + 1), vs_next = scale_of(v_scale, t + 1);
 
-    // One half of the tile (K or V): its staged bytes into ring stage s, its key's scale beside
-    // them; then the stage is full and the staging tile takes the next tile's bytes.
-    const auto expand = [&](auto f16, const CUtensorMap* map, uint32_t staged, uint32_t stage,
-                            uint32_t empty, uint32_t ring, uint32_t scales, float scale,
-                            uint32_t full) {
+    // The tile's statistics: each warp's, then all four (the last tile's reads of them were
+    // before the warpgroup's previous barrier).
+    float v_max = vs, v_min = vs > 0.0f ? vs : INFINITY;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      v_max = fmaxf(v_max, __shfl_xor_sync(0xffffffffu, v_max, o));
+      v_min = fminf(v_min, __shfl_xor_sync(0xffffffffu, v_min, o));
+    }
+    if (lane == 0) {
+      const uint32_t st = sm.stats(ptid >> 5);
+      st_shared_f32(st, v_max);
+      st_shared_f32(st + 4, v_min);
+    }
+    named_sync(kProducerBar, 128);
+#pragma unroll
+    for (int w = 0; w < kProducerWarps; ++w) {
+      const float* st = sm.template at<float>(sm.stats(w));
+      v_max = fmaxf(v_max, st[0]), v_min = fminf(v_min, st[1]);
+    }
+    c_v = fmaxf(c_v, pow2_at_least(v_max));
+    const bool wide = v_min < c_v * 0x1p-14f;
+
+    // One half of the tile (K or V): its staged bytes into ring stage s; then the stage is full
+    // and the staging tile takes the next tile's bytes.
+    const auto expand = [&](auto is_k, const CUtensorMap* map, uint32_t staged, uint32_t stage,
+                            uint32_t empty, uint32_t ring, uint32_t full) {
       mbar_wait(staged, t & 1);
       if (t >= kS) mbar_wait(empty, parity);
-      expand_stage_sw128<D, decltype(f16)::value>(ring, stage, ptid);
-      st_shared_f32(scales + 4 * ptid, scale);
+      if constexpr (decltype(is_k)::value) {
+        expand_row_sw128<D, Expand::kF16>(ring, stage, ptid, 0);
+        st_shared_f32(sm.k_scales(s) + 4 * ptid, ks);
+        if (ptid == 0) {
+          st_shared_f32(sm.tile_scales(s), c_v);
+          st_shared_u32(sm.tile_scales(s) + 4, wide ? 1u : 0u);
+        }
+      } else if (wide) {
+        expand_row_sw128<D, Expand::kBf16>(ring, stage, ptid, 0);
+        st_shared_f32(sm.v_factors(s) + 4 * ptid, vs / c_v);
+      } else {
+        expand_row_sw128<D, Expand::kF16Scaled>(ring, stage, ptid, pack_f16(vs / c_v, vs / c_v));
+      }
       fence_proxy_async();
       named_sync(kProducerBar, 128);
       if (ptid == 0) {
@@ -216,9 +293,9 @@ __device__ __forceinline__ void producer_fp8(const AttnParams& p, const TensorMa
       }
     };
     expand(std::true_type{}, &maps.k, sm.staged_k(), sm.stage_k(), sm.empty_k(s), sm.k(s),
-           sm.k_scales(s), ks, sm.full_k(s));
+           sm.full_k(s));
     expand(std::false_type{}, &maps.v, sm.staged_v(), sm.stage_v(), sm.empty_v(s), sm.v(s),
-           sm.v_scales(s), vs, sm.full_v(s));
+           sm.full_v(s));
     ks = ks_next;
     vs = vs_next;
   }
@@ -233,6 +310,39 @@ __device__ __forceinline__ void scale_by_keys(float (&s4)[NT][4], const float2* 
   for (int j = 0; j < NT; ++j) {
     const float2 k2 = mine[4 * j];
     s4[j][0] *= k2.x, s4[j][1] *= k2.y, s4[j][2] *= k2.x, s4[j][3] *= k2.y;
+  }
+}
+
+// online_softmax (attention_common.cuh) with the running maxima kept in the exponent's units (score
+// times sc); the output accumulators also take o_ratio (their unit's change), the row sums not.
+template <int NT, int DT>
+__device__ __forceinline__ void online_softmax_exp2(float (&s)[NT][4], float (&o)[DT][4],
+                                                    RowState& st, float sc, float o_ratio) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(st.m[r], mx * sc);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+    const float alpha = ex2(st.m[r] - m_use);
+    st.m[r] = m_new;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      s[j][2 * r] = ex2(fmaf(s[j][2 * r], sc, -m_use));
+      s[j][2 * r + 1] = ex2(fmaf(s[j][2 * r + 1], sc, -m_use));
+      sum += s[j][2 * r] + s[j][2 * r + 1];
+    }
+    st.l[r] = st.l[r] * alpha + sum;
+    const float oa = alpha * o_ratio;
+#pragma unroll
+    for (int j = 0; j < DT; ++j) {
+      o[j][2 * r] *= oa;
+      o[j][2 * r + 1] *= oa;
+    }
   }
 }
 
@@ -261,7 +371,9 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
   float s[kBN / 2];
   auto& s4 = reinterpret_cast<float(&)[kNT][4]>(s);
   uint32_t pa[kBN / 16][4] = {};
-  RowState st;
+  RowState st;  // fp8: the running maxima st.m are in the exponent's units (score * scale_log2)
+  float c_v = 1.0f;      // fp8: the output's unit
+  bool pv_wide = false;  // fp8: the tile in pa went as bf16 (TileScales::wide)
 
   mbar_wait(sm.q_full(), 0);
   if constexpr (kFp8) {  // the warpgroup's 64 rows of Q to f16, in place, for S = Q K^T in f16
@@ -291,14 +403,21 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
     if (t > 0) {  // O += P(t-1) V(t-1): a k-step is 16 key rows (2048 bytes); LBO: next 64 of d
       const int sv = (t - 1) % kS;
       mbar_wait(sm.full_v(sv), ((t - 1) / kS) & 1);
+      // P and V in f16, or bf16 (the bf16 cache, and fp8's wide tiles): one branch, uniform.
+      const auto pv = [&](auto f16) {
 #pragma unroll
-      for (int kk = 0; kk < kBN / 16; ++kk) {
-        const uint64_t db = sw128_desc(sm.v(sv) + kk * 16 * 128, kBN * 128, 1024);
-        if constexpr (D == 128)
-          wgmma_rs_n128(o, pa[kk], db);
-        else
-          wgmma_rs_n64(o, pa[kk], db);
-      }
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          const uint64_t db = sw128_desc(sm.v(sv) + kk * 16 * 128, kBN * 128, 1024);
+          if constexpr (D == 128)
+            wgmma_rs_n128<decltype(f16)::value>(o, pa[kk], db);
+          else
+            wgmma_rs_n64<decltype(f16)::value>(o, pa[kk], db);
+        }
+      };
+      if (kFp8 && !pv_wide)
+        pv(std::true_type{});
+      else
+        pv(std::false_type{});
     }
     if (t < n_tiles) {  // S = Q K^T(t): a k-step is 32 bytes of a 128-byte row; SBO: next 8 rows
       const int sk = t % kS;
@@ -319,9 +438,11 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
     fence_regs(s);
     fence_regs(o);
     fence_regs(pa);
-    if constexpr (kFp8) {  // the K scales sit in the K stage: read them before releasing it
+    TileScales ts{};
+    if constexpr (kFp8) {  // the K scales and these sit in the K stage: use them before its release
       if (t < n_tiles) {
         scale_by_keys(s4, sm.template at<float2>(sm.k_scales(t % kS)), lane);
+        ts = *sm.template at<TileScales>(sm.tile_scales(t % kS));
       }
       __syncwarp();
     }
@@ -341,17 +462,34 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
           if (key > lim[e >> 1]) s4[j][e] = -INFINITY;
         }
     }
-    online_softmax<kNT, kDT>(s4, o4, st, scale_log2);
-    if constexpr (kFp8) {  // the row sums in st stay unscaled; V(t) is used by the next batch
-      mbar_wait(sm.full_v(t % kS), (t / kS) & 1);
-      scale_by_keys(s4, sm.template at<float2>(sm.v_scales(t % kS)), lane);
+    if constexpr (kFp8) {
+      // The output moves to this tile's unit c_v.
+      online_softmax_exp2<kNT, kDT>(s4, o4, st, scale_log2, c_v / ts.c_v);
+      c_v = ts.c_v;
+      pv_wide = ts.wide != 0;
+      if (pv_wide) {  // the row sums in st stay unscaled; V(t) is used by the next batch
+        mbar_wait(sm.full_v(t % kS), (t / kS) & 1);
+        scale_by_keys(s4, sm.template at<float2>(sm.v_factors(t % kS)), lane);
+      }
+    } else {
+      online_softmax<kNT, kDT>(s4, o4, st, scale_log2);
     }
+    if (kFp8 && !pv_wide) {
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      pa[kk][0] = pack_bf16(s4[2 * kk][0], s4[2 * kk][1]);
-      pa[kk][1] = pack_bf16(s4[2 * kk][2], s4[2 * kk][3]);
-      pa[kk][2] = pack_bf16(s4[2 * kk + 1][0], s4[2 * kk + 1][1]);
-      pa[kk][3] = pack_bf16(s4[2 * kk + 1][2], s4[2 * kk + 1][3]);
+      for (int kk = 0; kk < kBN / 16; ++kk) {
+        pa[kk][0] = pack_f16(s4[2 * kk][0], s4[2 * kk][1]);
+        pa[kk][1] = pack_f16(s4[2 * kk][2], s4[2 * kk][3]);
+        pa[kk][2] = pack_f16(s4[2 * kk + 1][0], s4[2 * kk + 1][1]);
+        pa[kk][3] = pack_f16(s4[2 * kk + 1][2], s4[2 * kk + 1][3]);
+      }
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < kBN / 16; ++kk) {
+        pa[kk][0] = pack_bf16(s4[2 * kk][0], s4[2 * kk][1]);
+        pa[kk][1] = pack_bf16(s4[2 * kk][2], s4[2 * kk][3]);
+        pa[kk][2] = pack_bf16(s4[2 * kk + 1][0], s4[2 * kk + 1][1]);
+        pa[kk][3] = pack_bf16(s4[2 * kk + 1][2], s4[2 * kk + 1][3]);
+      }
     }
   }
 
@@ -362,7 +500,7 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     const int row = row_lo + 8 * r;
     if (row >= p.n_q) continue;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const float inv = l > 0.0f ? (kFp8 ? c_v : 1.0f) / l : 0.0f;
     bf16* out = p.out + row * p.out_stride + static_cast<int64_t>(b.h) * D + 2 * (lane & 3);
 #pragma unroll
     for (int j = 0; j < kDT; ++j)
@@ -370,7 +508,7 @@ __device__ __forceinline__ void consumer(const AttnParams& p, float scale_log2,
           __floats2bfloat162_rn(o4[j][2 * r] * inv, o4[j][2 * r + 1] * inv);
     if (p.lse != nullptr && (lane & 3) == 0)
       p.lse[static_cast<int64_t>(row) * p.n_heads + b.h] =
-          l > 0.0f ? (st.m[r] * scale_log2 + __log2f(l)) * kLn2 : -INFINITY;
+          l > 0.0f ? ((kFp8 ? st.m[r] : st.m[r] * scale_log2) + __log2f(l)) * kLn2 : -INFINITY;
   }
 }
 
@@ -413,10 +551,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
 
-  // The fp8 producer expands tiles on all its threads, so it keeps more registers.
+  // The fp8 producer expands tiles on all its threads, so it keeps more registers (128 x 80 +
+  // 256 x 208 of the SM's 65536; fewer spill).
   if (warp >= 8) {
     if constexpr (kFp8) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n");
       producer_fp8<D>(p, maps, sm, b, tid - 256);
     } else {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
@@ -424,7 +563,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     if constexpr (kFp8)
-      asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n");
     else
       asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     consumer<D, kFp8>(p, scale_log2, sm, b, warp, lane);
