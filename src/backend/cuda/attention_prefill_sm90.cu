@@ -179,10 +179,19 @@ template <int D, Expand kHow>
 __device__ __forceinline__ void expand_row_sw128(uint32_t dst, uint32_t src, int r, uint32_t f) {
   constexpr int kChunks = D / 16;  // 16 fp8 bytes = two 8-element 16-bit chunks
   const int rot = D == 128 ? r : (r >> 2) & 1;
+  // Loads kAhead chunks ahead: the shared-memory accessors are volatile, so they keep their
+  // order, and a chunk loaded just before its use would wait out the whole latency (all 8 of
+  // d = 128 at once would spill).
+  constexpr int kAhead = 4;
+  const auto load = [&](int c) { return ld_shared_v4(src + r * D + (c + rot) % kChunks * 16); };
+  uint4 ahead[kAhead];
+#pragma unroll
+  for (int c = 0; c < kAhead; ++c) ahead[c] = load(c);
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
     const int cc = (c + rot) % kChunks;
-    const uint4 w = ld_shared_v4(src + r * D + cc * 16);
+    const uint4 w = ahead[c % kAhead];
+    if (c + kAhead < kChunks) ahead[c % kAhead] = load(c + kAhead);
     uint32_t out[8];
     if constexpr (kHow == Expand::kBf16) {
       fp8x16_to_bf16x8(w, out);
@@ -551,11 +560,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
 
-  // The fp8 producer expands tiles on all its threads, so it keeps more registers (128 x 80 +
-  // 256 x 208 of the SM's 65536; fewer spill).
+  // The fp8 producer expands tiles on all its threads, so it keeps more registers (128 x 96 +
+  // 256 x 200 of the SM's 65536; fewer spill).
   if (warp >= 8) {
     if constexpr (kFp8) {
-      asm volatile("setmaxnreg.dec.sync.aligned.u32 80;\n");
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 96;\n");
       producer_fp8<D>(p, maps, sm, b, tid - 256);
     } else {
       asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
@@ -563,7 +572,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     if constexpr (kFp8)
-      asm volatile("setmaxnreg.inc.sync.aligned.u32 208;\n");
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 200;\n");
     else
       asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
     consumer<D, kFp8>(p, scale_log2, sm, b, warp, lane);
