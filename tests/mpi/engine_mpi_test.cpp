@@ -129,10 +129,7 @@ void check_same_bits(Comm& comm, const std::vector<float>& got, const std::vecto
   check(comm, same, what + " (bitwise; rel L2 " + std::to_string(rel_l2(got, want)) + ")");
 }
 
-// regroup_exact: the model's forward pass gives the same bits for a token whatever other rows
-// share its call (fp32 weights); with quantised kernels only to within rounding.
-void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvType kv,
-                       bool regroup_exact = true) {
+void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvType kv) {
   kv_type = kv;
   const std::unique_ptr<Backend> backend = make_test_backend(comm, m);
   Backend& fwd = *backend;
@@ -196,17 +193,28 @@ void engine_invariants(Comm& comm, const Model& m, const std::string& name, KvTy
         const std::string cfg = at + "B " + std::to_string(b) + " A " + std::to_string(a) + ": ";
         const std::vector<float> one =
             run1(make(AttnMode::Star, b, a, AnchorMode::Recompute), ids, n_ctx);
+        std::vector<float> shared_one;
         for (AnchorMode am : {AnchorMode::Recompute, AnchorMode::Shared, AnchorMode::Broadcast}) {
           int64_t qrows = 0;
           const std::vector<float> many =
               runh(make(AttnMode::Star, b, a, am, 3), ids, n_ctx, &qrows);
           check_close(comm, many, one, setup.same,
                       cfg + "star on H ranks == star on 1 rank, anchor " + anchor_mode_name(am));
-          // Bitwise, except a one-token anchor: computed alone (shared, broadcast) it takes the
-          // matrix-vector path, whose sums run in another order than recompute's GEMM.
-          if (!setup.cuda && regroup_exact && am != AnchorMode::Recompute && a != 1)
-            check_same_bits(comm, run1(make(AttnMode::Star, b, a, am), ids, n_ctx), one,
-                            cfg + "anchor " + anchor_mode_name(am) + " == recompute on 1 rank");
+          // Shared and broadcast compute the anchor alone, the same products: bitwise equal.
+          // Recompute computes it in one product with each block's rows, and OpenBLAS may sum a
+          // row in another order when the product has another number of rows (its Haswell
+          // kernels do at the tiny models' shapes; a one-token anchor alone takes the
+          // matrix-vector path): equal within the tolerance.
+          if (!setup.cuda && am != AnchorMode::Recompute) {
+            const std::vector<float> alone = run1(make(AttnMode::Star, b, a, am), ids, n_ctx);
+            check_close(comm, alone, one, setup.same,
+                        cfg + "anchor " + anchor_mode_name(am) + " == recompute on 1 rank");
+            if (am == AnchorMode::Shared)
+              shared_one = alone;
+            else
+              check_same_bits(comm, alone, shared_one,
+                              cfg + "anchor " + anchor_mode_name(am) + " == shared on 1 rank");
+          }
           const int64_t want = comm.rank() == 0 ? static_cast<int64_t>(ids.size()) - n_ctx : -1;
           check(comm, qrows == want, cfg + "only rank 0 stores query KV");
         }
@@ -389,7 +397,7 @@ int main(int argc, char** argv) {
       // Q8_0 blocks kept (--weights-type native): the CPU's quantised kernels on every rank.
       engine_invariants(*comm,
                         load_model(dir + "llama32_tied/model-q8_0.gguf", WeightsType::Native),
-                        "llama32_tied Q8_0 native", KvType::Act, /*regroup_exact=*/false);
+                        "llama32_tied Q8_0 native", KvType::Act);
     }
   } catch (const Error& e) {
     comm->abort_all(e.what(), 1);

@@ -16,6 +16,8 @@
 // - a block takes 4 kv heads (2 or 1 where the heads do not come in fours), whose codes lie side
 //   by side in a row and whose scales one 16-byte copy brings: one scale request per key and
 //   block, where a block per head made one per head, a quarter of the requests L2 served;
+// - on Hopper (d = 128, 4 kv heads or more) each warp streams its own 16 keys of every tile with
+//   TMA through a ring of its own, so no warp waits for the others at every tile;
 // - both products run in f16, as E4M3 converts to f16 exactly in one instruction per pair: Q is
 //   converted once and the scores take each key's K scale in fp32; V's codes enter P V as they
 //   are and each key's V scale s rides in its probability, P' = exp2(u + log2 s - m) with the
@@ -30,7 +32,9 @@
 #include <algorithm>
 
 #include "backend/cuda/attention_common.cuh"
+#include "backend/cuda/attention_wgmma.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace starattn::cuda {
 namespace attn {
@@ -220,21 +224,42 @@ __global__ void __launch_bounds__(kThreads)
 // swizzled by swz8), then K scales [keys][heads] and V scales likewise (kBN each): 16.9 KB at
 // d = 128. Four stages and 3 blocks an SM took 0.105 ms over 128K keys on an H200, 3 stages and
 // 4 blocks 0.111.
+// With TMA (kTma) each warp has a ring of its own: per stage its 16 keys' K then V codes
+// (2 x 2 KB at d = 128, on 1024-byte boundaries, where the 128-byte swizzle the copies apply is
+// swz8's), then elsewhere their K then V scale groups (16 bytes a key: the scales of the 4 heads
+// kvh & ~3 .. + 3), and an mbarrier: 75 KB a block, 3 blocks an SM as before.
 constexpr int kStages8 = 4;
 constexpr int kFp8BlocksPerSm = 3;
-constexpr int kRowsFp8 = 8;  // query rows per block: the N of S^T = K Q^T
+constexpr int kRowsFp8 = 8;    // query rows per block: the N of S^T = K Q^T
+constexpr int kWarpKeys = 16;  // keys a warp takes of each tile: the M of S^T = K Q^T
 template <int D>
 constexpr int fp8_stage_bytes() {
   return 2 * kBN * D + 2 * kBN * 4;
 }
 template <int D>
+constexpr int tma_codes_bytes() {  // a warp's stage of K and V codes
+  return 2 * kWarpKeys * D;
+}
+constexpr int kTmaScaleBytes = 2 * kWarpKeys * 16;  // a warp's stage of K and V scale groups
+template <int D, bool kTma>
 constexpr int decode_fp8_smem_bytes() {
-  return kStages8 * fp8_stage_bytes<D>();
+  return kTma ? 1023 + kWarps * kStages8 * (tma_codes_bytes<D>() + kTmaScaleBytes + 8)
+              : kStages8 * fp8_stage_bytes<D>();
 }
 static_assert(kWarps * kRowsFp8 * 128 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
-              decode_fp8_smem_bytes<128>());
+              decode_fp8_smem_bytes<128, false>());
 static_assert(kWarps * kRowsFp8 * 64 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
-              decode_fp8_smem_bytes<64>());
+              decode_fp8_smem_bytes<64, false>());
+static_assert(kWarps * kRowsFp8 * 128 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
+              decode_fp8_smem_bytes<128, true>() - 1023);
+static_assert(3 * (decode_fp8_smem_bytes<128, true>() + 1024) <= 228 * 1024,
+              "the TMA rings must leave room for 3 blocks an SM");
+
+// kTma: the K and V codes (boxes of one head's D bytes over a warp's 16 keys) and the K and V
+// scale groups (16 bytes over 16 keys) as TMA maps.
+struct KvMaps {
+  CUtensorMap k, v, k_scales, v_scales;
+};
 static_assert(2 * kBN <= kThreads, "a thread copies one key's K or V scales a tile");
 
 // Byte offset of 16-byte chunk c of row r in an fp8 [kBN][D] tile, seen as 128-byte lines (one
@@ -312,23 +337,49 @@ __device__ __forceinline__ void store_split_partial_fp8(
 // 2c and 2c + 1. P^T reaches the B fragments of P V through one 8x8 transpose (movmatrix) per 8
 // keys. The NT row tiles of a block share each key's conversion: a short query's 9 to 32 rows
 // (NT = 2) convert every code half as often as one block per 8 rows would.
-template <int D, int NT, int HB>
+//
+// kTma (sm_90, d = 128, 4 kv heads or more): each warp streams its own 16 keys of every tile
+// (tile rows warp * 16 + 0..15, keys of one head) through its own ring: its lane 0 brings their
+// K and V codes and scale groups with 4 TMA copies onto the stage's mbarrier, and no warp waits
+// for another until the epilogue. With the tile's copies shared by the block (cp.async, below),
+// the barrier every tile took a fifth of the warps' stall cycles and the copies' addresses and
+// bounds a quarter of their instructions. TMA copies whole boxes, so the rows past the slice's
+// last key are whatever the cache holds there (a replayed step's stale rows, possibly NaN
+// codes): each warp zeroes the V codes and V scales of those keys before P V (their scores are
+// masked).
+template <int D, int NT, int HB, bool kTma>
 __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
-    decode_fp8_kernel(const AttnParams p, const Split sp, float scale_log2, float* ws_o,
-                      float* ws_lse) {
+    decode_fp8_kernel(const AttnParams p, const Split sp, const __grid_constant__ KvMaps maps,
+                      float scale_log2, float* ws_o, float* ws_lse) {
   constexpr int kChunks = D / 16;  // 16-byte chunks of a key's D bytes
   constexpr int kMT = D / 16;      // m-tiles of O^T
   constexpr int kKS = D / 16;      // k-steps of K Q^T; a thread's K word per key and k-step
   constexpr int kStage = fp8_stage_bytes<D>();
   constexpr int KT = kBN / HB;  // keys a tile
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  static_assert(!kTma || D == 128, "the TMA copies' 128-byte swizzle is swz8's at d = 128");
+  pdl_allow_dependents();  // the merge may launch now; it waits for this grid's partials
+  extern __shared__ __align__(16) unsigned char smem_raw[];  // kTma: aligned to 1024 below
+  unsigned char* smem = smem_raw;
+  if constexpr (kTma) smem += (1024 - (smem_addr(smem_raw) & 1023)) & 1023;
+#if !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
+  if constexpr (kTma) __trap();  // launched only on sm_90 devices, which run the sm_90a build
+#endif
 
   const int row0 = blockIdx.x * kRowsFp8 * NT;
   const int split = blockIdx.y;
   const int kvh0 = blockIdx.z * HB;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, c = lane & 3;
-  const int hw = warp / (kWarps / HB);  // the warp's kv head, kvh0 + hw
+  const int hw = warp / (kWarps / HB);      // the warp's kv head, kvh0 + hw
+  const int w_key = warp * kWarpKeys % KT;  // the warp's first key in a tile
+  // kTma: the warp's ring, stage s's codes at w_codes + s * tma_codes_bytes, scale groups at
+  // w_scales + s * kTmaScaleBytes, mbarrier at w_bars + 8 s.
+  unsigned char* const w_codes = smem + warp * kStages8 * tma_codes_bytes<D>();
+  unsigned char* const w_scales =
+      smem + kWarps * kStages8 * tma_codes_bytes<D>() + warp * kStages8 * kTmaScaleBytes;
+  const uint32_t w_bars =
+      smem_addr(smem + kWarps * kStages8 * (tma_codes_bytes<D>() + kTmaScaleBytes)) +
+      8 * warp * kStages8;
   const uint8_t* k = p.k8 + static_cast<int64_t>(kvh0) * D;
   const uint8_t* v = p.v8 + static_cast<int64_t>(kvh0) * D;
   const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * kvh0;
@@ -363,8 +414,8 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
 #pragma unroll
   for (int j = 0; j < kPasses; ++j)
     ld_smem[j] = swz8<D>(ld_hl * KT + ld_key + j * kPassKeys, ld_ch);
-  auto load_kv = [&](int t) {
-    unsigned char* st = smem_raw + (t % kStages8) * kStage;
+  auto load_kv = [&](int t) {  // the block's tile t, by cp.async
+    unsigned char* st = smem + (t % kStages8) * kStage;
     const int64_t base = key0 + static_cast<int64_t>(t) * KT;
     const int64_t base_off = base * p.kv_stride + ld_off;
     const int64_t left = key_end - base - ld_key;  // the thread's keys left in the slice
@@ -383,11 +434,42 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
                              valid);
     }
   };
-  // Always commit kStages8-1 groups so the wait counts below hold for any n_tiles.
+  auto load_warp = [&](int t) {  // kTma: the warp's 16 keys of tile t, by TMA
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (lane == 0) {
+      const int s = t % kStages8;
+      const uint32_t bar = w_bars + 8 * s;
+      const uint32_t codes = smem_addr(w_codes + s * tma_codes_bytes<D>());
+      const uint32_t scales = smem_addr(w_scales + s * kTmaScaleBytes);
+      const int key = static_cast<int>(key0 + static_cast<int64_t>(t) * KT + w_key);  // < 2^31
+      const int group = 16 * ((kvh0 + hw) / 4);  // byte offset of the head's scale group
+      sm90::mbar_expect_tx(bar, tma_codes_bytes<D>() + kTmaScaleBytes);
+      sm90::tma_load_3d(codes, &maps.k, 0, kvh0 + hw, key, bar);
+      sm90::tma_load_3d(codes + kWarpKeys * D, &maps.v, 0, kvh0 + hw, key, bar);
+      sm90::tma_load_2d(scales, &maps.k_scales, group, key, bar);
+      sm90::tma_load_2d(scales + kWarpKeys * 16, &maps.v_scales, group, key, bar);
+    }
+#else
+    (void)t;
+#endif
+  };
+  if constexpr (kTma) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (lane == 0) {
+      for (int s = 0; s < kStages8; ++s) sm90::mbar_init(w_bars + 8 * s, 1);
+      sm90::mbar_init_fence();
+    }
+    __syncwarp();
+#endif
+    for (int t = 0; t < kStages8 - 1; ++t)
+      if (t < n_tiles) load_warp(t);
+  } else {
+    // Always commit kStages8-1 groups so the wait counts below hold for any n_tiles.
 #pragma unroll
-  for (int t = 0; t < kStages8 - 1; ++t) {
-    if (t < n_tiles) load_kv(t);
-    cp_async_commit();
+    for (int t = 0; t < kStages8 - 1; ++t) {
+      if (t < n_tiles) load_kv(t);
+      cp_async_commit();
+    }
   }
 
   // B fragments of Q^T straight from global memory, as f16: row g of tile n, and for k-step ks
@@ -427,6 +509,25 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   const int64_t block_lim =
       p.causal ? clamp64(tok_first + p.causal_offset, -1, key_end - 1) : key_end - 1;
 
+  // Offsets from the warp's 16 rows of a stage (the same swizzle, as they begin on a line
+  // multiple of 8) of the thread's K reads (keys g, g + 8 below; D/64 chunks each) and V reads
+  // (keys 2c, 2c+1, 2c+8, 2c+9), the same in every tile. Hidden from the optimizer, which would
+  // otherwise redo their swizzle in every tile (70 instructions).
+  int k_off[2][kKS / 4], v_off[4];
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+#pragma unroll
+    for (int h = 0; h < kKS / 4; ++h) {
+      k_off[j][h] = swz8<D>(g + 8 * j, c * (kKS / 4) + h);
+      asm volatile("" : "+r"(k_off[j][h]));
+    }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int vr = 2 * c + (i & 1) + 8 * (i >> 1);
+    v_off[i] = D == 128 ? swz8<D>(vr, g) : swz8<D>(vr, g >> 1) + (g & 1) * 8;
+    asm volatile("" : "+r"(v_off[i]));
+  }
+
   float o[NT][kMT][4];
 #pragma unroll
   for (int n = 0; n < NT; ++n)
@@ -435,27 +536,59 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   RowState st[NT];  // rows 2c and 2c + 1 of each tile
 
   for (int t = 0; t < n_tiles; ++t) {
-    cp_async_wait<kStages8 - 2>();
-    __syncthreads();  // tile t has landed; everyone is done with the stage reloaded next
-    if (t + kStages8 - 1 < n_tiles) load_kv(t + kStages8 - 1);
-    cp_async_commit();
+    const int64_t n0 = key0 + static_cast<int64_t>(t) * KT;
+    const int kk = w_key + g;  // the thread's keys in the tile (S^T rows g, g + 8): kk, kk + 8
+    // The warp's 16 rows of K and V codes, and the K and V scales of its key j at ks_w[j * sstr]
+    // and vs_w[j * sstr].
+    const unsigned char* kt_w;
+    const unsigned char* vt_w;
+    const float* ks_w;
+    const float* vs_w;
+    int sstr;
+    if constexpr (kTma) {
+      __syncwarp();  // every lane is done with the stage reloaded next (read in tile t - 1)
+      if (t + kStages8 - 1 < n_tiles) load_warp(t + kStages8 - 1);
+      const int s = t % kStages8;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      sm90::mbar_wait(w_bars + 8 * s, (t / kStages8) & 1);
+#endif
+      unsigned char* const codes = w_codes + s * tma_codes_bytes<D>();
+      unsigned char* const scales = w_scales + s * kTmaScaleBytes;
+      const int64_t first = key_end - (n0 + w_key);  // the warp's keys from here are past the end
+      if (first < kWarpKeys) {
+        for (int i = lane; i < kWarpKeys * (kChunks + 1); i += 32) {
+          const int j = i / (kChunks + 1), ch = i % (kChunks + 1);
+          if (j < first) continue;
+          unsigned char* const dst = ch < kChunks ? codes + kWarpKeys * D + swz8<D>(j, ch)
+                                                  : scales + kWarpKeys * 16 + j * 16;
+          *reinterpret_cast<uint4*>(dst) = uint4{};
+        }
+        __syncwarp();
+      }
+      kt_w = codes, vt_w = codes + kWarpKeys * D;
+      ks_w = reinterpret_cast<const float*>(scales) + (kvh0 + hw) % 4;
+      vs_w = ks_w + kWarpKeys * 4;
+      sstr = 4;
+    } else {
+      cp_async_wait<kStages8 - 2>();
+      __syncthreads();  // tile t has landed; everyone is done with the stage reloaded next
+      if (t + kStages8 - 1 < n_tiles) load_kv(t + kStages8 - 1);
+      cp_async_commit();
+      const unsigned char* kt = smem + (t % kStages8) * kStage;
+      kt_w = kt + warp * kWarpKeys * D, vt_w = kt + kBN * D + warp * kWarpKeys * D;
+      ks_w = reinterpret_cast<const float*>(kt + 2 * kBN * D) + w_key * HB + hw;
+      vs_w = ks_w + kBN;
+      sstr = HB;
+    }
 
-    const unsigned char* kt = smem_raw + (t % kStages8) * kStage;
-    const unsigned char* vt = kt + kBN * D;
-    const float* ks_t = reinterpret_cast<const float*>(kt + 2 * kBN * D);
-    const float* vs_t = ks_t + kBN;
-    const int kg = warp * 16 + g;  // the thread's tile rows in S^T: kg and kg + 8
-    const int kk = kg % KT;        // their keys in the tile: kk and kk + 8
-
-    // S^T = K Q^T: A fragments are keys kg and kg + 8, the thread's D/4 bytes of each, one word
-    // per k-step.
+    // S^T = K Q^T: A fragments are the warp's keys g and g + 8, the thread's D/4 bytes of each,
+    // one word per k-step.
     uint32_t w[2][kKS];
 #pragma unroll
     for (int j = 0; j < 2; ++j)
 #pragma unroll
       for (int h = 0; h < kKS / 4; ++h) {
-        const uint4 x =
-            *reinterpret_cast<const uint4*>(kt + swz8<D>(kg + 8 * j, c * (kKS / 4) + h));
+        const uint4 x = *reinterpret_cast<const uint4*>(kt_w + k_off[j][h]);
         w[j][4 * h] = x.x, w[j][4 * h + 1] = x.y, w[j][4 * h + 2] = x.z, w[j][4 * h + 3] = x.w;
       }
     float s[NT][4] = {};
@@ -468,15 +601,13 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
     }
     // Scores in log2 units, u = q.k * scale * log2(e), each key's K scale folded in; lv: log2 of
     // its V scale (-inf for a zero row), which P' = exp2(u + lv - m) below carries instead of V.
-    const float kq_lo = ks_t[kk * HB + hw] * scale_log2,
-                kq_hi = ks_t[(kk + 8) * HB + hw] * scale_log2;
-    const float lv_lo = __log2f(vs_t[kk * HB + hw]), lv_hi = __log2f(vs_t[(kk + 8) * HB + hw]);
+    const float kq_lo = ks_w[g * sstr] * scale_log2, kq_hi = ks_w[(g + 8) * sstr] * scale_log2;
+    const float lv_lo = __log2f(vs_w[g * sstr]), lv_hi = __log2f(vs_w[(g + 8) * sstr]);
     // The running maximum m is of u + lv, so that P' <= 1 in f16; it takes lv no lower than
     // -100, which keeps p = exp2(u - m), the row sums' terms, at most 2^100 (a sum of 2^27 of
     // them stays finite) while P' stays exact. Only keys whose V rows are all under 448 * 2^-100
     // in magnitude see a maximum above 1 and so P' in f16's subnormal range.
     const float lm_lo = fmaxf(lv_lo, -100.0f), lm_hi = fmaxf(lv_hi, -100.0f);
-    const int64_t n0 = key0 + static_cast<int64_t>(t) * KT;
     uint32_t b0[NT], b1[NT];
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
@@ -511,8 +642,8 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
 #pragma unroll
           for (int i = 0; i < 2; ++i) o[n][mt][i] *= alpha[i], o[n][mt][2 + i] *= alpha[i];
       }
-      // P'^T as f16 B fragments: keys kg, kg + 8 x rows 2c, 2c+1 transposed into row g x keys
-      // 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1).
+      // P'^T as f16 B fragments: the warp's keys g, g + 8 x rows 2c, 2c+1 transposed into row g
+      // x keys 2c, 2c+1 (b0) and 2c+8, 2c+9 (b1).
       b0[n] = transpose8x8_b16(pack_f16(pv[0], pv[1]));
       b1[n] = transpose8x8_b16(pack_f16(pv[2], pv[3]));
     }
@@ -520,18 +651,16 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
     // O^T += V^T P'^T over V's codes as f16 (exact: every E4M3 value is an f16 value, one
     // conversion instruction a pair). A fragments of m-tile mt: (column, keys 2c, 2c+1) and
     // (column, keys 2c+8, 2c+9) for columns g * D/8 + 4 (mt / 2) + 2 (mt % 2) + {0 (row g), 1
-    // (row g + 8)}: kv[i] holds bytes g * D/8 .. + D/8 of key warp * 16 + 2c + {0, 1, 8, 9}[i].
+    // (row g + 8)}: kv[i] holds bytes g * D/8 .. + D/8 of the warp's key 2c + {0, 1, 8, 9}[i].
     constexpr int kWords = D / 32;
-    const int vk = warp * 16 + 2 * c;
     uint32_t kv[4][kWords];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int vr = vk + (i & 1) + 8 * (i >> 1);
       if constexpr (D == 128) {
-        const uint4 x = *reinterpret_cast<const uint4*>(vt + swz8<D>(vr, g));
+        const uint4 x = *reinterpret_cast<const uint4*>(vt_w + v_off[i]);
         kv[i][0] = x.x, kv[i][1] = x.y, kv[i][2] = x.z, kv[i][3] = x.w;
       } else {
-        const uint2 x = *reinterpret_cast<const uint2*>(vt + swz8<D>(vr, g >> 1) + (g & 1) * 8);
+        const uint2 x = *reinterpret_cast<const uint2*>(vt_w + v_off[i]);
         kv[i][0] = x.x, kv[i][1] = x.y;
       }
     }
@@ -556,22 +685,26 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
 
 #pragma unroll
   for (int n = 0; n < NT; ++n)  // each call begins with a barrier: the last one's reads are done
-    store_split_partial_fp8<D, HB>(smem_raw, o[n], st[n], sp, row0 + kRowsFp8 * n, split, kvh0,
-                                   1.0f, ws_o, ws_lse);  // m is in log2 units already
+    store_split_partial_fp8<D, HB>(smem, o[n], st[n], sp, row0 + kRowsFp8 * n, split, kvh0, 1.0f,
+                                   ws_o, ws_lse);  // m is in log2 units already
 }
 
 // A block per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum, its
-// 4 warps taking every fourth split and adding up in shared memory. A decode over blocks of
-// several kv heads has a few hundred splits for each of a few dozen rows; one warp a row would
-// wait out a memory latency per 8 splits, 4 warps a quarter as many.
+// warps taking every kMergeWarps-th split and adding up in shared memory. A decode over blocks of
+// several kv heads has a few hundred splits for each of a few dozen rows, so a block has few
+// rows to spread over the chip: each warp waits out a memory latency per 8 splits, and 16 warps
+// a row wait a sixteenth as often as one.
+constexpr int kMergeWarps = 16;
 template <int D>
-__global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, const Split sp,
-                                                           const float* ws_o, const float* ws_lse) {
+__global__ void __launch_bounds__(kMergeWarps * 32)
+    decode_merge_kernel(const AttnParams p, const Split sp, const float* ws_o,
+                        const float* ws_lse) {
   pdl_allow_dependents();       // the GEMV after this may start fetching its weights
+  pdl_wait();                   // the partials of the kernel before
   constexpr int kPer = D / 32;  // columns per lane, contiguous
-  constexpr int kMergeWarps = 4;
   __shared__ float s_acc[kMergeWarps][D];
   __shared__ float s_l[kMergeWarps];
+  static_assert(D <= kMergeWarps * 32);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t idx = blockIdx.x;
   const int kvh = static_cast<int>(idx / sp.rows), row = static_cast<int>(idx % sp.rows);
@@ -610,35 +743,28 @@ __global__ void __launch_bounds__(128) decode_merge_kernel(const AttnParams p, c
   for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
   if (lane == 0) s_l[warp] = l;
   __syncthreads();
-  if (warp != 0) return;
+  // The warps' sums, one column a thread.
+  const int col = threadIdx.x;
+  if (col >= D) return;
   l = 0.0f;
+  float sum = 0.0f;
 #pragma unroll
-  for (int w = 0; w < kMergeWarps; ++w) l += s_l[w];
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) {
-    acc[e] = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kMergeWarps; ++w) acc[e] += s_acc[w][lane * kPer + e];
-  }
+  for (int w = 0; w < kMergeWarps; ++w) l += s_l[w], sum += s_acc[w][col];
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
   const int tok = row / sp.group, head = kvh * sp.group + row % sp.group;
-  bf16* out = p.out + tok * p.out_stride + static_cast<int64_t>(head) * D + lane * kPer;
-#pragma unroll
-  for (int e = 0; e < kPer; e += 2)
-    *reinterpret_cast<__nv_bfloat162*>(out + e) =
-        __floats2bfloat162_rn(acc[e] * inv, acc[e + 1] * inv);
-  if (p.lse != nullptr && lane == 0)
+  p.out[tok * p.out_stride + static_cast<int64_t>(head) * D + col] = __float2bfloat16(sum * inv);
+  if (p.lse != nullptr && col == 0)
     p.lse[static_cast<int64_t>(tok) * p.n_heads + head] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
 // kFp8: 0 for Act rows; 1 or 2 for fp8 rows, the row tiles of 8 a block (decode_fp8_kernel's NT).
-template <int D, int kFp8, int HB = 1>
+template <int D, int kFp8, int HB = 1, bool kTma = false>
 void launch_decode(const AttnParams& p, cudaStream_t stream) {
-  constexpr int smem = kFp8 ? decode_fp8_smem_bytes<D>() : decode_smem_bytes<D>();
+  constexpr int smem = kFp8 ? decode_fp8_smem_bytes<D, kTma>() : decode_smem_bytes<D>();
   constexpr int keys_per_tile = kFp8 ? kBN / HB : kBN;
   auto* kernel = [] {
     if constexpr (kFp8 != 0)
-      return decode_fp8_kernel<D, kFp8, HB>;
+      return decode_fp8_kernel<D, kFp8, HB, kTma>;
     else
       return decode_kernel<D>;
   }();
@@ -670,7 +796,22 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
   float* ws_lse = ws_o + n_part * D;
 
   const dim3 grid(row_groups, sp.n_splits, static_cast<unsigned>(head_groups));
-  kernel<<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
+  if constexpr (kFp8) {
+    KvMaps maps{};
+    if constexpr (kTma) {
+      SA_CHECK(p.n_kv < (int64_t{1} << 31), "attention_decode: ", p.n_kv, " keys is too many");
+      maps.k = make_map(p.k8, D, p.n_kv_heads, p.n_kv, p.kv_stride, kWarpKeys, MapTile::kFp8Sw128);
+      maps.v = make_map(p.v8, D, p.n_kv_heads, p.n_kv, p.kv_stride, kWarpKeys, MapTile::kFp8Sw128);
+      const int scale_bytes = 4 * p.n_kv_heads;
+      maps.k_scales =
+          make_byte_map(p.k8 + p.kv_scale_offset, scale_bytes, p.n_kv, p.kv_stride, 16, kWarpKeys);
+      maps.v_scales =
+          make_byte_map(p.v8 + p.kv_scale_offset, scale_bytes, p.n_kv, p.kv_stride, 16, kWarpKeys);
+    }
+    kernel<<<grid, kThreads, smem, stream>>>(p, sp, maps, p.scale * kLog2e, ws_o, ws_lse);
+  } else {
+    kernel<<<grid, kThreads, smem, stream>>>(p, sp, p.scale * kLog2e, ws_o, ws_lse);
+  }
   if constexpr (kFp8) {
     SA_LAUNCHED("decode_fp8_kernel");
   } else {
@@ -680,15 +821,22 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
 }
 
 // fp8 rows: blocks of 4 kv heads where the heads come in fours (one 16-byte copy then brings a
-// key's 4 scales), else of 2 or 1.
+// key's 4 scales), else of 2 or 1; the codes by TMA on sm_90 at d = 128.
+template <int D, int NT, int HB>
+void launch_decode_fp8_heads(const AttnParams& p, cudaStream_t stream) {
+  if (D == 128 && p.n_kv > 0 && p.n_kv_heads >= 4 && device_has_wgmma())
+    launch_decode<D, NT, HB, D == 128>(p, stream);
+  else
+    launch_decode<D, NT, HB>(p, stream);
+}
 template <int D, int NT>
 void launch_decode_fp8(const AttnParams& p, cudaStream_t stream) {
   if (p.n_kv_heads % 4 == 0)
-    launch_decode<D, NT, 4>(p, stream);
+    launch_decode_fp8_heads<D, NT, 4>(p, stream);
   else if (p.n_kv_heads % 2 == 0)
-    launch_decode<D, NT, 2>(p, stream);
+    launch_decode_fp8_heads<D, NT, 2>(p, stream);
   else
-    launch_decode<D, NT, 1>(p, stream);
+    launch_decode_fp8_heads<D, NT, 1>(p, stream);
 }
 
 }  // namespace
@@ -699,7 +847,8 @@ void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const
   SA_CHECK(merge_rows <= int64_t{0x7FFFFFFF}, "merge_splits: ", merge_rows, " rows is too many");
   const auto blocks = static_cast<unsigned>(merge_rows);
   dispatch_head_dim(p.head_dim, "merge_splits", [&](auto d) {
-    decode_merge_kernel<decltype(d)::value><<<blocks, 128, 0, stream>>>(p, sp, ws_o, ws_lse);
+    launch_pdl(decode_merge_kernel<decltype(d)::value>, dim3(blocks), dim3(kMergeWarps * 32),
+               stream, p, sp, ws_o, ws_lse);
   });
   SA_LAUNCHED("decode_merge_kernel");
 }

@@ -22,10 +22,8 @@
 //   model's V rows do not reach) would lose precision in f16: it goes as bf16 codes instead, with
 //   each key's scale / c_v on its probabilities in fp32 (bf16's range holds any ratio). Q in f16
 //   limits |q| to 65504: a larger component becomes infinite and its row NaN.
-#include <cuda.h>
-#include <cudaTypedefs.h>
-
 #include "backend/cuda/attention_wgmma.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace starattn::cuda {
 namespace attn {
@@ -585,38 +583,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// A [rows, heads, head_dim] tensor as a 3-D TMA map whose box is 1 head x box_rows rows. bf16
-// (fp8 false; row stride in elements): boxes of 64 columns, landing as 128-byte-swizzled rows.
-// fp8 KV bytes (row stride in bytes): all head_dim bytes of a row, landing linear.
-CUtensorMap make_map(const void* base, int head_dim, int heads, int rows, int64_t row_stride,
-                     int box_rows, bool fp8) {
-  static const auto encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    SA_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
-                                             cudaEnableDefault, &found));
-    SA_CHECK(found == cudaDriverEntryPointSuccess && fn != nullptr,
-             "attention_prefill: the driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }();
-  CUtensorMap map{};
-  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(heads),
-                              static_cast<cuuint64_t>(rows > 0 ? rows : 1)};
-  const cuuint64_t elem = fp8 ? 1 : 2;
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim) * elem,
-                                 static_cast<cuuint64_t>(row_stride) * elem};
-  const cuuint32_t box[3] = {fp8 ? static_cast<cuuint32_t>(head_dim) : 64u, 1,
-                             static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode(
-      &map, fp8 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
-      const_cast<void*>(base), dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      fp8 ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B,
-      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  SA_CHECK(r == CUDA_SUCCESS, "attention_prefill: cuTensorMapEncodeTiled failed (", int(r), ")");
-  return map;
-}
-
 template <int D, bool kFp8>
 void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
   constexpr int smem = sm90_smem_bytes<D, kFp8>();
@@ -624,14 +590,16 @@ void launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
   SA_CUDA(cudaFuncSetAttribute(prefill_sm90_kernel<D, kFp8>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   TensorMaps maps;
-  maps.q = make_map(p.q, D, p.n_heads, p.n_q, p.q_stride, kBM, false);
+  maps.q = make_map(p.q, D, p.n_heads, p.n_q, p.q_stride, kBM, MapTile::kBf16Sw128);
   // With no keys nothing is loaded; the map only has to be valid.
   const bool kv = p.n_kv > 0;
   const void* k = kFp8 ? static_cast<const void*>(p.k8) : p.k;
   const void* v = kFp8 ? static_cast<const void*>(p.v8) : p.v;
-  const bool fp8 = kFp8 && kv;
-  maps.k = make_map(kv ? k : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, fp8);
-  maps.v = make_map(kv ? v : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, fp8);
+  const MapTile tile = kFp8 && kv ? MapTile::kFp8Linear : MapTile::kBf16Sw128;
+  maps.k =
+      make_map(kv ? k : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, tile);
+  maps.v =
+      make_map(kv ? v : p.q, D, kv ? p.n_kv_heads : 1, p.n_kv, kv ? p.kv_stride : D, kBN, tile);
   const dim3 grid((p.n_q + kBM - 1) / kBM, p.n_heads);
   prefill_sm90_kernel<D, kFp8><<<grid, kThreads, smem, stream>>>(p, maps, p.scale * kLog2e);
   SA_LAUNCHED("prefill_sm90_kernel");
