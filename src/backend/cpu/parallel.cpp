@@ -60,7 +60,7 @@ void run_items(Team& t, uint32_t g) {
   uint64_t c = t.claim.load(std::memory_order_acquire);
   for (;;) {
     const int64_t i = static_cast<int64_t>(c & 0xffffffffu);
-    if ((c >> 32) != g || i >= t.count.load(std::memory_order_relaxed)) return;
+    if ((c >> 32) != g || i >= t.count.load(std::memory_order_acquire)) return;
     if (t.claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
       ++running_items;
@@ -118,10 +118,16 @@ void parallel_for_body(int64_t count, double work, double min_work, LoopBody bod
     if (errors.error) std::rethrow_exception(errors.error);
     return;
   }
-  // The previous loop is over (every item done), so nobody reads body or count now.
+  // The previous loop is over (every item done), so nobody runs its body now. But a thread may
+  // still hold the previous loop's last claim word (g - 1, all its items taken) and compare its
+  // index with `count`: had it seen this loop's larger count there, its exchange on the old word
+  // would take an item of this loop under the old tag, which this loop hands out again (an item
+  // run twice). So the old word is closed first, and whoever sees the new count (acquire) sees
+  // the closed word too and its exchange fails.
   const uint32_t g = t->gen.load(std::memory_order_relaxed) + 1;
+  t->claim.store(uint64_t{g} << 32 | 0xffffffffu, std::memory_order_relaxed);
   t->body.store(&body, std::memory_order_relaxed);
-  t->count.store(count, std::memory_order_relaxed);
+  t->count.store(count, std::memory_order_release);
   t->done.store(0, std::memory_order_relaxed);
   t->claim.store(uint64_t{g} << 32, std::memory_order_release);
   t->gen.store(g);
