@@ -1,5 +1,6 @@
-// TMA tensor maps (sm_90) over the attention kernels' [rows, heads, head_dim] tensors: Q, and
-// the K and V of a bf16 cache or the codes of an fp8 one (attention.h).
+// TMA tensor maps (sm_90) over the attention kernels' [rows, heads, head_dim] tensors (Q, and
+// the K and V of a bf16 cache or the codes of an fp8 one) and over the fp8 rows' scales
+// (attention.h).
 #pragma once
 
 #include <cuda.h>
