@@ -4,7 +4,8 @@
 // cp.async pipeline, once for all the query rows of the GQA group (n_q * group rows, 16 a block:
 // one m16 MMA tile), each of its 4 warps taking 16 keys of every 64-key tile. The warps' softmax
 // states merge in shared memory into one partial (out fp32, lse) per split in a workspace; a
-// second kernel merges the splits and writes bf16 out and the natural-log lse.
+// second kernel (merge_splits, attention_merge.cu) merges the splits and writes bf16 out and the
+// natural-log lse.
 //
 // FP8 KV (decode_fp8_kernel): the same splits and merge; tiles of E4M3 bytes go from shared
 // memory straight into MMA fragments with no 16-bit tile in between. With few query rows per key
@@ -361,9 +362,6 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   extern __shared__ __align__(16) unsigned char smem_raw[];  // kTma: aligned to 1024 below
   unsigned char* smem = smem_raw;
   if constexpr (kTma) smem += (1024 - (smem_addr(smem_raw) & 1023)) & 1023;
-#if !(defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900)
-  if constexpr (kTma) __trap();  // launched only on sm_90 devices, which run the sm_90a build
-#endif
 
   const int row0 = blockIdx.x * kRowsFp8 * NT;
   const int split = blockIdx.y;
@@ -434,8 +432,7 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
                              valid);
     }
   };
-  auto load_warp = [&](int t) {  // kTma: the warp's 16 keys of tile t, by TMA
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  auto load_warp = [&](int t) {  // kTma: the warp's 16 keys of tile t, by TMA (sm_90)
     if (lane == 0) {
       const int s = t % kStages8;
       const uint32_t bar = w_bars + 8 * s;
@@ -449,18 +446,13 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
       sm90::tma_load_2d(scales, &maps.k_scales, group, key, bar);
       sm90::tma_load_2d(scales + kWarpKeys * 16, &maps.v_scales, group, key, bar);
     }
-#else
-    (void)t;
-#endif
   };
   if constexpr (kTma) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (lane == 0) {
       for (int s = 0; s < kStages8; ++s) sm90::mbar_init(w_bars + 8 * s, 1);
       sm90::mbar_init_fence();
     }
     __syncwarp();
-#endif
     for (int t = 0; t < kStages8 - 1; ++t)
       if (t < n_tiles) load_warp(t);
   } else {
@@ -549,9 +541,7 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
       __syncwarp();  // every lane is done with the stage reloaded next (read in tile t - 1)
       if (t + kStages8 - 1 < n_tiles) load_warp(t + kStages8 - 1);
       const int s = t % kStages8;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       sm90::mbar_wait(w_bars + 8 * s, (t / kStages8) & 1);
-#endif
       unsigned char* const codes = w_codes + s * tma_codes_bytes<D>();
       unsigned char* const scales = w_scales + s * kTmaScaleBytes;
       const int64_t first = key_end - (n0 + w_key);  // the warp's keys from here are past the end
@@ -689,74 +679,6 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
                                    ws_o, ws_lse);  // m is in log2 units already
 }
 
-// A block per (kv head, row): weights exp(lse_s - max) over the splits, then the weighted sum, its
-// warps taking every kMergeWarps-th split and adding up in shared memory. A decode over blocks of
-// several kv heads has a few hundred splits for each of a few dozen rows, so a block has few
-// rows to spread over the chip: each warp waits out a memory latency per 8 splits, and 16 warps
-// a row wait a sixteenth as often as one.
-constexpr int kMergeWarps = 16;
-template <int D>
-__global__ void __launch_bounds__(kMergeWarps * 32)
-    decode_merge_kernel(const AttnParams p, const Split sp, const float* ws_o,
-                        const float* ws_lse) {
-  pdl_allow_dependents();       // the GEMV after this may start fetching its weights
-  pdl_wait();                   // the partials of the kernel before
-  constexpr int kPer = D / 32;  // columns per lane, contiguous
-  __shared__ float s_acc[kMergeWarps][D];
-  __shared__ float s_l[kMergeWarps];
-  static_assert(D <= kMergeWarps * 32);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t idx = blockIdx.x;
-  const int kvh = static_cast<int>(idx / sp.rows), row = static_cast<int>(idx % sp.rows);
-  const float* lse_s = ws_lse + idx * sp.n_splits;
-
-  float m = -INFINITY;
-  for (int s = lane; s < sp.n_splits; s += 32) m = fmaxf(m, lse_s[s]);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-
-  float acc[kPer] = {};
-  float l = 0.0f;
-  if (m != -INFINITY) {
-    // No branch on an empty split (lse -inf, its partial unread in the sum): the loads of
-    // several splits can then be in flight at once.
-#pragma unroll 8
-    for (int s = warp; s < sp.n_splits; s += kMergeWarps) {
-      const float ls = lse_s[s];
-      const bool live = ls != -INFINITY;
-      const float w = live ? __expf(ls - m) : 0.0f;
-      l += w;
-      const float* src = ws_o + (idx * sp.n_splits + s) * D + lane * kPer;
-      float x[kPer];
-      if constexpr (kPer == 4) {
-        const float4 v = *reinterpret_cast<const float4*>(src);
-        x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
-      } else {
-        const float2 v = *reinterpret_cast<const float2*>(src);
-        x[0] = v.x, x[1] = v.y;
-      }
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) acc[e] += live ? w * x[e] : 0.0f;
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) s_acc[warp][lane * kPer + e] = acc[e];
-  if (lane == 0) s_l[warp] = l;
-  __syncthreads();
-  // The warps' sums, one column a thread.
-  const int col = threadIdx.x;
-  if (col >= D) return;
-  l = 0.0f;
-  float sum = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kMergeWarps; ++w) l += s_l[w], sum += s_acc[w][col];
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  const int tok = row / sp.group, head = kvh * sp.group + row % sp.group;
-  p.out[tok * p.out_stride + static_cast<int64_t>(head) * D + col] = __float2bfloat16(sum * inv);
-  if (p.lse != nullptr && col == 0)
-    p.lse[static_cast<int64_t>(tok) * p.n_heads + head] = l > 0.0f ? m + logf(l) : -INFINITY;
-}
-
 // kFp8: 0 for Act rows; 1 or 2 for fp8 rows, the row tiles of 8 a block (decode_fp8_kernel's NT).
 template <int D, int kFp8, int HB = 1, bool kTma = false>
 void launch_decode(const AttnParams& p, cudaStream_t stream) {
@@ -824,10 +746,13 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
 // key's 4 scales), else of 2 or 1; the codes by TMA on sm_90 at d = 128.
 template <int D, int NT, int HB>
 void launch_decode_fp8_heads(const AttnParams& p, cudaStream_t stream) {
-  if (D == 128 && p.n_kv > 0 && p.n_kv_heads >= 4 && device_has_wgmma())
-    launch_decode<D, NT, HB, D == 128>(p, stream);
-  else
-    launch_decode<D, NT, HB>(p, stream);
+  if constexpr (D == 128) {
+    if (p.n_kv > 0 && p.n_kv_heads >= 4 && device_has_wgmma()) {
+      launch_decode<D, NT, HB, true>(p, stream);
+      return;
+    }
+  }
+  launch_decode<D, NT, HB>(p, stream);
 }
 template <int D, int NT>
 void launch_decode_fp8(const AttnParams& p, cudaStream_t stream) {
@@ -840,18 +765,6 @@ void launch_decode_fp8(const AttnParams& p, cudaStream_t stream) {
 }
 
 }  // namespace
-
-void merge_splits(const AttnParams& p, const Split& sp, const float* ws_o, const float* ws_lse,
-                  cudaStream_t stream) {
-  const int64_t merge_rows = static_cast<int64_t>(p.n_kv_heads) * sp.rows;
-  SA_CHECK(merge_rows <= int64_t{0x7FFFFFFF}, "merge_splits: ", merge_rows, " rows is too many");
-  const auto blocks = static_cast<unsigned>(merge_rows);
-  dispatch_head_dim(p.head_dim, "merge_splits", [&](auto d) {
-    launch_pdl(decode_merge_kernel<decltype(d)::value>, dim3(blocks), dim3(kMergeWarps * 32),
-               stream, p, sp, ws_o, ws_lse);
-  });
-  SA_LAUNCHED("decode_merge_kernel");
-}
 
 }  // namespace attn
 
