@@ -227,10 +227,14 @@ __global__ void __launch_bounds__(kThreads)
 // 4 blocks 0.111.
 // With TMA (kTma) each warp has a ring of its own: per stage its 16 keys' K then V codes
 // (2 x 2 KB at d = 128, on 1024-byte boundaries, where the 128-byte swizzle the copies apply is
-// swz8's), then elsewhere their K then V scale groups (16 bytes a key: the scales of the 4 heads
-// kvh & ~3 .. + 3), and an mbarrier: 75 KB a block, 3 blocks an SM as before.
+// swz8's) and an mbarrier. Six stages and 2 blocks an SM (99 KB a block) took 0.088 ms over 128K
+// keys on an H200 where 4 stages and 3 blocks took 0.094 and 3 stages and 4 blocks 0.094, in the
+// same run: the deeper rings keep more of each warp's keys in flight, and a wave of 2 blocks an
+// SM makes fewer, longer splits.
 constexpr int kStages8 = 4;
 constexpr int kFp8BlocksPerSm = 3;
+constexpr int kTmaStages = 6;
+constexpr int kTmaBlocksPerSm = 2;
 constexpr int kRowsFp8 = 8;    // query rows per block: the N of S^T = K Q^T
 constexpr int kWarpKeys = 16;  // keys a warp takes of each tile: the M of S^T = K Q^T
 template <int D>
@@ -241,10 +245,9 @@ template <int D>
 constexpr int tma_codes_bytes() {  // a warp's stage of K and V codes
   return 2 * kWarpKeys * D;
 }
-constexpr int kTmaScaleBytes = 2 * kWarpKeys * 16;  // a warp's stage of K and V scale groups
 template <int D, bool kTma>
 constexpr int decode_fp8_smem_bytes() {
-  return kTma ? 1023 + kWarps * kStages8 * (tma_codes_bytes<D>() + kTmaScaleBytes + 8)
+  return kTma ? 1023 + kWarps * kTmaStages * (tma_codes_bytes<D>() + 8)
               : kStages8 * fp8_stage_bytes<D>();
 }
 static_assert(kWarps * kRowsFp8 * 128 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
@@ -253,13 +256,12 @@ static_assert(kWarps * kRowsFp8 * 64 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
               decode_fp8_smem_bytes<64, false>());
 static_assert(kWarps * kRowsFp8 * 128 * 4 + 2 * kWarps * kRowsFp8 * 4 <=
               decode_fp8_smem_bytes<128, true>() - 1023);
-static_assert(3 * (decode_fp8_smem_bytes<128, true>() + 1024) <= 228 * 1024,
-              "the TMA rings must leave room for 3 blocks an SM");
+static_assert(kTmaBlocksPerSm * (decode_fp8_smem_bytes<128, true>() + 1024) <= 228 * 1024,
+              "the TMA rings must leave room for kTmaBlocksPerSm blocks an SM");
 
-// kTma: the K and V codes (boxes of one head's D bytes over a warp's 16 keys) and the K and V
-// scale groups (16 bytes over 16 keys) as TMA maps.
+// kTma: the K and V codes as TMA maps (boxes of one head's D bytes over a warp's 16 keys).
 struct KvMaps {
-  CUtensorMap k, v, k_scales, v_scales;
+  CUtensorMap k, v;
 };
 static_assert(2 * kBN <= kThreads, "a thread copies one key's K or V scales a tile");
 
@@ -341,15 +343,21 @@ __device__ __forceinline__ void store_split_partial_fp8(
 //
 // kTma (sm_90, d = 128, 4 kv heads or more): each warp streams its own 16 keys of every tile
 // (tile rows warp * 16 + 0..15, keys of one head) through its own ring: its lane 0 brings their
-// K and V codes and scale groups with 4 TMA copies onto the stage's mbarrier, and no warp waits
-// for another until the epilogue. With the tile's copies shared by the block (cp.async, below),
-// the barrier every tile took a fifth of the warps' stall cycles and the copies' addresses and
-// bounds a quarter of their instructions. TMA copies whole boxes, so the rows past the slice's
-// last key are whatever the cache holds there (a replayed step's stale rows, possibly NaN
-// codes): each warp zeroes the V codes and V scales of those keys before P V (their scores are
-// masked).
+// K and V codes with 2 TMA copies onto the stage's mbarrier, and no warp waits for another until
+// the epilogue. With the tile's copies shared by the block (cp.async, below), the barrier every
+// tile took a fifth of the warps' stall cycles and the copies' addresses and bounds a quarter of
+// their instructions. TMA copies whole boxes, so the rows past the slice's last key are whatever
+// the cache holds there (a replayed step's stale rows, possibly NaN codes): each warp zeroes the
+// V codes of those keys before P V (their scores are masked).
+// The scales do not go through TMA: there a box of them was 16 rows of 16 bytes (the scales of
+// the 4 heads of a key), which each of the block's 4 warps copied for its one head, and the
+// V scales past the slice's end had to be zeroed too. Instead each lane loads one scale a tile, a
+// tile ahead (lanes 0-15 the K scales of the warp's 16 keys, 16-31 the V scales; 0 past the
+// end), and the MMA lanes take theirs by shuffle: 0.094 ms against 0.097 over 128K keys on an
+// H200 in the same run, with 8 KB less shared memory a block.
 template <int D, int NT, int HB, bool kTma>
-__global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
+__global__ void __launch_bounds__(kThreads,
+                                  NT == 1 ? (kTma ? kTmaBlocksPerSm : kFp8BlocksPerSm) : 2)
     decode_fp8_kernel(const AttnParams p, const Split sp, const __grid_constant__ KvMaps maps,
                       float scale_log2, float* ws_o, float* ws_lse) {
   constexpr int kChunks = D / 16;  // 16-byte chunks of a key's D bytes
@@ -370,14 +378,11 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   const int g = lane >> 2, c = lane & 3;
   const int hw = warp / (kWarps / HB);      // the warp's kv head, kvh0 + hw
   const int w_key = warp * kWarpKeys % KT;  // the warp's first key in a tile
-  // kTma: the warp's ring, stage s's codes at w_codes + s * tma_codes_bytes, scale groups at
-  // w_scales + s * kTmaScaleBytes, mbarrier at w_bars + 8 s.
-  unsigned char* const w_codes = smem + warp * kStages8 * tma_codes_bytes<D>();
-  unsigned char* const w_scales =
-      smem + kWarps * kStages8 * tma_codes_bytes<D>() + warp * kStages8 * kTmaScaleBytes;
+  // kTma: the warp's ring, stage s's codes at w_codes + s * tma_codes_bytes, mbarrier at
+  // w_bars + 8 s.
+  unsigned char* const w_codes = smem + warp * kTmaStages * tma_codes_bytes<D>();
   const uint32_t w_bars =
-      smem_addr(smem + kWarps * kStages8 * (tma_codes_bytes<D>() + kTmaScaleBytes)) +
-      8 * warp * kStages8;
+      smem_addr(smem + kWarps * kTmaStages * tma_codes_bytes<D>()) + 8 * warp * kTmaStages;
   const uint8_t* k = p.k8 + static_cast<int64_t>(kvh0) * D;
   const uint8_t* v = p.v8 + static_cast<int64_t>(kvh0) * D;
   const uint8_t* k_scale = p.k8 + p.kv_scale_offset + 4 * kvh0;
@@ -434,26 +439,33 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   };
   auto load_warp = [&](int t) {  // kTma: the warp's 16 keys of tile t, by TMA (sm_90)
     if (lane == 0) {
-      const int s = t % kStages8;
+      const int s = t % kTmaStages;
       const uint32_t bar = w_bars + 8 * s;
       const uint32_t codes = smem_addr(w_codes + s * tma_codes_bytes<D>());
-      const uint32_t scales = smem_addr(w_scales + s * kTmaScaleBytes);
       const int key = static_cast<int>(key0 + static_cast<int64_t>(t) * KT + w_key);  // < 2^31
-      const int group = 16 * ((kvh0 + hw) / 4);  // byte offset of the head's scale group
-      sm90::mbar_expect_tx(bar, tma_codes_bytes<D>() + kTmaScaleBytes);
+      sm90::mbar_expect_tx(bar, tma_codes_bytes<D>());
       sm90::tma_load_3d(codes, &maps.k, 0, kvh0 + hw, key, bar);
       sm90::tma_load_3d(codes + kWarpKeys * D, &maps.v, 0, kvh0 + hw, key, bar);
-      sm90::tma_load_2d(scales, &maps.k_scales, group, key, bar);
-      sm90::tma_load_2d(scales + kWarpKeys * 16, &maps.v_scales, group, key, bar);
     }
+  };
+  // kTma: the lane's scale of tile t, the K (lanes 0-15) or V scale of the warp's key lane % 16;
+  // 0 past the slice's end, which makes P' = 0 there.
+  const float* const lane_scales =
+      reinterpret_cast<const float*>(lane < 16 ? k_scale : v_scale) + hw;
+  auto load_scale = [&](int t) {
+    const int64_t key = key0 + static_cast<int64_t>(t) * KT + w_key + (lane & 15);
+    return t < n_tiles && key < key_end
+               ? __ldg(reinterpret_cast<const float*>(
+                     reinterpret_cast<const uint8_t*>(lane_scales) + key * p.kv_stride))
+               : 0.0f;
   };
   if constexpr (kTma) {
     if (lane == 0) {
-      for (int s = 0; s < kStages8; ++s) sm90::mbar_init(w_bars + 8 * s, 1);
+      for (int s = 0; s < kTmaStages; ++s) sm90::mbar_init(w_bars + 8 * s, 1);
       sm90::mbar_init_fence();
     }
     __syncwarp();
-    for (int t = 0; t < kStages8 - 1; ++t)
+    for (int t = 0; t < kTmaStages - 1; ++t)
       if (t < n_tiles) load_warp(t);
   } else {
     // Always commit kStages8-1 groups so the wait counts below hold for any n_tiles.
@@ -525,40 +537,38 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) o[n][mt][0] = o[n][mt][1] = o[n][mt][2] = o[n][mt][3] = 0.0f;
-  RowState st[NT];  // rows 2c and 2c + 1 of each tile
+  RowState st[NT];          // rows 2c and 2c + 1 of each tile
+  float next_scale = 0.0f;  // kTma: the lane's scale of the next tile
+  if constexpr (kTma) next_scale = load_scale(0);
 
   for (int t = 0; t < n_tiles; ++t) {
     const int64_t n0 = key0 + static_cast<int64_t>(t) * KT;
     const int kk = w_key + g;  // the thread's keys in the tile (S^T rows g, g + 8): kk, kk + 8
-    // The warp's 16 rows of K and V codes, and the K and V scales of its key j at ks_w[j * sstr]
-    // and vs_w[j * sstr].
+    // The warp's 16 rows of K and V codes, and the K and V scales of the thread's keys g, g + 8.
     const unsigned char* kt_w;
     const unsigned char* vt_w;
-    const float* ks_w;
-    const float* vs_w;
-    int sstr;
+    float k_lo, k_hi, v_lo, v_hi;
     if constexpr (kTma) {
+      const float scale = next_scale;
+      next_scale = load_scale(t + 1);
+      k_lo = __shfl_sync(0xffffffffu, scale, g), k_hi = __shfl_sync(0xffffffffu, scale, g + 8);
+      v_lo = __shfl_sync(0xffffffffu, scale, g + 16);
+      v_hi = __shfl_sync(0xffffffffu, scale, g + 24);
       __syncwarp();  // every lane is done with the stage reloaded next (read in tile t - 1)
-      if (t + kStages8 - 1 < n_tiles) load_warp(t + kStages8 - 1);
-      const int s = t % kStages8;
-      sm90::mbar_wait(w_bars + 8 * s, (t / kStages8) & 1);
+      if (t + kTmaStages - 1 < n_tiles) load_warp(t + kTmaStages - 1);
+      const int s = t % kTmaStages;
+      sm90::mbar_wait(w_bars + 8 * s, (t / kTmaStages) & 1);
       unsigned char* const codes = w_codes + s * tma_codes_bytes<D>();
-      unsigned char* const scales = w_scales + s * kTmaScaleBytes;
       const int64_t first = key_end - (n0 + w_key);  // the warp's keys from here are past the end
       if (first < kWarpKeys) {
-        for (int i = lane; i < kWarpKeys * (kChunks + 1); i += 32) {
-          const int j = i / (kChunks + 1), ch = i % (kChunks + 1);
-          if (j < first) continue;
-          unsigned char* const dst = ch < kChunks ? codes + kWarpKeys * D + swz8<D>(j, ch)
-                                                  : scales + kWarpKeys * 16 + j * 16;
-          *reinterpret_cast<uint4*>(dst) = uint4{};
+        for (int i = lane; i < kWarpKeys * kChunks; i += 32) {
+          const int j = i / kChunks;
+          if (j >= first)
+            *reinterpret_cast<uint4*>(codes + kWarpKeys * D + swz8<D>(j, i % kChunks)) = uint4{};
         }
         __syncwarp();
       }
       kt_w = codes, vt_w = codes + kWarpKeys * D;
-      ks_w = reinterpret_cast<const float*>(scales) + (kvh0 + hw) % 4;
-      vs_w = ks_w + kWarpKeys * 4;
-      sstr = 4;
     } else {
       cp_async_wait<kStages8 - 2>();
       __syncthreads();  // tile t has landed; everyone is done with the stage reloaded next
@@ -566,9 +576,9 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
       cp_async_commit();
       const unsigned char* kt = smem + (t % kStages8) * kStage;
       kt_w = kt + warp * kWarpKeys * D, vt_w = kt + kBN * D + warp * kWarpKeys * D;
-      ks_w = reinterpret_cast<const float*>(kt + 2 * kBN * D) + w_key * HB + hw;
-      vs_w = ks_w + kBN;
-      sstr = HB;
+      const float* ks_w = reinterpret_cast<const float*>(kt + 2 * kBN * D) + w_key * HB + hw;
+      k_lo = ks_w[g * HB], k_hi = ks_w[(g + 8) * HB];
+      v_lo = ks_w[kBN + g * HB], v_hi = ks_w[kBN + (g + 8) * HB];
     }
 
     // S^T = K Q^T: A fragments are the warp's keys g and g + 8, the thread's D/4 bytes of each,
@@ -591,8 +601,8 @@ __global__ void __launch_bounds__(kThreads, NT == 1 ? kFp8BlocksPerSm : 2)
     }
     // Scores in log2 units, u = q.k * scale * log2(e), each key's K scale folded in; lv: log2 of
     // its V scale (-inf for a zero row), which P' = exp2(u + lv - m) below carries instead of V.
-    const float kq_lo = ks_w[g * sstr] * scale_log2, kq_hi = ks_w[(g + 8) * sstr] * scale_log2;
-    const float lv_lo = __log2f(vs_w[g * sstr]), lv_hi = __log2f(vs_w[(g + 8) * sstr]);
+    const float kq_lo = k_lo * scale_log2, kq_hi = k_hi * scale_log2;
+    const float lv_lo = __log2f(v_lo), lv_hi = __log2f(v_hi);
     // The running maximum m is of u + lv, so that P' <= 1 in f16; it takes lv no lower than
     // -100, which keeps p = exp2(u - m), the row sums' terms, at most 2^100 (a sum of 2^27 of
     // them stays finite) while P' stays exact. Only keys whose V rows are all under 448 * 2^-100
@@ -724,11 +734,6 @@ void launch_decode(const AttnParams& p, cudaStream_t stream) {
       SA_CHECK(p.n_kv < (int64_t{1} << 31), "attention_decode: ", p.n_kv, " keys is too many");
       maps.k = make_map(p.k8, D, p.n_kv_heads, p.n_kv, p.kv_stride, kWarpKeys, MapTile::kFp8Sw128);
       maps.v = make_map(p.v8, D, p.n_kv_heads, p.n_kv, p.kv_stride, kWarpKeys, MapTile::kFp8Sw128);
-      const int scale_bytes = 4 * p.n_kv_heads;
-      maps.k_scales =
-          make_byte_map(p.k8 + p.kv_scale_offset, scale_bytes, p.n_kv, p.kv_stride, 16, kWarpKeys);
-      maps.v_scales =
-          make_byte_map(p.v8 + p.kv_scale_offset, scale_bytes, p.n_kv, p.kv_stride, 16, kWarpKeys);
     }
     kernel<<<grid, kThreads, smem, stream>>>(p, sp, maps, p.scale * kLog2e, ws_o, ws_lse);
   } else {

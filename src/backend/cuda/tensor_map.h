@@ -1,6 +1,5 @@
 // TMA tensor maps (sm_90) over the attention kernels' [rows, heads, head_dim] tensors (Q, and
-// the K and V of a bf16 cache or the codes of an fp8 one) and over the fp8 rows' scales
-// (attention.h).
+// the K and V of a bf16 cache or the codes of an fp8 one; attention.h).
 #pragma once
 
 #include <cuda.h>
@@ -19,10 +18,5 @@ enum class MapTile {
 // row_stride in elements (bf16) or bytes (fp8); rows of 0 maps one row (nothing to load).
 CUtensorMap make_map(const void* base, int head_dim, int heads, int64_t rows, int64_t row_stride,
                      int box_rows, MapTile tile);
-
-// A [rows][row_bytes] byte matrix (row stride row_stride bytes) as a 2-D map whose box is
-// box_bytes x box_rows, landing linear; columns and rows past the matrix read as zeros.
-CUtensorMap make_byte_map(const void* base, int row_bytes, int64_t rows, int64_t row_stride,
-                          int box_bytes, int box_rows);
 
 }  // namespace starattn::cuda::attn
