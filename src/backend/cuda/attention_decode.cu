@@ -449,15 +449,12 @@ __global__ void __launch_bounds__(kThreads,
     }
   };
   // kTma: the lane's scale of tile t, the K (lanes 0-15) or V scale of the warp's key lane % 16;
-  // 0 past the slice's end, which makes P' = 0 there.
-  const float* const lane_scales =
-      reinterpret_cast<const float*>(lane < 16 ? k_scale : v_scale) + hw;
+  // 0 past the slice's end (so for every t >= n_tiles), which makes P' = 0 there.
+  const uint8_t* const lane_scales = (lane < 16 ? k_scale : v_scale) + 4 * hw;
   auto load_scale = [&](int t) {
     const int64_t key = key0 + static_cast<int64_t>(t) * KT + w_key + (lane & 15);
-    return t < n_tiles && key < key_end
-               ? __ldg(reinterpret_cast<const float*>(
-                     reinterpret_cast<const uint8_t*>(lane_scales) + key * p.kv_stride))
-               : 0.0f;
+    return key < key_end ? __ldg(reinterpret_cast<const float*>(lane_scales + key * p.kv_stride))
+                         : 0.0f;
   };
   if constexpr (kTma) {
     if (lane == 0) {
