@@ -4,9 +4,11 @@
 //   decode bytes  = weights (16.06 GB) + KV (2 * 32 * N * 1024 * 2) per token
 // Ceilings measured in the same process: a cuBLAS bf16 8192^3 GEMM and a 2 GiB device copy.
 // CUDA events on the backend's stream, warm-up first, median of repeats.
-// Usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] [--out file]; `file`
-// gets "name|ms|rate|unit" lines for hf_baseline.py's side-by-side table. --weights q8_0 / q4_k
-// makes the random matrices GGUF blocks of that type (the decode bytes are then the blocks').
+// Usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] [--out file]
+//                    [--gemv-chain]
+// `file` gets "name|ms|rate|unit" lines for hf_baseline.py's side-by-side table. --weights q8_0 /
+// q4_k makes the random matrices GGUF blocks of that type (the decode bytes are then the blocks').
+// --gemv-chain measures the copy ceiling and a decode step's bf16 GEMVs alone (gemv_chain).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -231,7 +233,87 @@ void breakdown(int n, Timer& t, cudaStream_t s, double copy_tbs, GgmlType weight
   for (void* ptr : {(void*)x, (void*)w, (void*)y, (void*)acc}) SA_CUDA(cudaFree(ptr));
 }
 
-int run(int n, int steps, const char* out_path, GgmlType weights) {
+// The decode GEMVs of a whole step as they run in one: every layer's q|k|v, o (+= fp32),
+// gate|up with SwiGLU and down (+= fp32) over its own bf16 weights (15 GB, so nothing stays in
+// L2), then lm_head, recorded as one CUDA graph and replayed (the kernels chain by programmatic
+// dependent launch, as in a decode step). Each kind alone over its 32 layers too. The rate is
+// weight bytes over time, against the copy ceiling.
+void gemv_chain(Timer& t, cudaStream_t s, double copy_tbs) {
+  const ModelConfig c = llama31_8b_config();
+  const int d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.d_ffn, L = c.n_layers;
+  struct Kind {
+    const char* name;
+    int in, out, layers;
+    bool fp32, swiglu;
+    __nv_bfloat16* w;
+  };
+  Kind kinds[] = {{"q|k|v", d, q + 2 * kv, L, false, false, nullptr},
+                  {"o (+= fp32)", q, d, L, true, false, nullptr},
+                  {"gate|up + SwiGLU", d, 2 * f, L, false, true, nullptr},
+                  {"down (+= fp32)", f, d, L, true, false, nullptr},
+                  {"lm_head (fp32)", d, c.vocab_size, 1, false, false, nullptr}};
+  kinds[4].fp32 = true;
+  for (Kind& k : kinds) k.w = random_bf16(size_t{1} * k.layers * k.in * k.out, 11, s);
+  __nv_bfloat16* x = random_bf16(size_t{1} * f, 12, s);
+  __nv_bfloat16* y = random_bf16(size_t{1} * 2 * f, 13, s);
+  float* acc = nullptr;
+  SA_CUDA(cudaMalloc(&acc, size_t{4} * c.vocab_size));
+  SA_CUDA(cudaMemsetAsync(acc, 0, size_t{4} * c.vocab_size, s));
+  const auto launch = [&](const Kind& k, int layer) {
+    cuda::LinearParams p;
+    p.x = x;
+    p.x_stride = k.in;
+    p.w = k.w + size_t{1} * layer * k.in * k.out;
+    p.n = 1;
+    p.in = k.in;
+    p.out = k.out;
+    p.y_stride = k.swiglu ? k.out / 2 : k.out;
+    if (k.fp32) {
+      p.y_f32 = acc;
+      p.accumulate = k.layers > 1;
+    } else {
+      p.y_bf16 = y;
+    }
+    k.swiglu ? cuda::gemv_swiglu(p, s) : cuda::gemv(p, s);
+  };
+  const auto replayed_ms = [&](const std::function<void()>& record) {
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t ge = nullptr;
+    SA_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    record();
+    SA_CUDA(cudaStreamEndCapture(s, &g));
+    SA_CUDA(cudaGraphInstantiate(&ge, g, 0));
+    const double ms = t.median_ms([&] { SA_CUDA(cudaGraphLaunch(ge, s)); }, 3, 15);
+    SA_CUDA(cudaGraphExecDestroy(ge));
+    SA_CUDA(cudaGraphDestroy(g));
+    return ms;
+  };
+  std::printf("\n%-44s %9s %9s %-8s %8s\n", "decode GEMVs, graph-replayed", "ms", "rate", "",
+              "of copy");
+  double all_bytes = 0;
+  for (const Kind& k : kinds) {
+    const double bytes = 2.0 * k.in * k.out * k.layers;
+    all_bytes += bytes;
+    const double ms = replayed_ms([&] {
+      for (int l = 0; l < k.layers; ++l) launch(k, l);
+    });
+    std::printf("%-30s x%-2d %-10s %9.3f %9.2f %-8s %7.1f%%  (%.1f us a call)\n", k.name, k.layers,
+                "", ms, bytes / (ms * 1e-3) / 1e12, "TB/s",
+                100 * bytes / (ms * 1e-3) / 1e12 / copy_tbs, 1e3 * ms / k.layers);
+  }
+  const double ms = replayed_ms([&] {
+    for (int l = 0; l < L; ++l)
+      for (int i = 0; i < 4; ++i) launch(kinds[i], l);
+    launch(kinds[4], 0);
+  });
+  std::printf("%-44s %9.3f %9.2f %-8s %7.1f%%\n", "a step's GEMVs in order", ms,
+              all_bytes / (ms * 1e-3) / 1e12, "TB/s",
+              100 * all_bytes / (ms * 1e-3) / 1e12 / copy_tbs);
+  for (Kind& k : kinds) SA_CUDA(cudaFree(k.w));
+  for (void* ptr : {(void*)x, (void*)y, (void*)acc}) SA_CUDA(cudaFree(ptr));
+}
+
+int run(int n, int steps, const char* out_path, GgmlType weights, bool chain_only) {
   cudaDeviceProp prop{};
   SA_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, %.1f GiB\n", prop.name, prop.multiProcessorCount,
@@ -278,7 +360,14 @@ int run(int n, int steps, const char* out_path, GgmlType weights) {
     for (auto* p : {x, w, y}) SA_CUDA(cudaFree(p));
   }
   const double copy_tbs = rows[0].rate, gemm_tflops = rows[1].rate;
+  if (chain_only) {
+    std::printf("d2d copy: %.2f TB/s\n", copy_tbs);
+    gemv_chain(ts, s, copy_tbs);
+    SA_CUDA(cudaStreamDestroy(s));
+    return 0;
+  }
   breakdown(n, ts, s, copy_tbs, weights);
+  gemv_chain(ts, s, copy_tbs);
 
   CudaBackend b(llama31_8b_config(), 0, 1234, weights);
   std::printf("backend: %s, weights %.2f GB\n", b.name().c_str(), b.weight_bytes() / 1e9);
@@ -391,28 +480,41 @@ int main(int argc, char** argv) {
   int n = 32768, steps = 32;
   const char* out = nullptr;
   starattn::GgmlType weights = starattn::GgmlType::BF16;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--tokens"))
-      n = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--steps"))
-      steps = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--out"))
-      out = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "q8_0"))
-      weights = starattn::GgmlType::Q8_0;
-    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "q4_k"))
-      weights = starattn::GgmlType::Q4_K;
-    else if (!std::strcmp(argv[i], "--weights") && !std::strcmp(argv[i + 1], "bf16"))
-      weights = starattn::GgmlType::BF16;
-    else {
-      std::fprintf(stderr,
-                   "usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] "
-                   "[--out file]\n");
-      return 2;
+  bool chain_only = false;
+  bool ok = true;
+  for (int i = 1; i < argc && ok; ++i) {
+    const char* a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (!std::strcmp(a, "--gemv-chain")) {
+      chain_only = true;
+      continue;
     }
+    ok = v != nullptr;
+    if (!ok) break;
+    ++i;
+    if (!std::strcmp(a, "--tokens"))
+      n = std::atoi(v);
+    else if (!std::strcmp(a, "--steps"))
+      steps = std::atoi(v);
+    else if (!std::strcmp(a, "--out"))
+      out = v;
+    else if (!std::strcmp(a, "--weights") && !std::strcmp(v, "q8_0"))
+      weights = starattn::GgmlType::Q8_0;
+    else if (!std::strcmp(a, "--weights") && !std::strcmp(v, "q4_k"))
+      weights = starattn::GgmlType::Q4_K;
+    else if (!std::strcmp(a, "--weights") && !std::strcmp(v, "bf16"))
+      weights = starattn::GgmlType::BF16;
+    else
+      ok = false;
+  }
+  if (!ok) {
+    std::fprintf(stderr,
+                 "usage: model_bench [--tokens N] [--steps S] [--weights bf16|q8_0|q4_k] "
+                 "[--out file] [--gemv-chain]\n");
+    return 2;
   }
   try {
-    return starattn::run(n, steps, out, weights);
+    return starattn::run(n, steps, out, weights, chain_only);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "model_bench: %s\n", e.what());
     return 1;
