@@ -698,6 +698,20 @@ TEST(EvalResults, AccuracyDocComesFromTheFixture) {
   EXPECT_NE(fp8_md.find("| star B=L/4 A=B kv=int8-grid | 74.2 | 60.5 | 35.9 | 56.9 |"),
             std::string::npos)
       << fp8_md;
+  // The same four configurations run again with the kernels of 2026-12-04.
+  const std::vector<Record> rerun =
+      read_records(dir + "smollm2_gpu_fp8_50_dec04/results.jsonl", &dropped);
+  EXPECT_FALSE(dropped);
+  ASSERT_EQ(rerun.size(), 2400u);
+  const std::string rerun_md = summary_markdown(rerun);
+  EXPECT_NE(rerun_md.find("| dense | 80.8 | 66.0 | 38.1 | 61.6 |"), std::string::npos) << rerun_md;
+  EXPECT_NE(rerun_md.find("| dense kv=fp8 | 79.0 | 58.8 | 38.0 | 58.6 |"), std::string::npos)
+      << rerun_md;
+  EXPECT_NE(rerun_md.find("| star B=L/4 A=B | 73.1 | 62.1 | 36.0 | 57.1 |"), std::string::npos)
+      << rerun_md;
+  EXPECT_NE(rerun_md.find("| star B=L/4 A=B kv=fp8 | 71.5 | 57.9 | 35.1 | 54.8 |"),
+            std::string::npos)
+      << rerun_md;
 }
 
 }  // namespace
