@@ -14,12 +14,15 @@
 // CUDA events around each launch, warm-up first, median of repeats, random normal data.
 // Build: bash bench/attention/build.sh (see bench/attention/NOTES.md). Usage: attention_bench [out]
 // writes "name ms rate unit" lines to `out` for sdpa_baseline.py's side-by-side table.
+// ATTN_BENCH_DECODE_ONLY=1 runs the copy ceiling and the decode rows alone (kernel variants).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -117,6 +120,8 @@ starattn::cuda::AttnParams with_fp8_rows(starattn::cuda::AttnParams p, const bf1
 }
 
 int run(const char* out_path) {
+  const char* only = std::getenv("ATTN_BENCH_DECODE_ONLY");
+  const bool decode_only = only != nullptr && std::strcmp(only, "1") == 0;
   cudaDeviceProp prop;
   BCK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -136,7 +141,7 @@ int run(const char* out_path) {
   BCK(cudaFree(src));
   BCK(cudaFree(dst));
 
-  {  // causal prefill, 32K tokens
+  if (!decode_only) {  // causal prefill, 32K tokens
     const int n = 32768;
     bf16* q = random_bf16(static_cast<size_t>(n) * 32 * 128, 1);
     bf16* k = random_bf16(static_cast<size_t>(n) * 8 * 128, 2);
@@ -205,7 +210,7 @@ int run(const char* out_path) {
       BCK(cudaFree(ptr));
   }
 
-  {  // shared context: S sequences x 1 token over the same 128K keys, no mask
+  if (!decode_only) {  // shared context: S sequences x 1 token over the same 128K keys, no mask
     const int n_kv = 131072, max_q = 64;
     bf16* q = random_bf16(static_cast<size_t>(max_q) * 32 * 128, 9);
     bf16* k = random_bf16(static_cast<size_t>(n_kv) * 8 * 128, 10);
@@ -267,7 +272,8 @@ int run(const char* out_path) {
     }
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
-  {  // items: 32 sequences, 1 new row each, 2048 own keys each (past 2047), merged in place
+  if (!decode_only) {  // items: 32 sequences, 1 new row each, 2048 own keys each (past 2047),
+                       // merged in place
     const int n_seq = 32, own = 2048;
     bf16* q = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 13);
     bf16* k = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 14);

@@ -22,10 +22,11 @@ for f in backend/cpu/attention_cpu attention/merge backend/cpu/threads; do
   pids+=($!)
 done
 "${NV[@]}" -c "$root/src/backend/cuda/cuda_check.cpp" -o cuda_check.o & pids+=($!)
-"${NV[@]}" -c "$root/tests/cuda/attention_test.cu" -o attention_test.o & pids+=($!)
-# C++17, as CMake builds CUDA sources: cuda_test_util.h's bf16 copies warn under nvcc's C++20.
-"${NV[@]/#-std=c++20/-std=c++17}" -c "$root/tests/cuda/attention_batch_test.cu" \
-  -o attention_batch_test.o & pids+=($!)
+# The tests in C++17, as CMake builds CUDA sources: cuda_test_util.h's bf16 copies warn under
+# nvcc's C++20.
+for t in attention_test attention_batch_test; do
+  "${NV[@]/#-std=c++20/-std=c++17}" -c "$root/tests/cuda/$t.cu" -o $t.o & pids+=($!)
+done
 "${NV[@]}" -c "$root/bench/attention/attention_bench.cu" -o attention_bench.o & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
 objs=("${kernels[@]/%/.o}" cuda_check.o)

@@ -235,6 +235,10 @@ constexpr int kStages8 = 4;
 constexpr int kFp8BlocksPerSm = 3;
 constexpr int kTmaStages = 6;
 constexpr int kTmaBlocksPerSm = 2;
+// kTma: each lane loads its scale of a tile this many tiles ahead. Two tiles took 0.085-0.086 ms
+// over 128K keys where one took 0.087 (H200, alternating in one run); 4 and 7 query rows did not
+// change (0.105, 0.162). On an H100 one, two and three tiles all took 0.115-0.118 ms.
+constexpr int kScaleAhead = 2;
 constexpr int kRowsFp8 = 8;    // query rows per block: the N of S^T = K Q^T
 constexpr int kWarpKeys = 16;  // keys a warp takes of each tile: the M of S^T = K Q^T
 template <int D>
@@ -351,10 +355,10 @@ __device__ __forceinline__ void store_split_partial_fp8(
 // V codes of those keys before P V (their scores are masked).
 // The scales do not go through TMA: there a box of them was 16 rows of 16 bytes (the scales of
 // the 4 heads of a key), which each of the block's 4 warps copied for its one head, and the
-// V scales past the slice's end had to be zeroed too. Instead each lane loads one scale a tile, a
-// tile ahead (lanes 0-15 the K scales of the warp's 16 keys, 16-31 the V scales; 0 past the
-// end), and the MMA lanes take theirs by shuffle: 0.094 ms against 0.097 over 128K keys on an
-// H200 in the same run, with 8 KB less shared memory a block.
+// V scales past the slice's end had to be zeroed too. Instead each lane loads one scale a tile,
+// kScaleAhead tiles ahead (lanes 0-15 the K scales of the warp's 16 keys, 16-31 the V scales; 0
+// past the end), and the MMA lanes take theirs by shuffle: 0.094 ms against 0.097 over 128K keys on
+// an H200 in the same run, with 8 KB less shared memory a block.
 template <int D, int NT, int HB, bool kTma>
 __global__ void __launch_bounds__(kThreads,
                                   NT == 1 ? (kTma ? kTmaBlocksPerSm : kFp8BlocksPerSm) : 2)
@@ -534,9 +538,10 @@ __global__ void __launch_bounds__(kThreads,
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt) o[n][mt][0] = o[n][mt][1] = o[n][mt][2] = o[n][mt][3] = 0.0f;
-  RowState st[NT];          // rows 2c and 2c + 1 of each tile
-  float next_scale = 0.0f;  // kTma: the lane's scale of the next tile
-  if constexpr (kTma) next_scale = load_scale(0);
+  RowState st[NT];           // rows 2c and 2c + 1 of each tile
+  float ahead[kScaleAhead];  // kTma: the lane's scales of tiles t .. t + kScaleAhead - 1
+#pragma unroll
+  for (int i = 0; i < kScaleAhead; ++i) ahead[i] = kTma ? load_scale(i) : 0.0f;
 
   for (int t = 0; t < n_tiles; ++t) {
     const int64_t n0 = key0 + static_cast<int64_t>(t) * KT;
@@ -546,8 +551,10 @@ __global__ void __launch_bounds__(kThreads,
     const unsigned char* vt_w;
     float k_lo, k_hi, v_lo, v_hi;
     if constexpr (kTma) {
-      const float scale = next_scale;
-      next_scale = load_scale(t + 1);
+      const float scale = ahead[0];
+#pragma unroll
+      for (int i = 0; i + 1 < kScaleAhead; ++i) ahead[i] = ahead[i + 1];
+      ahead[kScaleAhead - 1] = load_scale(t + kScaleAhead);
       k_lo = __shfl_sync(0xffffffffu, scale, g), k_hi = __shfl_sync(0xffffffffu, scale, g + 8);
       v_lo = __shfl_sync(0xffffffffu, scale, g + 16);
       v_hi = __shfl_sync(0xffffffffu, scale, g + 24);
