@@ -272,8 +272,7 @@ int run(const char* out_path) {
     }
     for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)lse}) BCK(cudaFree(ptr));
   }
-  if (!decode_only) {  // items: 32 sequences, 1 new row each, 2048 own keys each (past 2047),
-                       // merged in place
+  if (!decode_only) {  // items: 32 sequences x 1 new row over 2048 own keys, merged in place
     const int n_seq = 32, own = 2048;
     bf16* q = random_bf16(static_cast<size_t>(n_seq) * 32 * 128, 13);
     bf16* k = random_bf16(static_cast<size_t>(n_seq) * own * 8 * 128, 14);
